@@ -1,0 +1,25 @@
+// Subcommand registration: one function per subcommand file. Each adds its
+// subcommand (and options) to `app` and, if that subcommand is chosen on the
+// command line, CLI11 calls the callback which stores the work in `action`.
+// main() runs `action` inside the common error handling (see main.cpp).
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace hpcml::jobs {
+
+/// The work of the chosen subcommand; returns the process exit code.
+using Action = std::function<int()>;
+
+void add_info(CLI::App& app, Action& action);      // info.cpp
+void add_shard(CLI::App& app, Action& action);     // shard.cpp
+void add_train(CLI::App& app, Action& action);     // train.cpp
+void add_bench(CLI::App& app, Action& action);     // bench.cpp
+void add_submit(CLI::App& app, Action& action);    // submit.cpp
+void add_sweep(CLI::App& app, Action& action);     // sweep.cpp
+
+}  // namespace hpcml::jobs
