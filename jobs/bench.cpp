@@ -1,17 +1,15 @@
-// Placeholder until the 'bench' subcommand is written.
+// `hpcml bench`: the group of benchmark subcommands (one file each).
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
-#include "hpcml/core/error.hpp"
 
 namespace hpcml::jobs {
 
 void add_bench(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("bench", "(not implemented yet)");
-  cmd->allow_extras();
-  cmd->callback([&action] {
-    action = []() -> int { HPCML_THROW(NotAvailableError, "'hpcml bench' is not implemented in this version"); };
-  });
+  auto* bench = app.add_subcommand("bench", "Benchmarks that run under mpiexec/srun");
+  bench->require_subcommand(1);
+  add_bench_allreduce(*bench, action);
+  add_bench_synthetic(*bench, action);
 }
 
 }  // namespace hpcml::jobs

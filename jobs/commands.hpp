@@ -18,8 +18,14 @@ using Action = std::function<int()>;
 void add_info(CLI::App& app, Action& action);      // info.cpp
 void add_shard(CLI::App& app, Action& action);     // shard.cpp
 void add_train(CLI::App& app, Action& action);     // train.cpp
-void add_bench(CLI::App& app, Action& action);     // bench.cpp
+void add_bench(CLI::App& app, Action& action);     // bench.cpp: the `bench` group
 void add_submit(CLI::App& app, Action& action);    // submit.cpp
 void add_sweep(CLI::App& app, Action& action);     // sweep.cpp
+void add_scale(CLI::App& app, Action& action);     // scale.cpp
+void add_report(CLI::App& app, Action& action);    // report.cpp
+
+// `hpcml bench <what>`: each adds one subcommand to the `bench` group.
+void add_bench_allreduce(CLI::App& bench, Action& action);  // bench_allreduce.cpp
+void add_bench_synthetic(CLI::App& bench, Action& action);  // bench_synthetic.cpp
 
 }  // namespace hpcml::jobs

@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
   hpcml::jobs::add_bench(app, action);
   hpcml::jobs::add_submit(app, action);
   hpcml::jobs::add_sweep(app, action);
+  hpcml::jobs::add_scale(app, action);
+  hpcml::jobs::add_report(app, action);
 
   try {
     app.parse(argc, argv);
