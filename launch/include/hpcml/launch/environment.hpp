@@ -1,0 +1,42 @@
+// Where and how this process was launched: Slurm / MPI environment detection
+// used by every command (`hpcml info` prints it). MPI-free: the caller passes
+// the numbers it got from its communicator, this adds what the environment says.
+#pragma once
+
+#include <string>
+
+namespace hpcml::launch {
+
+/// Threads per rank: `config_threads` if > 0, else SLURM_CPUS_PER_TASK, else
+/// OMP_NUM_THREADS, else 1. `source` (optional) receives where it came from.
+/// Malformed environment values are ignored with the source saying so.
+int resolve_threads(int config_threads, std::string* source = nullptr);
+
+struct RuntimeLayout {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;   // rank among the ranks on this node
+  int local_size = 1;   // ranks on this node
+  int nodes = 1;
+  int threads_per_rank = 1;
+  std::string threads_source;  // "config", "SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "default"
+  int hardware_threads = 1;    // logical CPUs this process may run on (affinity mask)
+  bool oversubscribed = false;  // local_size * threads_per_rank > hardware_threads
+  std::string hostname;
+  std::string launcher;         // "srun", "mpiexec", "singleton"
+  bool under_slurm = false;     // SLURM_JOB_ID is set
+  std::string slurm_job_id;
+  int slurm_cpus_per_task = 0;  // 0 when not set
+  int array_task_id = -1;       // SLURM_ARRAY_TASK_ID or -1
+  int restart_count = 0;        // SLURM_RESTART_COUNT
+  int gpus_on_node = 0;         // SLURM_GPUS_ON_NODE or count in CUDA_VISIBLE_DEVICES
+};
+
+/// Fills a RuntimeLayout from MPI numbers (given) and the environment.
+RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, int nodes,
+                            int config_threads);
+
+/// Multi-line human-readable description (for `hpcml info`).
+std::string describe(const RuntimeLayout& layout);
+
+}  // namespace hpcml::launch
