@@ -16,6 +16,8 @@ PACKAGES=(
   dataset-fashion-mnist
   # shard interoperability tests read shards with h5py
   python3 python3-h5py python3-numpy
+  # scaling report: PNG plots from the hand-written SVG (rsvg-convert)
+  librsvg2-bin
   # Slurm (local single-node cluster for the slurm-labelled tests) and libslurm
   slurm-wlm slurm-client slurmctld slurmd munge libslurm-dev
 )

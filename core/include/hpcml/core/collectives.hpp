@@ -9,6 +9,13 @@
 
 namespace hpcml {
 
+/// What the last gradient reduction cost, as seen by the comm layer.
+struct GradientCommStats {
+  double overlapped_s = 0;     // time reductions were in flight while backprop still computed
+  std::size_t wire_bytes = 0;  // bytes this rank sent (after compression)
+  std::size_t raw_bytes = 0;   // bytes the gradients occupy uncompressed
+};
+
 class Collectives {
  public:
   virtual ~Collectives() = default;
@@ -27,6 +34,32 @@ class Collectives {
   virtual void broadcast(std::span<float> values, int root) = 0;
   /// Gathers equal-sized blocks to rank 0 (rank-major). Other ranks get {}.
   virtual std::vector<double> gather(std::span<const double> local) = 0;
+
+  // ---- gradient reduction with overlap -------------------------------------
+  // Per step the trainer calls begin_gradients() once with every gradient
+  // buffer (same list, same order on every rank), then gradient_ready(i) as soon
+  // as backprop has finished buffer i (buffers become ready from the last layer
+  // to the first), and finish_gradients() before the optimizer update. After
+  // finish_gradients() each buffer holds its mean over ranks, bit-identical on
+  // all ranks. An implementation may start reductions inside gradient_ready()
+  // (fusion buckets, non-blocking collectives) so they overlap the rest of the
+  // backward pass. The defaults simply average everything at the end.
+  virtual void begin_gradients(const std::vector<std::span<float>>& buffers) {
+    pending_ = buffers;
+  }
+  virtual void gradient_ready(std::size_t /*index*/) {}
+  virtual void finish_gradients() {
+    average(pending_);
+    last_stats_ = {};
+    for (const auto& b : pending_) last_stats_.raw_bytes += b.size_bytes();
+    last_stats_.wire_bytes = last_stats_.raw_bytes;
+  }
+  /// Statistics of the last finish_gradients().
+  virtual GradientCommStats last_gradient_stats() const { return last_stats_; }
+
+ protected:
+  std::vector<std::span<float>> pending_;
+  GradientCommStats last_stats_;
 };
 
 }  // namespace hpcml
