@@ -1,0 +1,41 @@
+// Constructors of the concrete backends and the argument checks they share.
+// Internal to hpcml_kernels: callers go through make_backend().
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "hpcml/core/backend.hpp"
+#include "hpcml/core/error.hpp"
+
+namespace hpcml::kernels::detail {
+
+std::unique_ptr<Backend> make_reference_backend();
+std::unique_ptr<Backend> make_omp_backend(int threads);
+
+/// Rejects leading dimensions smaller than the stored row length, which would
+/// make rows overlap. Sizes of zero are valid and need no storage.
+inline void check_gemm_args(const char* backend, bool trans_a, bool trans_b, std::size_t m,
+                            std::size_t n, std::size_t k, std::size_t lda, std::size_t ldb,
+                            std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  const std::size_t a_cols = trans_a ? m : k;
+  const std::size_t b_cols = trans_b ? k : n;
+  const auto fail = [&](const char* what, std::size_t ld, std::size_t cols) {
+    HPCML_THROW(Error, std::string("backend '") + backend + "': gemm " + what + "=" +
+                           std::to_string(ld) + " is smaller than the " + std::to_string(cols) +
+                           " columns of the stored matrix (m=" + std::to_string(m) +
+                           ", n=" + std::to_string(n) + ", k=" + std::to_string(k) + ")");
+  };
+  if (k > 0 && lda < a_cols) fail("lda", lda, a_cols);
+  if (k > 0 && ldb < b_cols) fail("ldb", ldb, b_cols);
+  if (ldc < n) fail("ldc", ldc, n);
+}
+
+/// Labels must index a class; checked before any output is written so a bad
+/// batch leaves dlogits untouched.
+void check_labels(const char* backend, const std::int32_t* labels, std::size_t rows,
+                  std::size_t classes);
+
+}  // namespace hpcml::kernels::detail
