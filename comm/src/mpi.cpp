@@ -216,10 +216,14 @@ void agree(const Communicator& comm, const std::function<void()>& fn) {
     throw error;
   };
   switch (kind) {
-    case 1: raise(NotAvailableError(text, __FILE__, __LINE__));
-    case 2: raise(ConfigError(text, __FILE__, __LINE__));
-    case 3: raise(DataError(text, __FILE__, __LINE__));
-    default: raise(Error(text, __FILE__, __LINE__));
+    case 1:
+      raise(NotAvailableError(text, __FILE__, __LINE__));
+    case 2:
+      raise(ConfigError(text, __FILE__, __LINE__));
+    case 3:
+      raise(DataError(text, __FILE__, __LINE__));
+    default:
+      raise(Error(text, __FILE__, __LINE__));
   }
 }
 

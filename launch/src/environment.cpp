@@ -99,8 +99,8 @@ RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, 
 
 std::string describe(const RuntimeLayout& l) {
   std::ostringstream os;
-  os << "  launcher          " << l.launcher << (l.under_slurm ? " (inside Slurm job " + l.slurm_job_id + ")" : "")
-     << "\n";
+  os << "  launcher          " << l.launcher
+     << (l.under_slurm ? " (inside Slurm job " + l.slurm_job_id + ")" : "") << "\n";
   os << "  ranks             " << l.size << " on " << l.nodes << " node(s), " << l.local_size
      << " on this node (" << l.hostname << ")\n";
   os << "  this rank         " << l.rank << " (local rank " << l.local_rank << ")\n";

@@ -22,12 +22,12 @@ std::string mpi_error_string(int code);
 
 /// Throws hpcml::Error naming the call and MPI's message when an MPI call fails.
 /// (MPI_COMM_WORLD is switched to MPI_ERRORS_RETURN by MpiEnvironment.)
-#define HPCML_CHECK_MPI(call)                                                         \
-  do {                                                                                \
-    const int hpcml_mpi_rc_ = (call);                                                 \
-    if (hpcml_mpi_rc_ != MPI_SUCCESS)                                                 \
-      HPCML_THROW(::hpcml::Error,                                                     \
-                  std::string(#call " failed: ") + ::hpcml::comm::mpi_error_string(hpcml_mpi_rc_)); \
+#define HPCML_CHECK_MPI(call)                                                          \
+  do {                                                                                 \
+    const int hpcml_mpi_rc_ = (call);                                                  \
+    if (hpcml_mpi_rc_ != MPI_SUCCESS)                                                  \
+      HPCML_THROW(::hpcml::Error, std::string(#call " failed: ") +                     \
+                                      ::hpcml::comm::mpi_error_string(hpcml_mpi_rc_)); \
   } while (0)
 
 namespace hpcml::comm {

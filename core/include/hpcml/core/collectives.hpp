@@ -44,9 +44,7 @@ class Collectives {
   // all ranks. An implementation may start reductions inside gradient_ready()
   // (fusion buckets, non-blocking collectives) so they overlap the rest of the
   // backward pass. The defaults simply average everything at the end.
-  virtual void begin_gradients(const std::vector<std::span<float>>& buffers) {
-    pending_ = buffers;
-  }
+  virtual void begin_gradients(const std::vector<std::span<float>>& buffers) { pending_ = buffers; }
   virtual void gradient_ready(std::size_t /*index*/) {}
   virtual void finish_gradients() {
     average(pending_);

@@ -51,8 +51,9 @@ class ConfigDoc {
   /// A string that must be one of `allowed`.
   std::string get_choice(const std::string& key, const std::string& def,
                          const std::vector<std::string>& allowed);
-  std::vector<std::int64_t> get_int_list(const std::string& key, const std::vector<std::int64_t>& def,
-                                         std::int64_t min = std::numeric_limits<std::int64_t>::min());
+  std::vector<std::int64_t> get_int_list(
+      const std::string& key, const std::vector<std::int64_t>& def,
+      std::int64_t min = std::numeric_limits<std::int64_t>::min());
   std::vector<std::string> get_string_list(const std::string& key,
                                            const std::vector<std::string>& def);
   /// Dotted keys of the leaves (non-table values) under `table` ("" = whole document), sorted.

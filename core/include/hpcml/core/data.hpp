@@ -50,8 +50,8 @@ class Dataset {
 /// [s*G + r*b, s*G + (r+1)*b) of step s. Samples that do not fill a whole global
 /// batch are dropped for that epoch (a different set each epoch).
 /// Returns steps * local_batch indices. Pure function: no I/O, no MPI.
-std::vector<std::size_t> epoch_indices(std::size_t samples, std::uint64_t seed, int epoch,
-                                       int rank, int ranks, std::size_t local_batch);
+std::vector<std::size_t> epoch_indices(std::size_t samples, std::uint64_t seed, int epoch, int rank,
+                                       int ranks, std::size_t local_batch);
 
 /// Number of optimizer steps per epoch for that layout.
 std::size_t steps_per_epoch(std::size_t samples, int ranks, std::size_t local_batch);

@@ -48,7 +48,7 @@ class NotAvailableError : public Error {
 
 #define HPCML_THROW(ErrorType, message) throw ErrorType((message), __FILE__, __LINE__)
 
-#define HPCML_REQUIRE(cond, ErrorType, message) \
-  do {                                          \
+#define HPCML_REQUIRE(cond, ErrorType, message)   \
+  do {                                            \
     if (!(cond)) HPCML_THROW(ErrorType, message); \
   } while (0)

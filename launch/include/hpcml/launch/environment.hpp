@@ -15,16 +15,16 @@ int resolve_threads(int config_threads, std::string* source = nullptr);
 struct RuntimeLayout {
   int rank = 0;
   int size = 1;
-  int local_rank = 0;   // rank among the ranks on this node
-  int local_size = 1;   // ranks on this node
+  int local_rank = 0;  // rank among the ranks on this node
+  int local_size = 1;  // ranks on this node
   int nodes = 1;
   int threads_per_rank = 1;
-  std::string threads_source;  // "config", "SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "default"
-  int hardware_threads = 1;    // logical CPUs this process may run on (affinity mask)
+  std::string threads_source;   // "config", "SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "default"
+  int hardware_threads = 1;     // logical CPUs this process may run on (affinity mask)
   bool oversubscribed = false;  // local_size * threads_per_rank > hardware_threads
   std::string hostname;
-  std::string launcher;         // "srun", "mpiexec", "singleton"
-  bool under_slurm = false;     // SLURM_JOB_ID is set
+  std::string launcher;      // "srun", "mpiexec", "singleton"
+  bool under_slurm = false;  // SLURM_JOB_ID is set
   std::string slurm_job_id;
   int slurm_cpus_per_task = 0;  // 0 when not set
   int array_task_id = -1;       // SLURM_ARRAY_TASK_ID or -1

@@ -1,0 +1,62 @@
+// The typed configuration of `hpcml train`, read from a ConfigDoc.
+// docs/config-reference.md lists every key with its default and meaning.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hpcml/core/config_doc.hpp"
+
+namespace hpcml {
+
+struct TrainConfig {
+  struct Data {
+    std::string path = "data/fashion-mnist";  // directory holding manifest.json
+    std::string train_split = "train";
+    std::string test_split = "test";
+    bool verify = true;  // check every shard's checksum, NaN/Inf and labels at start
+    int prefetch = 2;    // batches read ahead by the background reader
+  } data;
+  struct Model {
+    std::vector<std::int64_t> hidden{512, 256};
+    std::string activation = "relu";
+  } model;
+  struct Optimizer {
+    double lr = 0.05;
+    double momentum = 0.9;
+    double weight_decay = 5e-4;       // L2 on weights (not biases)
+    std::string schedule = "cosine";  // constant | cosine
+    double warmup_epochs = 0.0;       // linear warmup from 0, in epochs (fractions allowed)
+  } optimizer;
+  struct Train {
+    int epochs = 10;
+    int batch_size = 128;  // per rank; global batch = batch_size * ranks
+    std::uint64_t seed = 42;
+    std::int64_t max_steps = 0;  // stop after this many optimizer steps in total (0 = no limit)
+    bool evaluate = true;        // evaluate on the test split after each epoch
+  } train;
+  struct Parallel {
+    std::string backend = "omp";  // reference | omp
+    int threads = 0;              // per rank; 0 = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, 1
+  } parallel;
+  struct Run {
+    std::string dir = "runs";
+    std::string name;               // "" = <config stem>-<UTC timestamp>[-<slurm job id>]
+    std::string progress = "auto";  // auto (only on a terminal) | always | never
+  } run;
+};
+
+/// Tables of a job config that `hpcml train` leaves to other commands.
+/// `parallel` keys other than backend/threads belong to the comm layer, which
+/// reads them itself through the same ConfigDoc.
+inline const std::vector<std::string>& non_training_tables() {
+  static const std::vector<std::string> t{"slurm", "sweep", "site", "scale"};
+  return t;
+}
+
+/// Reads and validates every training key (defaults filled in). Does not call
+/// check_unknown(): the caller does, after other layers have read their keys.
+TrainConfig read_train_config(ConfigDoc& doc);
+
+}  // namespace hpcml

@@ -1,0 +1,383 @@
+#include "hpcml/core/config_doc.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+#include "hpcml/core/error.hpp"
+
+namespace hpcml {
+
+namespace {
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : key) {
+    if (c == '.') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+std::string join_key(const std::string& prefix, const std::string& k) {
+  return prefix.empty() ? k : prefix + "." + k;
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  // collapse runs of spaces
+  std::string out;
+  for (char c : s) {
+    if (c == ' ' && !out.empty() && out.back() == ' ') continue;
+    out += c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+// First line of a toml11 error without its "[error] toml::function:" prefix.
+std::string toml_reason(const std::string& what) {
+  std::string first = what.substr(0, what.find('\n'));
+  const std::string tag = "[error] ";
+  if (first.rfind(tag, 0) == 0) first = first.substr(tag.size());
+  auto colon = first.find(": ");
+  if (first.rfind("toml::", 0) == 0 && colon != std::string::npos) first = first.substr(colon + 2);
+  return first;
+}
+
+std::string type_name(const toml::value& v) {
+  switch (v.type()) {
+    case toml::value_t::boolean:
+      return "a boolean";
+    case toml::value_t::integer:
+      return "an integer";
+    case toml::value_t::floating:
+      return "a float";
+    case toml::value_t::string:
+      return "a string";
+    case toml::value_t::array:
+      return "an array";
+    case toml::value_t::table:
+      return "a table";
+    default:
+      return "a date/time";
+  }
+}
+
+std::string render(const toml::value& v) {
+  if (v.is_table()) return "a table";
+  std::ostringstream os;
+  os << v;
+  return one_line(os.str());
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+struct ConfigDoc::Impl {
+  std::string source;
+  toml::value doc = toml::table{};
+  toml::value effective = toml::table{};
+  std::set<std::string> read;
+  std::set<std::string> overridden;
+
+  const toml::value* find(const std::string& key) const {
+    const toml::value* cur = &doc;
+    for (const auto& part : split_key(key)) {
+      if (!cur->is_table()) return nullptr;
+      const auto& t = cur->as_table();
+      auto it = t.find(part);
+      if (it == t.end()) return nullptr;
+      cur = &it->second;
+    }
+    return cur;
+  }
+
+  // Walks/creates tables down to the parent of `key` in `root`; returns the parent table.
+  toml::table* parent_table(toml::value& root, const std::string& key, std::string* leaf,
+                            std::string* blocking) {
+    auto parts = split_key(key);
+    toml::value* cur = &root;
+    std::string path;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      path = join_key(path, parts[i]);
+      auto& t = cur->as_table();
+      auto it = t.find(parts[i]);
+      if (it == t.end()) it = t.emplace(parts[i], toml::table{}).first;
+      if (!it->second.is_table()) {
+        if (blocking) *blocking = path;
+        return nullptr;
+      }
+      cur = &it->second;
+    }
+    *leaf = parts.back();
+    return &cur->as_table();
+  }
+
+  void record(const std::string& key, const toml::value& v) {
+    read.insert(key);
+    std::string leaf;
+    if (auto* t = parent_table(effective, key, &leaf, nullptr)) (*t)[leaf] = v;
+  }
+
+  void collect_leaves(const toml::value& v, const std::string& prefix,
+                      std::vector<std::string>& out) const {
+    if (v.is_table()) {
+      for (const auto& [k, child] : v.as_table()) collect_leaves(child, join_key(prefix, k), out);
+    } else {
+      out.push_back(prefix);
+    }
+  }
+};
+
+ConfigDoc::ConfigDoc() : impl_(std::make_unique<Impl>()) {}
+ConfigDoc::~ConfigDoc() = default;
+ConfigDoc::ConfigDoc(ConfigDoc&&) noexcept = default;
+ConfigDoc& ConfigDoc::operator=(ConfigDoc&&) noexcept = default;
+ConfigDoc::ConfigDoc(const ConfigDoc& o) : impl_(std::make_unique<Impl>(*o.impl_)) {}
+ConfigDoc& ConfigDoc::operator=(const ConfigDoc& o) {
+  if (this != &o) impl_ = std::make_unique<Impl>(*o.impl_);
+  return *this;
+}
+
+ConfigDoc ConfigDoc::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) HPCML_THROW(ConfigError, path + ": cannot open config file (missing or unreadable)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+ConfigDoc ConfigDoc::parse(const std::string& text, const std::string& name) {
+  ConfigDoc d;
+  d.impl_->source = name;
+  std::istringstream is(text);
+  try {
+    d.impl_->doc = toml::parse(is, name);
+  } catch (const toml::syntax_error& e) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(e.location().line()) +
+                                 ": TOML syntax error: " + toml_reason(e.what()));
+  } catch (const std::exception& e) {
+    HPCML_THROW(ConfigError, name + ": cannot parse TOML: " + toml_reason(e.what()));
+  }
+  return d;
+}
+
+void ConfigDoc::set(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    HPCML_THROW(ConfigError, "--set " + assignment + ": expected KEY=VALUE (e.g. train.epochs=3)");
+  }
+  std::string key = assignment.substr(0, eq);
+  std::string text = assignment.substr(eq + 1);
+  for (const auto& part : split_key(key)) {
+    if (part.empty()) HPCML_THROW(ConfigError, "--set " + assignment + ": empty key component");
+  }
+  toml::value value;
+  try {
+    std::istringstream is("v = " + text);
+    value = toml::parse(is, "--set").as_table().at("v");
+  } catch (const std::exception&) {
+    value = toml::value(text);  // bare word: a string
+  }
+  std::string leaf, blocking;
+  toml::table* t = impl_->parent_table(impl_->doc, key, &leaf, &blocking);
+  if (!t) {
+    HPCML_THROW(ConfigError,
+                "--set " + assignment + ": '" + blocking + "' is a value, not a table");
+  }
+  (*t)[leaf] = value;
+  impl_->overridden.insert(key);
+}
+
+bool ConfigDoc::has(const std::string& key) const { return impl_->find(key) != nullptr; }
+
+void ConfigDoc::fail(const std::string& key, const std::string& what) const {
+  if (impl_->overridden.count(key)) HPCML_THROW(ConfigError, "--set " + key + ": " + what);
+  HPCML_THROW(ConfigError, impl_->source + ": key '" + key + "': " + what);
+}
+
+std::int64_t ConfigDoc::get_int(const std::string& key, std::int64_t def, std::int64_t min,
+                                std::int64_t max) {
+  const toml::value* v = impl_->find(key);
+  std::int64_t x = def;
+  if (v) {
+    if (!v->is_integer()) fail(key, "expected an integer, got " + type_name(*v) + " " + render(*v));
+    x = v->as_integer();
+  }
+  if (x < min || x > max) {
+    std::string range = max == std::numeric_limits<std::int64_t>::max()
+                            ? ">= " + std::to_string(min)
+                            : "in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    fail(key, "expected an integer " + range + ", got " + std::to_string(x));
+  }
+  impl_->record(key, toml::value(x));
+  return x;
+}
+
+double ConfigDoc::get_double(const std::string& key, double def, double min, double max) {
+  const toml::value* v = impl_->find(key);
+  double x = def;
+  if (v) {
+    if (v->is_floating()) {
+      x = v->as_floating();
+    } else if (v->is_integer()) {
+      x = static_cast<double>(v->as_integer());
+    } else {
+      fail(key, "expected a number, got " + type_name(*v) + " " + render(*v));
+    }
+  }
+  if (!std::isfinite(x)) fail(key, "expected a finite number, got " + render(toml::value(x)));
+  if (x < min || x > max) {
+    std::ostringstream os;
+    os << "expected a number in [" << min << ", " << max << "], got " << x;
+    fail(key, os.str());
+  }
+  impl_->record(key, toml::value(x));
+  return x;
+}
+
+bool ConfigDoc::get_bool(const std::string& key, bool def) {
+  const toml::value* v = impl_->find(key);
+  bool x = def;
+  if (v) {
+    if (!v->is_boolean())
+      fail(key, "expected true or false, got " + type_name(*v) + " " + render(*v));
+    x = v->as_boolean();
+  }
+  impl_->record(key, toml::value(x));
+  return x;
+}
+
+std::string ConfigDoc::get_string(const std::string& key, const std::string& def) {
+  const toml::value* v = impl_->find(key);
+  std::string x = def;
+  if (v) {
+    if (!v->is_string()) fail(key, "expected a string, got " + type_name(*v) + " " + render(*v));
+    x = v->as_string().str;
+  }
+  impl_->record(key, toml::value(x));
+  return x;
+}
+
+std::string ConfigDoc::get_choice(const std::string& key, const std::string& def,
+                                  const std::vector<std::string>& allowed) {
+  std::string x = get_string(key, def);
+  if (std::find(allowed.begin(), allowed.end(), x) == allowed.end()) {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("'" + a + "'");
+    fail(key, "expected one of " + list + ", got '" + x + "'");
+  }
+  return x;
+}
+
+std::vector<std::int64_t> ConfigDoc::get_int_list(const std::string& key,
+                                                  const std::vector<std::int64_t>& def,
+                                                  std::int64_t min) {
+  const toml::value* v = impl_->find(key);
+  std::vector<std::int64_t> x = def;
+  if (v) {
+    if (!v->is_array()) fail(key, "expected an array of integers, got " + type_name(*v));
+    x.clear();
+    for (const auto& e : v->as_array()) {
+      if (!e.is_integer()) fail(key, "expected an array of integers, found " + type_name(e));
+      x.push_back(e.as_integer());
+    }
+  }
+  for (auto e : x) {
+    if (e < min)
+      fail(key, "expected integers >= " + std::to_string(min) + ", got " + std::to_string(e));
+  }
+  toml::array arr;
+  for (auto e : x) arr.push_back(toml::value(e));
+  impl_->record(key, toml::value(arr));
+  return x;
+}
+
+std::vector<std::string> ConfigDoc::get_string_list(const std::string& key,
+                                                    const std::vector<std::string>& def) {
+  const toml::value* v = impl_->find(key);
+  std::vector<std::string> x = def;
+  if (v) {
+    if (!v->is_array()) fail(key, "expected an array of strings, got " + type_name(*v));
+    x.clear();
+    for (const auto& e : v->as_array()) {
+      if (!e.is_string()) fail(key, "expected an array of strings, found " + type_name(e));
+      x.push_back(e.as_string().str);
+    }
+  }
+  toml::array arr;
+  for (const auto& e : x) arr.push_back(toml::value(e));
+  impl_->record(key, toml::value(arr));
+  return x;
+}
+
+std::vector<std::string> ConfigDoc::leaf_keys(const std::string& table) const {
+  std::vector<std::string> out;
+  const toml::value* start = table.empty() ? &impl_->doc : impl_->find(table);
+  if (start) impl_->collect_leaves(*start, table, out);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<std::string> ConfigDoc::raw(const std::string& key) const {
+  const toml::value* v = impl_->find(key);
+  if (!v) return std::nullopt;
+  std::ostringstream os;
+  os << *v;
+  return one_line(os.str());
+}
+
+void ConfigDoc::check_unknown(const std::vector<std::string>& skip_tables) const {
+  for (const auto& key : leaf_keys()) {
+    if (impl_->read.count(key)) continue;
+    bool skipped = false;
+    for (const auto& t : skip_tables) {
+      if (key == t || key.rfind(t + ".", 0) == 0) skipped = true;
+    }
+    if (skipped) continue;
+    std::string best;
+    std::size_t best_d = 3;
+    for (const auto& known : impl_->read) {
+      std::size_t d = edit_distance(key, known);
+      if (d < best_d) {
+        best_d = d;
+        best = known;
+      }
+    }
+    fail(key, best.empty() ? "unknown key" : "unknown key (did you mean '" + best + "'?)");
+  }
+}
+
+std::string ConfigDoc::effective_toml() const {
+  std::ostringstream os;
+  os << impl_->effective;
+  return os.str();
+}
+
+const std::string& ConfigDoc::source() const { return impl_->source; }
+
+}  // namespace hpcml
