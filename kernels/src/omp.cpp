@@ -80,7 +80,7 @@ class OmpBackend final : public Backend {
   }
 
   void add_bias(float* y, const float* bias, std::size_t rows, std::size_t cols) override {
-    const bool par = rows > 1 && rows * cols >= kMinParallelElements;
+    [[maybe_unused]] const bool par = rows > 1 && rows * cols >= kMinParallelElements;
     HPCML_OMP_FOR(threads_, par)
     for (std::size_t i = 0; i < rows; ++i) {
       float* row = y + i * cols;
@@ -100,7 +100,7 @@ class OmpBackend final : public Backend {
 
   void column_sums(const float* x, std::size_t rows, std::size_t cols, float* out) override {
     const std::size_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
-    const bool par = blocks > 1 && rows * cols >= kMinParallelElements;
+    [[maybe_unused]] const bool par = blocks > 1 && rows * cols >= kMinParallelElements;
     HPCML_OMP_FOR(threads_, par)
     for (std::size_t blk = 0; blk < blocks; ++blk) {
       const std::size_t begin = blk * kColumnBlock;
@@ -122,7 +122,7 @@ class OmpBackend final : public Backend {
     // so the loss does not depend on how rows were split between threads.
     row_loss_.resize(rows);
     row_hit_.resize(rows);
-    const bool par = rows > 1 && rows * classes >= kMinParallelSoftmaxElements;
+    [[maybe_unused]] const bool par = rows > 1 && rows * classes >= kMinParallelSoftmaxElements;
     HPCML_OMP_FOR(threads_, par)
     for (std::size_t i = 0; i < rows; ++i) {
       const float* x = logits + i * classes;
