@@ -1,0 +1,110 @@
+#include <gtest/gtest.h>
+
+#include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/error.hpp"
+#include "hpcml/core/train_config.hpp"
+
+using hpcml::ConfigDoc;
+using hpcml::ConfigError;
+
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+TEST(ConfigDoc, TypedGettersAndDefaults) {
+  auto d = ConfigDoc::parse("[train]\nepochs = 3\nlr = 1\nname = \"x\"\n[model]\nhidden = [4, 5]\n",
+                            "t.toml");
+  EXPECT_EQ(d.get_int("train.epochs", 10), 3);
+  EXPECT_DOUBLE_EQ(d.get_double("train.lr", 0.5), 1.0);  // integers are accepted as numbers
+  EXPECT_EQ(d.get_string("train.name", ""), "x");
+  EXPECT_EQ(d.get_int("train.missing", 7), 7);
+  EXPECT_EQ(d.get_int_list("model.hidden", {}), (std::vector<std::int64_t>{4, 5}));
+  EXPECT_NO_THROW(d.check_unknown());
+  // Defaults show up in the effective document.
+  EXPECT_NE(d.effective_toml().find("missing = 7"), std::string::npos);
+}
+
+TEST(ConfigDoc, WrongTypeNamesFileAndKey) {
+  auto d = ConfigDoc::parse("[train]\nepochs = \"ten\"\n", "jobs/a.toml");
+  auto msg = error_of([&] { d.get_int("train.epochs", 1); });
+  EXPECT_EQ(msg, "jobs/a.toml: key 'train.epochs': expected an integer, got a string \"ten\"");
+}
+
+TEST(ConfigDoc, RangeErrors) {
+  auto d = ConfigDoc::parse("[train]\nbatch_size = 0\n", "a.toml");
+  EXPECT_EQ(error_of([&] { d.get_int("train.batch_size", 1, 1); }),
+            "a.toml: key 'train.batch_size': expected an integer >= 1, got 0");
+}
+
+TEST(ConfigDoc, UnknownKeyIsAnErrorWithSuggestion) {
+  auto d = ConfigDoc::parse("[train]\nepoch = 3\n", "a.toml");
+  d.get_int("train.epochs", 1);
+  EXPECT_EQ(error_of([&] { d.check_unknown(); }),
+            "a.toml: key 'train.epoch': unknown key (did you mean 'train.epochs'?)");
+}
+
+TEST(ConfigDoc, SkippedTablesAreNotChecked) {
+  auto d = ConfigDoc::parse("[slurm]\nnodes = 2\n[train]\nepochs = 1\n", "a.toml");
+  d.get_int("train.epochs", 1);
+  EXPECT_NO_THROW(d.check_unknown({"slurm"}));
+  EXPECT_THROW(d.check_unknown(), ConfigError);
+}
+
+TEST(ConfigDoc, SetOverridesAndCreatesKeys) {
+  auto d = ConfigDoc::parse("[train]\nepochs = 3\n", "a.toml");
+  d.set("train.epochs=5");
+  d.set("optimizer.lr=0.1");
+  d.set("model.hidden=[8,8]");
+  d.set("run.name=abc");  // bare word -> string
+  EXPECT_EQ(d.get_int("train.epochs", 1), 5);
+  EXPECT_DOUBLE_EQ(d.get_double("optimizer.lr", 1), 0.1);
+  EXPECT_EQ(d.get_int_list("model.hidden", {}), (std::vector<std::int64_t>{8, 8}));
+  EXPECT_EQ(d.get_string("run.name", ""), "abc");
+}
+
+TEST(ConfigDoc, SetErrorsSayTheyCameFromSet) {
+  auto d = ConfigDoc::parse("[train]\nepochs = 3\n", "a.toml");
+  d.set("train.epochs=-1");
+  EXPECT_EQ(error_of([&] { d.get_int("train.epochs", 1, 1); }),
+            "--set train.epochs: expected an integer >= 1, got -1");
+  EXPECT_NE(error_of([&] { d.set("novalue"); }).find("expected KEY=VALUE"), std::string::npos);
+  EXPECT_NE(error_of([&] { d.set("train.epochs.x=1"); }).find("'train.epochs' is a value"),
+            std::string::npos);
+}
+
+TEST(ConfigDoc, SyntaxAndMissingFileErrors) {
+  auto msg = error_of([] { ConfigDoc::parse("[train]\nepochs = \n", "bad.toml"); });
+  EXPECT_EQ(msg.rfind("bad.toml:2: TOML syntax error", 0), 0u) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << "error must be one line: " << msg;
+  msg = error_of([] { ConfigDoc::load("/nonexistent/x.toml"); });
+  EXPECT_EQ(msg, "/nonexistent/x.toml: cannot open config file (missing or unreadable)");
+}
+
+TEST(TrainConfig, DefaultsAndValidation) {
+  auto d = ConfigDoc::parse("", "empty.toml");
+  auto c = hpcml::read_train_config(d);
+  EXPECT_EQ(c.train.epochs, 10);
+  EXPECT_EQ(c.model.hidden, (std::vector<std::int64_t>{512, 256}));
+  EXPECT_NO_THROW(d.check_unknown());
+
+  auto bad = ConfigDoc::parse("[model]\nactivation = \"gelu\"\n", "m.toml");
+  EXPECT_EQ(error_of([&] { hpcml::read_train_config(bad); }),
+            "m.toml: key 'model.activation': expected one of 'relu', got 'gelu'");
+  auto zero = ConfigDoc::parse("[train]\nbatch_size = 0\n", "z.toml");
+  EXPECT_EQ(error_of([&] { hpcml::read_train_config(zero); }),
+            "z.toml: key 'train.batch_size': expected an integer in [1, 16777216], got 0");
+  auto lr = ConfigDoc::parse("[optimizer]\nlr = 0.0\n", "l.toml");
+  EXPECT_NE(error_of([&] { hpcml::read_train_config(lr); }).find("optimizer.lr"),
+            std::string::npos);
+  auto name = ConfigDoc::parse("[run]\nname = \"../x\"\n", "n.toml");
+  EXPECT_NE(error_of([&] { hpcml::read_train_config(name); }).find("run.name"), std::string::npos);
+}
