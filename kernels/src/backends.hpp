@@ -12,7 +12,14 @@
 namespace hpcml::kernels::detail {
 
 std::unique_ptr<Backend> make_reference_backend();
-std::unique_ptr<Backend> make_omp_backend(int threads);
+/// Who runs a GEMM's threads in the omp backend. `panels` (the default): OpenBLAS
+/// is set to one thread and OpenMP threads each multiply one panel of C.
+/// `openblas`: OpenBLAS's own pthreads pool with `threads` threads (kept to
+/// measure the two side by side; the only mode when built without OpenMP).
+enum class GemmThreading { panels, openblas };
+
+std::unique_ptr<Backend> make_omp_backend(int threads,
+                                          GemmThreading gemm_threading = GemmThreading::panels);
 
 /// Rejects leading dimensions smaller than the stored row length, which would
 /// make rows overlap. Sizes of zero are valid and need no storage.

@@ -2,15 +2,24 @@
 // OpenMP `parallel for` with a static schedule over rows, columns or
 // elements. Each output element is produced by exactly one thread with the
 // same arithmetic in the same order whatever the schedule, so results depend
-// only on the inputs (and, for GEMM, on the OpenBLAS thread count).
+// only on the inputs (and, for GEMM, on the thread count).
+//
+// Thread model: one pool. Debian's OpenBLAS is the pthreads build, whose
+// worker threads spin for a while after each call; alternating its pool with
+// OpenMP's on the same cores measured 10-25x slower for a GEMM followed by
+// elementwise kernels (docs/kernels.md). So by default OpenBLAS is set to one
+// thread and the omp backend splits a large GEMM into `threads` column (or
+// row) panels, one single-threaded cblas_sgemm per OpenMP thread.
 #include <cblas.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends.hpp"
@@ -33,7 +42,13 @@ namespace {
 // for how they were chosen). Elementwise kernels touch ~8-12 bytes per element.
 constexpr std::size_t kMinParallelElements = std::size_t{1} << 15;
 // softmax_xent does two exp() per element, ~20x the work of an add.
-constexpr std::size_t kMinParallelSoftmaxElements = std::size_t{1} << 12;
+constexpr std::size_t kMinParallelSoftmaxElements = std::size_t{1} << 10;
+// A GEMM is split between threads only above this many multiply-adds (about
+// 10 us at one core's ~100 GFLOP/s); OpenBLAS's own threshold is similar.
+constexpr std::size_t kMinParallelGemmMacs = std::size_t{1} << 20;
+// Panels are multiples of this many rows/columns so no thread gets a sliver
+// that the SIMD micro-kernel handles only through its edge code.
+constexpr std::size_t kGemmPanelAlign = 16;
 // column_sums hands each thread whole blocks of this many adjacent columns,
 // so each thread streams contiguous row segments.
 constexpr std::size_t kColumnBlock = 64;
@@ -47,8 +62,14 @@ int to_blas_int(std::size_t value, const char* what) {
 
 class OmpBackend final : public Backend {
  public:
-  explicit OmpBackend(int threads) : threads_(threads) {
-    openblas_set_num_threads(threads_);
+  OmpBackend(int threads, GemmThreading gemm_threading)
+      : threads_(threads), gemm_threading_(gemm_threading) {
+#if !(defined(HPCML_HAS_OPENMP) && defined(_OPENMP))
+    // Without OpenMP there is no second pool to collide with: let OpenBLAS thread.
+    gemm_threading_ = GemmThreading::openblas;
+#endif
+    blas_threads_wanted_ = gemm_threading_ == GemmThreading::openblas ? threads_ : 1;
+    openblas_set_num_threads(blas_threads_wanted_);
     // OpenBLAS may cap the count (at its MAX_THREADS or the CPU count); remember
     // what it settled on so sync_blas_threads() does not re-set it every call.
     blas_threads_ = openblas_get_num_threads();
@@ -67,16 +88,44 @@ class OmpBackend final : public Backend {
       scale_rows(c, m, n, ldc, beta);
       return;
     }
-    const int bm = to_blas_int(m, "m");
-    const int bn = to_blas_int(n, "n");
-    const int bk = to_blas_int(k, "k");
-    const int blda = to_blas_int(lda, "lda");
-    const int bldb = to_blas_int(ldb, "ldb");
-    const int bldc = to_blas_int(ldc, "ldc");
+    for (const auto& [value, what] :
+         {std::pair{m, "m"}, std::pair{n, "n"}, std::pair{k, "k"}, std::pair{lda, "lda"},
+          std::pair{ldb, "ldb"}, std::pair{ldc, "ldc"}})
+      to_blas_int(value, what);
     sync_blas_threads();
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, bm, bn, bk, alpha, a, blda, b, bldb, beta, c,
-                bldc);
+    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    const auto call = [&](std::size_t rows, std::size_t cols, const float* a0, const float* b0,
+                          float* c0) {
+      cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(rows), static_cast<int>(cols),
+                  static_cast<int>(k), alpha, a0, static_cast<int>(lda), b0, static_cast<int>(ldb),
+                  beta, c0, static_cast<int>(ldc));
+    };
+    // Split the longer of C's two sides into aligned panels; the partition
+    // depends only on (m, n, threads), so results are reproducible.
+    const bool split_cols = n >= m;
+    const std::size_t side = split_cols ? n : m;
+    std::size_t panel =
+        (side + static_cast<std::size_t>(threads_) - 1) / static_cast<std::size_t>(threads_);
+    panel = (panel + kGemmPanelAlign - 1) / kGemmPanelAlign * kGemmPanelAlign;
+    const std::size_t panels = (side + panel - 1) / panel;
+    if (gemm_threading_ == GemmThreading::openblas || panels < 2 ||
+        m * n * k < kMinParallelGemmMacs) {
+      call(m, n, a, b, c);
+      return;
+    }
+    HPCML_OMP_FOR(threads_, true)
+    for (std::size_t p = 0; p < panels; ++p) {
+      const std::size_t begin = p * panel;
+      const std::size_t len = std::min(panel, side - begin);
+      if (split_cols) {
+        // C[:, begin:begin+len] = op(A) * op(B)[:, begin:begin+len]
+        call(m, len, a, trans_b ? b + begin * ldb : b + begin, c + begin);
+      } else {
+        // C[begin:begin+len, :] = op(A)[begin:begin+len, :] * op(B)
+        call(len, n, trans_a ? a + begin : a + begin * lda, b, c + begin * ldc);
+      }
+    }
   }
 
   void add_bias(float* y, const float* bias, std::size_t rows, std::size_t cols) override {
@@ -171,7 +220,7 @@ class OmpBackend final : public Backend {
   // OpenBLAS's thread count is process-global: another omp backend (other
   // thread count) may have changed it since our last call.
   void sync_blas_threads() {
-    if (openblas_get_num_threads() != blas_threads_) openblas_set_num_threads(threads_);
+    if (openblas_get_num_threads() != blas_threads_) openblas_set_num_threads(blas_threads_wanted_);
   }
 
   void scale_rows(float* c, std::size_t m, std::size_t n, std::size_t ldc, float beta) {
@@ -183,6 +232,8 @@ class OmpBackend final : public Backend {
   }
 
   int threads_;
+  GemmThreading gemm_threading_;
+  int blas_threads_wanted_ = 1;
   int blas_threads_ = 1;
   std::vector<double> row_loss_;
   std::vector<unsigned char> row_hit_;
@@ -190,8 +241,8 @@ class OmpBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_omp_backend(int threads) {
-  return std::make_unique<OmpBackend>(threads);
+std::unique_ptr<Backend> make_omp_backend(int threads, GemmThreading gemm_threading) {
+  return std::make_unique<OmpBackend>(threads, gemm_threading);
 }
 
 }  // namespace hpcml::kernels::detail

@@ -124,7 +124,7 @@ TEST(KernelsSoftmaxXent, OmpMatchesReferenceAndIsDeterministic) {
   auto ref = make_backend("reference", 1);
   auto omp = make_backend("omp", 2);
   auto omp1 = make_backend("omp", 1);
-  // (rows, classes) below and above the omp threshold of 4096 elements.
+  // (rows, classes) below and above the omp threshold of 1024 elements.
   const std::size_t shapes[][2] = {{1, 1}, {7, 10}, {33, 3}, {129, 10}, {1000, 10}, {257, 33}};
   std::uint32_t seed = 300;
   for (const auto& shape : shapes) {
