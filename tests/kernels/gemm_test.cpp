@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../../kernels/src/backends.hpp"  // white-box: the GEMM threading modes
 #include "hpcml/core/error.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "kernels_test_util.hpp"
@@ -137,10 +138,18 @@ TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
       {false, true, 128, 512, 784, 1.0f, 0.0f, 0},   // X * W1^T
       {true, false, 512, 784, 128, 1.0f, 0.0f, 5},   // dY^T * X
       {false, false, 128, 784, 512, 1.0f, 0.0f, 0},  // dY * W1
-      {true, true, 10, 128, 512, 0.5f, 1.5f, 7},    {false, true, 128, 10, 512, -1.0f, 0.25f, 2},
+      {true, true, 10, 128, 512, 0.5f, 1.5f, 7},
+      {false, true, 128, 10, 512, -1.0f, 0.25f, 2},
+      // m > n: the omp backend splits rows of C instead of columns
+      {true, false, 784, 128, 512, 1.0f, 0.0f, 3},
+      {false, false, 700, 90, 33, 0.5f, -1.0f, 1},
+      {false, true, 300, 40, 100, 2.0f, 0.5f, 0},
   };
   std::uint32_t seed = 1000;
   for (const auto& g : cases) check_case(*ref, *omp, g, seed += 7);
+  // OpenBLAS's own thread pool (the mode a build without OpenMP uses).
+  auto omp_blas = detail::make_omp_backend(2, detail::GemmThreading::openblas);
+  for (const auto& g : cases) check_case(*ref, *omp_blas, g, seed += 7);
 }
 
 TEST(KernelsGemm, BetaZeroOverwritesNaNInC) {
