@@ -1,0 +1,48 @@
+// `hpcml submit`: from job configs to submitted Slurm jobs.
+//
+// For each config (in command-line order): load it, apply --set, pick the site
+// profile, read [slurm] and [sweep] strictly and the training keys too (so a
+// typo fails here, not after hours in the queue), create the run directory
+//   <run.dir>/<run.name or <config stem>-<UTC time>>/
+// with a verbatim copy of the config (config.toml), the hpcml arguments of the
+// run (args; for a sweep one task-NNNN/args per task plus manifest.tsv and
+// sweep.json), the batch script(s) and jobs.tsv, then submit. A config whose
+// slurm.dependency is set waits on every job submitted before it in the same
+// command (afterok/afterany/afternotok): runs of a scaling study, then a report.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace hpcml::launch {
+
+struct SubmitOptions {
+  std::vector<std::string> configs;
+  std::string site;                // profile name or path; "" = config's site.name or built-in
+  std::string sites_dir;           // "" = default_sites_dir()
+  std::vector<std::string> sets;   // --set key=value, applied to every config
+  bool dry_run = false;            // print the scripts, write and submit nothing
+  bool hold = false;               // submit held (for inspection)
+  std::string submitter = "auto";  // auto | sbatch | libslurm
+  std::string hpcml;               // executable the jobs run; "" = site's, else this binary
+};
+
+struct SubmittedJob {
+  std::string config;
+  std::string run_dir;
+  bool sweep = false;
+  int tasks = 1;
+  std::vector<std::string> scripts;  // one per array for big sweeps
+  std::vector<std::string> job_ids;  // parallel to scripts; empty in a dry run
+};
+
+/// Does the work; writes human-readable progress to `log` and, in a dry run,
+/// the scripts to `out`. Throws ConfigError for bad configs, Error when Slurm refuses.
+std::vector<SubmittedJob> submit_configs(const SubmitOptions& options, std::ostream& out,
+                                         std::ostream& log);
+
+/// The path of the running executable (/proc/self/exe).
+std::string self_executable();
+
+}  // namespace hpcml::launch
