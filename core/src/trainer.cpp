@@ -38,6 +38,17 @@ double finite_or_zero(double x) { return std::isfinite(x) ? x : 0.0; }
 
 }  // namespace
 
+void check_batch_layout(const TrainConfig& config, const Dataset& train, int ranks) {
+  const std::size_t b = static_cast<std::size_t>(config.train.batch_size);
+  const std::size_t global_batch = b * static_cast<std::size_t>(ranks);
+  if (steps_per_epoch(train.samples(), ranks, b) == 0) {
+    HPCML_THROW(ConfigError,
+                "train.batch_size: " + std::to_string(b) + " per rank x " + std::to_string(ranks) +
+                    " ranks = " + std::to_string(global_batch) + " exceeds the " +
+                    std::to_string(train.samples()) + " samples of " + train.describe());
+  }
+}
+
 Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm, Dataset& train,
                  Dataset* test, std::string run_dir, std::ostream* out, LaunchFacts facts)
     : config_(config),
@@ -88,13 +99,8 @@ TrainSummary Trainer::run() {
   const int rank = comm_.rank(), ranks = comm_.size();
   const std::size_t b = static_cast<std::size_t>(config_.train.batch_size);
   const std::size_t global_batch = b * static_cast<std::size_t>(ranks);
+  check_batch_layout(config_, train_, ranks);
   const std::size_t spe = steps_per_epoch(train_.samples(), ranks, b);
-  if (spe == 0) {
-    HPCML_THROW(ConfigError,
-                "train.batch_size: " + std::to_string(b) + " per rank x " + std::to_string(ranks) +
-                    " ranks = " + std::to_string(global_batch) + " exceeds the " +
-                    std::to_string(train_.samples()) + " samples of " + train_.describe());
-  }
   std::size_t total_steps = spe * static_cast<std::size_t>(config_.train.epochs);
   if (config_.train.max_steps > 0)
     total_steps = std::min(total_steps, static_cast<std::size_t>(config_.train.max_steps));

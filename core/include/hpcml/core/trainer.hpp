@@ -40,6 +40,10 @@ struct TrainSummary {
   double comm_overlapped_s_per_step = 0;
 };
 
+/// Throws ConfigError if one global batch (batch_size x ranks) does not fit in
+/// the training split. Deterministic: every rank reaches the same verdict.
+void check_batch_layout(const TrainConfig& config, const Dataset& train, int ranks);
+
 class Trainer {
  public:
   /// `test` may be null (no evaluation). `run_dir` is used on rank 0 only ("" =

@@ -1,0 +1,102 @@
+// `hpcml info`: what this binary was built with and how this launch is laid out.
+#include <H5public.h>
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "hpcml/comm/mpi.hpp"
+#include "hpcml/config.hpp"
+#include "hpcml/kernels/factory.hpp"
+#include "hpcml/launch/environment.hpp"
+
+#ifdef HPCML_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace hpcml::jobs {
+
+namespace {
+
+std::string hdf5_description() {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  std::ostringstream os;
+  os << maj << "." << min << "." << rel;
+#ifdef H5_HAVE_PARALLEL
+  os << " (parallel, MPI-IO)";
+#else
+  os << " (serial)";
+#endif
+  return os.str();
+}
+
+int run_info(bool all_ranks) {
+  comm::MpiEnvironment env;
+  auto world = comm::Communicator::world();
+  auto local = world.split_shared();
+  const int nodes = world.node_count();
+  auto layout =
+      launch::detect_layout(world.rank(), world.size(), local.rank(), local.size(), nodes, 0);
+  if (world.rank() == 0) {
+    std::ostringstream os;
+    os << "hpcml " << HPCML_VERSION << " (" << HPCML_BUILD_TYPE << ")\n";
+    os << "build\n";
+    os << "  compiler          " << HPCML_CXX_COMPILER << ", C++" << (__cplusplus / 100) % 100
+       << "\n";
+    os << "  MPI library       " << comm::MpiEnvironment::library_version() << " (MPI "
+       << MPI_VERSION << "." << MPI_SUBVERSION << ")\n";
+    os << "  HDF5              " << hdf5_description() << "\n";
+    os << "  BLAS              " << kernels::blas_description() << "\n";
+#ifdef HPCML_HAS_OPENMP
+    os << "  OpenMP            yes (spec " << _OPENMP << ", max threads " << omp_get_max_threads()
+       << ")\n";
+#else
+    os << "  OpenMP            no\n";
+#endif
+    std::string backends;
+    for (const auto& b : kernels::available_backends())
+      backends += (backends.empty() ? "" : ", ") + b;
+    os << "  backends          " << backends << "\n";
+    os << "  CUDA              not compiled in (backend not implemented yet)\n";
+    os << "  NCCL              not compiled in (backend not implemented yet)\n";
+    os << "  Kokkos            not compiled in (backend not implemented yet)\n";
+#ifdef HPCML_HAS_SLURM
+    os << "  libslurm          yes\n";
+#else
+    os << "  libslurm          no (submission through sbatch)\n";
+#endif
+    os << "runtime\n" << launch::describe(layout);
+    std::cout << os.str() << std::flush;
+  }
+  if (all_ranks) {
+    // One line per rank, in rank order.
+    for (int r = 0; r < world.size(); ++r) {
+      world.barrier();
+      if (r == world.rank()) {
+        std::printf("rank %d/%d on %s: local rank %d/%d, %d thread(s) (%s)%s\n", layout.rank,
+                    layout.size, layout.hostname.c_str(), layout.local_rank, layout.local_size,
+                    layout.threads_per_rank, layout.threads_source.c_str(),
+                    layout.array_task_id >= 0
+                        ? (", array task " + std::to_string(layout.array_task_id)).c_str()
+                        : "");
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_info(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("info", "Print the build and this launch's layout");
+  auto per_rank = std::make_shared<bool>(false);
+  cmd->add_flag("--ranks", *per_rank, "Also print one line per rank");
+  cmd->callback([&action, per_rank] { action = [per_rank] { return run_info(*per_rank); }; });
+}
+
+}  // namespace hpcml::jobs

@@ -1,0 +1,193 @@
+// `hpcml train CONFIG [--set key=value ...]`: synchronous data-parallel training.
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "hpcml/comm/mpi.hpp"
+#include "hpcml/config.hpp"
+#include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/signals.hpp"
+#include "hpcml/core/train_config.hpp"
+#include "hpcml/core/trainer.hpp"
+#include "hpcml/io/dataset.hpp"
+#include "hpcml/kernels/factory.hpp"
+#include "hpcml/launch/environment.hpp"
+
+namespace hpcml::jobs {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string default_run_name(const std::string& config_path) {
+  std::string stem = fs::path(config_path).stem().string();
+  for (char& c : stem) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  }
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char ts[32];
+  std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
+  std::string name = stem + "-" + ts;
+  if (const char* job = std::getenv("SLURM_JOB_ID")) name += std::string("-") + job;
+  return name;
+}
+
+// Creates <dir>/<name> (adding -2, -3, ... if it exists). Rank 0 only.
+std::string create_run_dir(const TrainConfig& cfg, const std::string& config_path) {
+  const std::string name = cfg.run.name.empty() ? default_run_name(config_path) : cfg.run.name;
+  std::error_code ec;
+  fs::create_directories(cfg.run.dir, ec);
+  if (ec)
+    HPCML_THROW(ConfigError,
+                "run.dir '" + cfg.run.dir + "': cannot create directory: " + ec.message());
+  for (int i = 1; i < 10000; ++i) {
+    fs::path p = fs::path(cfg.run.dir) / (i == 1 ? name : name + "-" + std::to_string(i));
+    if (::mkdir(p.c_str(), 0777) == 0) return p.string();
+    if (errno != EEXIST) {
+      HPCML_THROW(ConfigError,
+                  "run.dir: cannot create '" + p.string() + "': " + std::strerror(errno));
+    }
+  }
+  HPCML_THROW(ConfigError, "run.dir: too many runs named '" + name + "'");
+}
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> sets;
+};
+
+int run_train(const TrainArgs& args) {
+  comm::MpiEnvironment env;
+  auto world = comm::Communicator::world();
+  const int rank = world.rank();
+  install_stop_signal_handlers();
+  std::ostream* out = rank == 0 ? &std::cout : nullptr;
+
+  ConfigDoc doc;
+  TrainConfig cfg;
+  comm::agree(world, [&] {
+    doc = ConfigDoc::load(args.config);
+    for (const auto& s : args.sets) doc.set(s);
+    cfg = read_train_config(doc);
+    doc.check_unknown(non_training_tables());
+  });
+
+  auto local = world.split_shared();
+  const int nodes = world.node_count();
+  auto layout = launch::detect_layout(rank, world.size(), local.rank(), local.size(), nodes,
+                                      cfg.parallel.threads);
+  std::unique_ptr<Backend> backend;
+  comm::agree(world, [&] {
+    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
+  });
+
+  // Every rank opens the splits (metadata only); shard verification is spread
+  // over the ranks: rank r checks shards r, r+R, ... of each split.
+  std::unique_ptr<io::ShardDataset> train, test;
+  const auto t_open = std::chrono::steady_clock::now();
+  comm::agree(world, [&] {
+    train = io::open_dataset(cfg.data.path, cfg.data.train_split);
+    train->set_prefetch_depth(static_cast<std::size_t>(cfg.data.prefetch));
+    if (cfg.train.evaluate) {
+      test = io::open_dataset(cfg.data.path, cfg.data.test_split);
+      test->set_prefetch_depth(static_cast<std::size_t>(cfg.data.prefetch));
+    }
+  });
+  if (cfg.data.verify) {
+    comm::agree(world, [&] {
+      for (io::ShardDataset* ds : {train.get(), test.get()}) {
+        if (!ds) continue;
+        std::vector<std::size_t> mine;
+        for (std::size_t s = static_cast<std::size_t>(rank); s < ds->shard_count();
+             s += static_cast<std::size_t>(world.size())) {
+          mine.push_back(s);
+        }
+        ds->verify(mine);
+      }
+    });
+  }
+  comm::agree(world, [&] { check_batch_layout(cfg, *train, world.size()); });
+  const double open_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+
+  std::string run_dir;
+  comm::agree(world, [&] {
+    if (rank == 0) {
+      run_dir = create_run_dir(cfg, args.config);
+      std::ofstream f(run_dir + "/config.toml");
+      f << "# effective configuration of this run (defaults filled in)\n"
+        << "# source: " << doc.source() << "\n"
+        << doc.effective_toml();
+      if (!f.good()) HPCML_THROW(Error, run_dir + "/config.toml: write failed");
+    }
+  });
+  run_dir = world.broadcast_string(run_dir, 0);
+
+  if (out) {
+    std::ostringstream os;
+    os << "hpcml " << HPCML_VERSION << " train " << args.config << "\n"
+       << "  ranks " << world.size() << " on " << nodes << " node(s) x " << layout.threads_per_rank
+       << " thread(s) (" << layout.threads_source << "), backend " << backend->name()
+       << (layout.oversubscribed ? "  [OVERSUBSCRIBED: ranks x threads > cores]" : "") << "\n"
+       << "  data  " << train->describe() << (test ? "; " + test->describe() : "")
+       << (cfg.data.verify ? " (verified" : " (not verified") << ", " << std::fixed;
+    os.precision(2);
+    os << open_s << " s)\n";
+    os << "  model " << train->features();
+    for (auto h : cfg.model.hidden) os << "-" << h;
+    os << "-" << train->classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
+       << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs
+       << " epoch(s), lr " << cfg.optimizer.lr << " " << cfg.optimizer.schedule << "\n"
+       << "  run   " << run_dir << "\n";
+    *out << os.str() << std::flush;
+  }
+
+  LaunchFacts facts;
+  facts.threads_per_rank = layout.threads_per_rank;
+  facts.nodes = nodes;
+  facts.oversubscribed = layout.oversubscribed;
+  facts.hostname = layout.hostname;
+  Trainer trainer(cfg, *backend, world, *train, test.get(), run_dir, out, facts);
+  TrainSummary s = trainer.run();
+
+  if (out) {
+    std::ostringstream os;
+    os << std::fixed;
+    os.precision(2);
+    if (s.final_test_acc >= 0) os << "final test accuracy " << 100 * s.final_test_acc << "%, ";
+    os << s.steps << " steps in " << s.wall_s << " s, " << std::setprecision(0) << s.samples_per_s
+       << " samples/s; run directory " << run_dir << "\n";
+    if (s.stopped_by_signal) {
+      os << "stopped early on signal " << stop_signal() << " after step " << s.steps
+         << " (no checkpoint is written: checkpointing is not implemented yet)\n";
+    }
+    *out << os.str() << std::flush;
+  }
+  return s.stopped_by_signal ? kExitPreempted : 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Action& action) {
+  auto* cmd =
+      app.add_subcommand("train", "Train a model data-parallel (run under mpiexec or srun)");
+  auto args = std::make_shared<TrainArgs>();
+  cmd->add_option("config", args->config, "TOML job configuration")->required();
+  cmd->add_option("--set", args->sets, "Override a config key: --set train.epochs=3 (repeatable)");
+  cmd->callback([&action, args] { action = [args] { return run_train(*args); }; });
+}
+
+}  // namespace hpcml::jobs

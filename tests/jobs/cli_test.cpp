@@ -1,0 +1,275 @@
+// End-to-end tests of `hpcml shard` and `hpcml train` as a user runs them:
+// real HDF5 shards, real mpiexec, one process per rank. Bad input must give a
+// one-line error naming the file or key, a non-zero exit on every rank, and
+// no hang (every command runs under `timeout`).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;  // exit status of the whole command
+  std::string out;  // stdout + stderr
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Result run(const std::string& cmd) {
+  Result r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+std::string args_string(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += " " + quote(a);
+  return s;
+}
+
+// Runs hpcml on `ranks` ranks; each rank prints "[rank-exit=N]" after hpcml returns.
+Result hpcml_mpi(int ranks, const std::vector<std::string>& args, int timeout_s = 300) {
+  std::string inner = quote(HPCML_EXE) + " \"$@\"; echo \"[rank-exit=$?]\"";
+  return run("timeout " + std::to_string(timeout_s) + " " + HPCML_MPIEXEC + " -n " +
+             std::to_string(ranks) + " sh -c " + quote(inner) + " sh" + args_string(args));
+}
+
+Result hpcml(const std::vector<std::string>& args, int timeout_s = 120) {
+  return run("timeout " + std::to_string(timeout_s) + " " + quote(HPCML_EXE) + args_string(args));
+}
+
+int count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+// Every rank exited with 1 and the error was printed exactly once, on one line.
+void expect_clean_failure(const Result& r, int ranks, const std::string& expected) {
+  EXPECT_NE(r.status, 124) << "command timed out (hang):\n" << r.out;
+  EXPECT_EQ(count(r.out, "[rank-exit=1]"), ranks) << r.out;
+  EXPECT_EQ(count(r.out, "hpcml: error: "), 1) << r.out;
+  std::smatch m;
+  std::regex line("hpcml: error: ([^\n]*)\n");
+  ASSERT_TRUE(std::regex_search(r.out, m, line)) << r.out;
+  EXPECT_NE(m[1].str().find(expected), std::string::npos)
+      << "expected '" << expected << "' in: " << m[1].str();
+  EXPECT_EQ(r.out.find("core dumped"), std::string::npos) << r.out;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(HPCML_TESTDATA) / "cli" / info->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  std::string fmnist() const { return std::string(HPCML_TESTDATA) + "/fashion-mnist"; }
+  std::string config() const { return std::string(HPCML_CONFIGS) + "/fashion_mnist_mlp.toml"; }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // A small CSV dataset (label first) sharded into dir/small: learnable, 8 features.
+  std::string small_dataset(int samples = 240, int shards = 3) {
+    std::ofstream csv(path("small.csv"));
+    for (int i = 0; i < samples; ++i) {
+      int label = i % 3;
+      csv << label;
+      for (int f = 0; f < 8; ++f) csv << "," << (f == label ? 1.0 : 0.0) + 0.01 * ((i * 7 + f) % 5);
+      csv << "\n";
+    }
+    csv.close();
+    for (const char* split : {"train", "test"}) {
+      auto r =
+          hpcml({"shard", "csv", "--file", path("small.csv"), "--split", split, "--classes", "3",
+                 "--no-header", "--out", path("small"), "--shards", std::to_string(shards)});
+      EXPECT_EQ(r.status, 0) << r.out;
+    }
+    return path("small");
+  }
+
+  std::vector<std::string> small_train_args(const std::string& data) {
+    return {"train", config(),           "--set", "data.path=" + data,
+            "--set", "model.hidden=[8]", "--set", "train.batch_size=4",
+            "--set", "train.epochs=1",   "--set", "run.dir=" + path("runs")};
+  }
+
+  fs::path dir_;
+};
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+fs::path only_run_dir(const fs::path& runs) {
+  fs::path found;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(runs)) {
+    found = e.path();
+    ++n;
+  }
+  EXPECT_EQ(n, 1);
+  return found;
+}
+
+}  // namespace
+
+// The stated threshold: 300 steps of global batch 128 (38400 samples, ~0.64
+// epoch) reach >= 80% test accuracy on Fashion-MNIST with the default model.
+TEST_F(Cli, TrainsFashionMnistOnTwoRanksAboveThreshold) {
+  auto r = hpcml_mpi(2, {"train", config(), "--set", "data.path=" + fmnist(), "--set",
+                         "train.max_steps=300", "--set", "run.dir=" + path("runs")});
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  auto run_dir = only_run_dir(path("runs"));
+  auto s = read_json(run_dir / "summary.json");
+  EXPECT_EQ(s["ranks"], 2);
+  EXPECT_EQ(s["steps"], 300);
+  EXPECT_GE(s["final_test_acc"].get<double>(), 0.80) << s.dump();
+  EXPECT_TRUE(fs::exists(run_dir / "config.toml"));
+  // One metrics line per step plus one per (partial) epoch.
+  std::ifstream m(run_dir / "metrics.jsonl");
+  int steps = 0, epochs = 0;
+  for (std::string line; std::getline(m, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == "step") ++steps;
+    if (j["type"] == "epoch") ++epochs;
+  }
+  EXPECT_EQ(steps, 300);
+  EXPECT_EQ(epochs, 1);
+  EXPECT_NE(r.out.find("final test accuracy"), std::string::npos) << r.out;
+}
+
+// Same config, seed and rank count: every step's loss and the final metrics are
+// bit-identical between two runs (losses are computed from the weights).
+TEST_F(Cli, RunsAreBitReproducible) {
+  std::vector<std::string> losses[2];
+  std::string finals[2];
+  for (int k = 0; k < 2; ++k) {
+    auto r = hpcml_mpi(
+        2, {"train", config(), "--set", "data.path=" + fmnist(), "--set", "train.max_steps=40",
+            "--set", "run.dir=" + path("runs"), "--set", "run.name=r" + std::to_string(k)});
+    ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+    std::ifstream m(path("runs") + "/r" + std::to_string(k) + "/metrics.jsonl");
+    for (std::string line; std::getline(m, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["type"] == "step") losses[k].push_back(j["loss"].dump());
+    }
+    auto s = read_json(path("runs") + "/r" + std::to_string(k) + "/summary.json");
+    finals[k] = s["final_train_loss"].dump() + " " + s["final_test_loss"].dump();
+  }
+  EXPECT_EQ(losses[0].size(), 40u);
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_EQ(finals[0], finals[1]);
+}
+
+TEST_F(Cli, SmallCsvDatasetTrains) {
+  auto data = small_dataset();
+  auto r = hpcml_mpi(3, small_train_args(data));
+  EXPECT_EQ(count(r.out, "[rank-exit=0]"), 3) << r.out;
+}
+
+TEST_F(Cli, ConfigWithWrongType) {
+  auto r = hpcml_mpi(2, {"train", config(), "--set", "train.epochs=\"three\""});
+  expect_clean_failure(r, 2, "--set train.epochs: expected an integer, got a string");
+  std::ofstream(path("bad.toml")) << "[train]\nbatch_size = 1.5\n";
+  r = hpcml_mpi(2, {"train", path("bad.toml")});
+  expect_clean_failure(r, 2, path("bad.toml") + ": key 'train.batch_size': expected an integer");
+}
+
+TEST_F(Cli, ConfigWithUnknownKey) {
+  std::ofstream(path("typo.toml")) << "[train]\nepoch = 3\n";
+  auto r = hpcml_mpi(2, {"train", path("typo.toml")});
+  expect_clean_failure(r, 2, "key 'train.epoch': unknown key (did you mean 'train.epochs'?)");
+}
+
+TEST_F(Cli, ConfigWithImpossibleValues) {
+  auto r = hpcml_mpi(2, {"train", config(), "--set", "train.batch_size=0"});
+  expect_clean_failure(r, 2, "--set train.batch_size: expected an integer in [1, 16777216], got 0");
+  r = hpcml_mpi(2, {"train", path("missing.toml")});
+  expect_clean_failure(r, 2, path("missing.toml") + ": cannot open config file");
+}
+
+TEST_F(Cli, MoreRanksThanSamples) {
+  auto data = small_dataset(3, 1);
+  auto args = small_train_args(data);
+  args.insert(args.end(), {"--set", "train.batch_size=1"});
+  auto r = hpcml_mpi(4, args);
+  expect_clean_failure(r, 4, "train.batch_size: 1 per rank x 4 ranks = 4 exceeds the 3 samples");
+}
+
+TEST_F(Cli, MissingDataPath) {
+  auto r = hpcml_mpi(2, {"train", config(), "--set", "data.path=" + path("nowhere")});
+  expect_clean_failure(r, 2, path("nowhere"));
+}
+
+TEST_F(Cli, TruncatedShard) {
+  auto data = small_dataset();
+  std::string shard;
+  for (const auto& e : fs::directory_iterator(data)) {
+    if (e.path().filename().string().rfind("train-00001", 0) == 0) shard = e.path().string();
+  }
+  ASSERT_FALSE(shard.empty());
+  fs::resize_file(shard, fs::file_size(shard) / 2);
+  auto r = hpcml_mpi(2, small_train_args(data));
+  expect_clean_failure(r, 2, fs::path(shard).filename().string());
+}
+
+TEST_F(Cli, CorruptedShardFailsVerification) {
+  auto data = small_dataset();
+  std::string shard;
+  for (const auto& e : fs::directory_iterator(data)) {
+    if (e.path().filename().string().rfind("train-00002", 0) == 0) shard = e.path().string();
+  }
+  ASSERT_FALSE(shard.empty());
+  // Flip bytes near the end of the file, inside the raw feature/label data.
+  std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-64, std::ios::end);
+  char bytes[16];
+  f.read(bytes, sizeof bytes);
+  for (char& c : bytes) c = static_cast<char>(c ^ 0x5a);
+  f.seekp(-64, std::ios::end);
+  f.write(bytes, sizeof bytes);
+  f.close();
+  auto r = hpcml_mpi(2, small_train_args(data));
+  expect_clean_failure(r, 2, fs::path(shard).filename().string());
+}
+
+TEST_F(Cli, LabelsOutOfRangeForTheManifest) {
+  auto data = small_dataset();
+  // Claim 2 classes while the shards hold labels 0..2.
+  auto mpath = fs::path(data) / "manifest.json";
+  auto j = read_json(mpath);
+  j["classes"] = 2;
+  std::ofstream(mpath) << j.dump(2);
+  auto r = hpcml_mpi(2, small_train_args(data));
+  expect_clean_failure(r, 2, "label");
+}
+
+TEST_F(Cli, NonFiniteFeaturesAreRejectedWhenSharding) {
+  std::ofstream(path("nan.csv")) << "0,1.0,2.0\n1,nan,0.5\n";
+  auto r = hpcml({"shard", "csv", "--file", path("nan.csv"), "--split", "train", "--classes", "2",
+                  "--no-header", "--out", path("nan")});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find(path("nan.csv")), std::string::npos) << r.out;
+}
