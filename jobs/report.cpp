@@ -1,18 +1,125 @@
-// Placeholder until 'hpcml report' is written.
+// `hpcml report DIR | --csv FILE`: the scaling report (tables, Amdahl/Gustafson
+// fit, predictions, alpha-beta model, plots) from run directories or a CSV table.
+// The work is in jobs/analysis (hpcml_analysis); see docs/scaling.md.
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
 
 #include "commands.hpp"
+#include "hpcml/analysis/report.hpp"
+#include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::jobs {
 
+namespace {
+
+struct ReportArgs {
+  analysis::ReportRequest req;
+  double bandwidth_gbps = analysis::kUnknown;
+  double intra_bandwidth_gbps = analysis::kUnknown;
+  bool no_png = false;
+  std::string command_line;
+};
+
+// This process's command line as typed (from /proc), for the report's provenance.
+std::string command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string line;
+  std::size_t start = 0;
+  bool first = true;
+  while (start < all.size()) {
+    std::size_t end = all.find('\0', start);
+    if (end == std::string::npos) end = all.size();
+    line += first ? std::string("hpcml") : " " + all.substr(start, end - start);
+    first = false;
+    start = end + 1;
+  }
+  return line.empty() ? "hpcml report" : line;
+}
+
+int run_report(ReportArgs& a) {
+  auto& req = a.req;
+  if (std::isfinite(a.bandwidth_gbps)) {
+    HPCML_REQUIRE(a.bandwidth_gbps > 0, ConfigError, "--bandwidth-gbps: expected a value > 0");
+    req.comm.inter.beta_s_per_byte = 1.0 / (a.bandwidth_gbps * 1e9);
+  }
+  if (std::isfinite(a.intra_bandwidth_gbps)) {
+    HPCML_REQUIRE(a.intra_bandwidth_gbps > 0, ConfigError,
+                  "--intra-bandwidth-gbps: expected a value > 0");
+    req.comm.intra.beta_s_per_byte = 1.0 / (a.intra_bandwidth_gbps * 1e9);
+  }
+  if (std::isfinite(req.comm.inter.alpha_s) != std::isfinite(req.comm.inter.beta_s_per_byte))
+    HPCML_THROW(ConfigError, "--alpha and --beta (or --bandwidth-gbps) must be given together");
+  if (req.comm.inter.valid() && req.comm.source.empty())
+    req.comm.source = "given on the command line";
+  req.report.png = !a.no_png;
+  req.report.provenance.insert(req.report.provenance.begin(),
+                               "produced by hpcml " HPCML_VERSION ": `" + a.command_line + "`");
+  const auto out = analysis::make_report(req);
+  std::cout << "report: " << out.markdown_path << " (" << out.files.size() << " files"
+            << (out.png_written ? ", SVG and PNG plots" : ", SVG plots only") << ")\n";
+  if (!out.png_note.empty()) std::cout << "note: " << out.png_note << "\n";
+  return 0;
+}
+
+}  // namespace
+
 void add_report(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("report", "(not implemented yet)");
-  cmd->allow_extras();
-  cmd->callback([&action] {
-    action = []() -> int {
-      HPCML_THROW(NotAvailableError, "'hpcml report' is not implemented in this version");
-    };
+  auto* cmd = app.add_subcommand(
+      "report", "Scaling report (speedup, efficiency, Amdahl/Gustafson fit, predictions, plots)");
+  auto a = std::make_shared<ReportArgs>();
+  auto& r = a->req;
+  cmd->add_option("dir", r.runs_dir, "Study directory from `hpcml scale`, or run directories");
+  cmd->add_option(
+         "--csv", r.csv,
+         "CSV table instead: columns n|ranks[,threads], time_s|throughput, optional study, "
+         "mode, nodes, compute_s, comm_s, io_s, idle_s")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", r.out_dir, "Output directory (default DIR/report or FILE-report)");
+  cmd->add_option("--mode", r.mode, "strong or weak (default: from study.json, else strong)")
+      ->check(CLI::IsMember({"strong", "weak"}));
+  cmd->add_option("--max-n", r.study.max_n, "Predict up to this N (default 64 x largest measured)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--target-eff", r.study.target_efficiency,
+                  "Efficiency target for the largest useful N")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--bootstrap", r.study.fit.bootstrap, "Bootstrap resamples for the P interval")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  cmd->add_option("--seed", r.study.fit.seed, "Bootstrap seed")->capture_default_str();
+  cmd->add_option("--alpha", r.comm.inter.alpha_s, "All-reduce model: inter-node latency (s)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--beta", r.comm.inter.beta_s_per_byte,
+                  "All-reduce model: inter-node inverse bandwidth (s/byte)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--bandwidth-gbps", a->bandwidth_gbps, "Instead of --beta: bandwidth in GB/s");
+  cmd->add_option("--intra-alpha", r.comm.intra.alpha_s, "Intra-node latency (s), hierarchical")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--intra-bandwidth-gbps", a->intra_bandwidth_gbps,
+                  "Intra-node bandwidth (GB/s), hierarchical");
+  cmd->add_option("--allreduce-csv", r.allreduce_csv,
+                  "Fit alpha/beta to all-reduce timings (columns ranks, bytes, time_s)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--grad-bytes", r.comm.grad_bytes,
+                  "Bytes all-reduced per step (default: from the runs' summary.json)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--ranks-per-node", r.comm.ranks_per_node,
+                  "Ranks per node for the hierarchical model (default: densest measured)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--topk-density", r.comm.topk_density, "Add a top-k variant with this density")
+      ->check(CLI::Range(1e-9, 0.999999));
+  cmd->add_option("--title", r.report.title, "Report title")->capture_default_str();
+  cmd->add_flag("--no-png", a->no_png, "Write SVG plots only");
+  r.comm.ranks_per_node = 0;
+  cmd->callback([&action, a] {
+    a->command_line = command_line();
+    action = [a] { return run_report(*a); };
   });
 }
 

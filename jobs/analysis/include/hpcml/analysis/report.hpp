@@ -1,0 +1,68 @@
+// Writes the scaling report: Markdown embedding SVG (and PNG) plots, plus CSV
+// and JSON files holding every number shown.
+//
+// Output contract: no file written here ever contains "nan" or "inf"; unknown
+// values are "n/a" in Markdown, empty cells in CSV and null in JSON, and an
+// unbounded N is spelled out ("unbounded" / a *_unbounded flag).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hpcml/analysis/comm_model.hpp"
+#include "hpcml/analysis/scaling.hpp"
+
+namespace hpcml::analysis {
+
+struct ReportStudy {
+  StudyResult result;
+  CommModelResult comm;
+};
+
+struct ReportOptions {
+  std::string title = "Scaling report";
+  std::vector<std::string> provenance;  // lines shown under the title (command, host, date)
+  bool png = true;                      // try rsvg-convert
+};
+
+struct ReportOutput {
+  std::vector<std::string> files;  // paths written
+  bool png_written = false;
+  std::string png_note;  // why PNG is missing, if it is
+  std::string markdown_path;
+};
+
+/// Creates `out_dir` if needed and writes report.md, report.json, table.csv,
+/// fit.csv, predictions.csv, comm_model.csv and the plots. Throws DataError
+/// when the directory or a file cannot be written.
+ReportOutput write_report(const std::string& out_dir, const std::vector<ReportStudy>& studies,
+                          const ReportOptions& options);
+
+/// `v` with `digits` significant digits; "n/a" when not finite.
+std::string format_number(double v, int digits = 4);
+
+}  // namespace hpcml::analysis
+
+namespace hpcml::analysis {
+
+/// Everything `hpcml report` (and `hpcml scale` after its runs) needs.
+struct ReportRequest {
+  std::string runs_dir;  // a study/run directory, or ""
+  std::string csv;       // a CSV table, or "" (exactly one of runs_dir and csv)
+  std::string out_dir;   // "" = <runs_dir>/report or <csv without .csv>-report
+  std::string mode;      // "" = from study.json (runs) or strong
+  StudyOptions study;
+  CommModelParams comm;       // grad_bytes NaN = from the runs; ranks_per_node <= 0 = from the data
+  std::string allreduce_csv;  // all-reduce timings to fit alpha/beta (overrides comm.inter)
+  ReportOptions report;
+};
+
+/// Reads the inputs, analyses every study, applies the communication model and
+/// writes the report. Throws DataError/ConfigError for bad input.
+ReportOutput make_report(const ReportRequest& request);
+
+/// Reads all-reduce timings (columns ranks, bytes, time_s; aliases n, size_bytes,
+/// seconds) for fit_alpha_beta. Errors name file:line.
+std::vector<AllreduceSample> read_allreduce_csv(const std::string& path);
+
+}  // namespace hpcml::analysis

@@ -1,0 +1,111 @@
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "hpcml/analysis/inputs.hpp"
+#include "hpcml/analysis/report.hpp"
+#include "hpcml/core/error.hpp"
+
+namespace hpcml::analysis {
+
+namespace fs = std::filesystem;
+
+std::vector<AllreduceSample> read_allreduce_csv(const std::string& path) {
+  std::ifstream in(path);
+  HPCML_REQUIRE(in, DataError, path + ": cannot open the all-reduce CSV file");
+  std::string line;
+  int lineno = 0;
+  std::map<std::string, std::size_t> col;
+  std::size_t width = 0;
+  std::vector<AllreduceSample> out;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos ||
+        line[line.find_first_not_of(" \t")] == '#')
+      continue;
+    const auto f = split_csv_line(line);
+    const std::string where = path + ":" + std::to_string(lineno);
+    if (col.empty()) {
+      width = f.size();
+      for (std::size_t i = 0; i < f.size(); ++i) {
+        std::string h = f[i];
+        for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (h == "n") h = "ranks";
+        if (h == "size_bytes") h = "bytes";
+        if (h == "seconds" || h == "time") h = "time_s";
+        col[h] = i;
+      }
+      for (const char* need : {"ranks", "bytes", "time_s"})
+        HPCML_REQUIRE(
+            col.count(need), DataError,
+            where + ": missing column '" + std::string(need) + "' (need ranks, bytes, time_s)");
+      continue;
+    }
+    HPCML_REQUIRE(
+        f.size() == width, DataError,
+        where + ": expected " + std::to_string(width) + " fields, got " + std::to_string(f.size()));
+    AllreduceSample s;
+    double* dst[] = {&s.ranks, &s.bytes, &s.seconds};
+    const char* names[] = {"ranks", "bytes", "time_s"};
+    for (int k = 0; k < 3; ++k) {
+      const std::string& t = f[col[names[k]]];
+      char* end = nullptr;
+      const double v = std::strtod(t.c_str(), &end);
+      HPCML_REQUIRE(!t.empty() && end == t.c_str() + t.size() && std::isfinite(v) && v >= 0,
+                    DataError,
+                    where + ": column '" + names[k] + "': expected a number >= 0, got '" + t + "'");
+      *dst[k] = v;
+    }
+    HPCML_REQUIRE(s.seconds > 0, DataError, where + ": column 'time_s' must be > 0");
+    out.push_back(s);
+  }
+  HPCML_REQUIRE(!out.empty(), DataError, path + ": no all-reduce measurements");
+  return out;
+}
+
+ReportOutput make_report(const ReportRequest& req) {
+  HPCML_REQUIRE(req.runs_dir.empty() != req.csv.empty(), ConfigError,
+                "report: give either a run/study directory or --csv FILE, not both or neither");
+  std::vector<Study> studies;
+  CommModelParams comm = req.comm;
+  std::string out_dir = req.out_dir;
+  if (!req.csv.empty()) {
+    const Mode mode = parse_mode(req.mode.empty() ? "strong" : req.mode, "--mode");
+    studies = read_csv(req.csv, mode);
+    if (out_dir.empty()) {
+      fs::path p(req.csv);
+      out_dir = (p.parent_path() / (p.stem().string() + "-report")).string();
+    }
+  } else {
+    auto runs = read_runs(req.runs_dir, req.mode);
+    studies = std::move(runs.studies);
+    if (!std::isfinite(comm.grad_bytes)) comm.grad_bytes = runs.grad_bytes;
+    if (out_dir.empty()) out_dir = (fs::path(req.runs_dir) / "report").string();
+  }
+  if (!req.allreduce_csv.empty()) {
+    const auto samples = read_allreduce_csv(req.allreduce_csv);
+    comm.inter = fit_alpha_beta(samples);
+    comm.source = "fitted to " + std::to_string(samples.size()) + " all-reduce timings in " +
+                  req.allreduce_csv + " (ring model, least squares)";
+  }
+  std::vector<ReportStudy> results;
+  for (const auto& st : studies) {
+    ReportStudy rs;
+    rs.result = analyse(st, req.study);
+    CommModelParams p = comm;
+    if (!(p.ranks_per_node > 0)) {
+      // Default: the densest node layout that was measured.
+      double g = 1;
+      for (const auto& r : rs.result.rows)
+        g = std::max(g, std::ceil(static_cast<double>(r.ranks) / std::max(1, r.nodes)));
+      p.ranks_per_node = g;
+    }
+    rs.comm = model_study(rs.result, p);
+    results.push_back(std::move(rs));
+  }
+  return write_report(out_dir, results, req.report);
+}
+
+}  // namespace hpcml::analysis

@@ -1,0 +1,393 @@
+#include "hpcml/analysis/scaling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <utility>
+
+#include "hpcml/core/error.hpp"
+
+namespace hpcml::analysis {
+
+namespace {
+
+bool finite(double x) { return std::isfinite(x); }
+
+std::string num(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4g", x);
+  return buf;
+}
+
+// log of the model speedup relative to one processing element, and its derivative in p.
+double log_model(Law law, double p, double n) {
+  return law == Law::kAmdahl ? -std::log((1.0 - p) + p / n) : std::log((1.0 - p) + p * n);
+}
+double dlog_model_dp(Law law, double p, double n) {
+  return law == Law::kAmdahl ? (1.0 - 1.0 / n) / ((1.0 - p) + p / n)
+                             : (n - 1.0) / ((1.0 - p) + p * n);
+}
+
+// Sum of squared log residuals at p, with the scale profiled out (closed form).
+double profile_ssr(Law law, double p, const std::vector<double>& n, const std::vector<double>& logy,
+                   double* log_c) {
+  double mean = 0;
+  for (std::size_t i = 0; i < n.size(); ++i) mean += logy[i] - log_model(law, p, n[i]);
+  mean /= static_cast<double>(n.size());
+  double ssr = 0;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const double r = logy[i] - mean - log_model(law, p, n[i]);
+    ssr += r * r;
+  }
+  if (log_c) *log_c = mean;
+  return ssr;
+}
+
+// Global minimiser over [0, 1]: a grid finds the basin (the profile need not be
+// unimodal for noisy data), golden-section search polishes it.
+double minimise_p(Law law, const std::vector<double>& n, const std::vector<double>& logy) {
+  constexpr int kGrid = 1000;
+  int best = 0;
+  double best_ssr = std::numeric_limits<double>::infinity();
+  for (int k = 0; k <= kGrid; ++k) {
+    const double ssr = profile_ssr(law, static_cast<double>(k) / kGrid, n, logy, nullptr);
+    if (ssr < best_ssr) {
+      best_ssr = ssr;
+      best = k;
+    }
+  }
+  double a = std::max(0.0, (best - 1.0) / kGrid), b = std::min(1.0, (best + 1.0) / kGrid);
+  const double g = (std::sqrt(5.0) - 1.0) / 2.0;
+  double c = b - g * (b - a), d = a + g * (b - a);
+  double fc = profile_ssr(law, c, n, logy, nullptr), fd = profile_ssr(law, d, n, logy, nullptr);
+  for (int it = 0; it < 200 && b - a > 1e-13; ++it) {
+    if (fc <= fd) {
+      b = d;
+      d = c;
+      fd = fc;
+      c = b - g * (b - a);
+      fc = profile_ssr(law, c, n, logy, nullptr);
+    } else {
+      a = c;
+      c = d;
+      fc = fd;
+      d = a + g * (b - a);
+      fd = profile_ssr(law, d, n, logy, nullptr);
+    }
+  }
+  double p = 0.5 * (a + b);
+  // The endpoints are candidates too (a minimum at the bound is common for bad data).
+  for (double edge : {0.0, 1.0})
+    if (profile_ssr(law, edge, n, logy, nullptr) < profile_ssr(law, p, n, logy, nullptr)) p = edge;
+  return p;
+}
+
+// Two-sided 95% Student-t quantile.
+double t975(int dof) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+  if (dof < 1) return std::numeric_limits<double>::infinity();
+  if (dof <= 30) return table[dof - 1];
+  return 1.960 + 2.4 / dof;  // asymptotic expansion, within 0.002 for dof > 30
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * (static_cast<double>(v.size()) - 1.0);
+  const auto i = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t j = std::min(i + 1, v.size() - 1);
+  return v[i] + (pos - static_cast<double>(i)) * (v[j] - v[i]);
+}
+
+}  // namespace
+
+std::string to_string(Mode mode) { return mode == Mode::kStrong ? "strong" : "weak"; }
+
+Mode parse_mode(const std::string& text, const std::string& what) {
+  if (text == "strong") return Mode::kStrong;
+  if (text == "weak") return Mode::kWeak;
+  HPCML_THROW(ConfigError, what + ": expected 'strong' or 'weak', got '" + text + "'");
+}
+
+std::string to_string(Law law) { return law == Law::kAmdahl ? "Amdahl" : "Gustafson"; }
+
+double median(std::vector<double> values) {
+  if (values.empty()) return kUnknown;
+  std::sort(values.begin(), values.end());
+  const std::size_t m = values.size() / 2;
+  return values.size() % 2 ? values[m] : 0.5 * (values[m - 1] + values[m]);
+}
+
+double amdahl_speedup(double p, double n) { return 1.0 / ((1.0 - p) + p / n); }
+double gustafson_speedup(double p, double n) { return (1.0 - p) + p * n; }
+
+double law_speedup(Law law, double p, double n, double n0) {
+  return law == Law::kAmdahl ? amdahl_speedup(p, n) / amdahl_speedup(p, n0)
+                             : gustafson_speedup(p, n) / gustafson_speedup(p, n0);
+}
+
+double law_efficiency(Law law, double p, double n, double n0) {
+  return law_speedup(law, p, n, n0) * n0 / n;
+}
+
+double karp_flatt(double speedup, double n, double n0) {
+  const double r = n / n0;
+  if (!(r > 1.0) || !(speedup > 0)) return kUnknown;
+  return (1.0 / speedup - 1.0 / r) / (1.0 - 1.0 / r);
+}
+
+Fit fit_law(Law law, const std::vector<double>& n, const std::vector<double>& rate,
+            const FitOptions& options) {
+  HPCML_REQUIRE(n.size() == rate.size(), Error, "fit_law: n and rate differ in length");
+  Fit fit;
+  fit.law = law;
+  fit.observations = static_cast<int>(n.size());
+  std::vector<double> logy;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    HPCML_REQUIRE(finite(rate[i]) && rate[i] > 0 && finite(n[i]) && n[i] >= 1, DataError,
+                  "scaling fit: observation " + std::to_string(i) + " has N=" + num(n[i]) +
+                      ", rate=" + num(rate[i]) + "; need N >= 1 and a rate > 0");
+    logy.push_back(std::log(rate[i]));
+  }
+  std::vector<double> distinct = n;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  if (distinct.size() < 2) return fit;
+
+  fit.ok = true;
+  double log_c = 0;
+  fit.p = minimise_p(law, n, logy);
+  const double ssr = profile_ssr(law, fit.p, n, logy, &log_c);
+  fit.rate1 = std::exp(log_c);
+  fit.rms_log_residual = std::sqrt(ssr / static_cast<double>(n.size()));
+  fit.at_bound = fit.p <= 1e-9 || fit.p >= 1.0 - 1e-9;
+  fit.dof = fit.observations - 2;
+  if (law == Law::kAmdahl) {
+    const double n0 = distinct.front();
+    fit.p_baseline = (fit.p / n0) / ((1.0 - fit.p) + fit.p / n0);
+  }
+  if (fit.dof < 1) return fit;
+
+  // Residual-based standard error: linearise around the optimum, parameters (log c, p).
+  double s1 = 0, s2 = 0;
+  for (double ni : n) {
+    const double d = dlog_model_dp(law, fit.p, ni);
+    s1 += d;
+    s2 += d * d;
+  }
+  const double m = static_cast<double>(n.size());
+  const double det = m * s2 - s1 * s1;
+  const double sigma2 = ssr / fit.dof;
+  fit.se = det > 0 ? std::sqrt(sigma2 * m / det) : kUnknown;
+  if (finite(fit.se)) {
+    const double t = t975(fit.dof);
+    fit.ci_lo = std::clamp(fit.p - t * fit.se, 0.0, 1.0);
+    fit.ci_hi = std::clamp(fit.p + t * fit.se, 0.0, 1.0);
+  }
+
+  // Residual bootstrap (seeded, so reports are reproducible). Residuals are
+  // inflated by sqrt(m/dof) because fitted residuals underestimate the noise.
+  if (options.bootstrap > 0) {
+    std::vector<double> fitted(n.size()), resid(n.size());
+    const double inflate = std::sqrt(m / fit.dof);
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      fitted[i] = log_c + log_model(law, fit.p, n[i]);
+      resid[i] = (logy[i] - fitted[i]) * inflate;
+    }
+    std::mt19937_64 rng(options.seed);
+    std::uniform_int_distribution<std::size_t> pick(0, n.size() - 1);
+    std::vector<double> ps, ystar(n.size());
+    ps.reserve(static_cast<std::size_t>(options.bootstrap));
+    for (int b = 0; b < options.bootstrap; ++b) {
+      for (std::size_t i = 0; i < n.size(); ++i) ystar[i] = fitted[i] + resid[pick(rng)];
+      ps.push_back(minimise_p(law, n, ystar));
+    }
+    fit.boot_lo = percentile(ps, 0.025);
+    fit.boot_hi = percentile(ps, 0.975);
+  }
+  fit.lo = fit.p;
+  fit.hi = fit.p;
+  for (double v : {fit.ci_lo, fit.boot_lo})
+    if (finite(v)) fit.lo = std::min(fit.lo, v);
+  for (double v : {fit.ci_hi, fit.boot_hi})
+    if (finite(v)) fit.hi = std::max(fit.hi, v);
+  return fit;
+}
+
+double max_n_above(Law law, double p, double n0, double target) {
+  if (!finite(p) || !(target > 0)) return kUnknown;
+  if (target > 1.0) return n0;  // only the baseline itself has efficiency 1
+  if (law == Law::kAmdahl) {
+    if (p >= 1.0) return std::numeric_limits<double>::infinity();
+    const double n = ((n0 * (1.0 - p) + p) / target - p) / (1.0 - p);
+    return std::max(n, n0);
+  }
+  const double limit = n0 * p / ((1.0 - p) + p * n0);
+  if (limit >= target) return std::numeric_limits<double>::infinity();
+  const double n = n0 * (1.0 - p) / (target * ((1.0 - p) + p * n0) - p * n0);
+  return std::max(n, n0);
+}
+
+StudyResult analyse(const Study& study, const StudyOptions& options) {
+  StudyResult out;
+  out.study = study;
+  out.target_efficiency = options.target_efficiency;
+  const std::string where = "study '" + study.name + "'";
+  HPCML_REQUIRE(!study.points.empty(), DataError, where + ": no points to analyse");
+  HPCML_REQUIRE(
+      options.target_efficiency > 0 && options.target_efficiency <= 1, ConfigError,
+      "target efficiency: expected a value in (0, 1], got " + num(options.target_efficiency));
+
+  // One rate definition for the whole study: real throughput when every sample
+  // has one, else a rate derived from time per step.
+  bool all_throughput = true, all_time = true;
+  for (const auto& pt : study.points) {
+    HPCML_REQUIRE(pt.ranks >= 1 && pt.threads >= 1, DataError,
+                  where + ": a point has ranks=" + std::to_string(pt.ranks) +
+                      ", threads=" + std::to_string(pt.threads) + "; both must be >= 1");
+    HPCML_REQUIRE(!pt.samples.empty(), DataError,
+                  where + ": point with N=" + num(pt.n()) + " has no measurement");
+    for (const auto& s : pt.samples) {
+      all_throughput = all_throughput && finite(s.throughput) && s.throughput > 0;
+      all_time = all_time && finite(s.step_s) && s.step_s > 0;
+    }
+  }
+  if (!all_throughput && !all_time) {
+    for (const auto& pt : study.points)
+      for (const auto& s : pt.samples)
+        HPCML_REQUIRE(
+            (finite(s.throughput) && s.throughput > 0) || (finite(s.step_s) && s.step_s > 0),
+            DataError,
+            s.source + ": N=" + num(pt.n()) +
+                " has neither a time per step > 0 nor a throughput > 0");
+    HPCML_THROW(DataError, where +
+                               ": some points give only time and others only throughput; "
+                               "give the same quantity for every point");
+  }
+
+  std::vector<Point> points = study.points;
+  std::sort(points.begin(), points.end(), [](const Point& a, const Point& b) {
+    return a.n() != b.n() ? a.n() < b.n() : a.ranks < b.ranks;
+  });
+  out.n0 = points.front().n();
+
+  std::vector<double> fit_n, fit_rate;
+  for (const auto& pt : points) {
+    Row row;
+    row.ranks = pt.ranks;
+    row.threads = pt.threads;
+    row.nodes = pt.nodes;
+    row.n = pt.n();
+    row.repeats = static_cast<int>(pt.samples.size());
+    row.rate_is_throughput = all_throughput;
+    std::vector<double> times, rates, comp, cexp, cov, io, idle;
+    for (const auto& s : pt.samples) {
+      if (finite(s.step_s) && s.step_s > 0) times.push_back(s.step_s);
+      const double rate = all_throughput                ? s.throughput
+                          : study.mode == Mode::kStrong ? 1.0 / s.step_s
+                                                        : row.n / s.step_s;
+      rates.push_back(rate);
+      fit_n.push_back(row.n);
+      fit_rate.push_back(rate);
+      if (finite(s.split.compute_s)) comp.push_back(s.split.compute_s);
+      if (finite(s.split.comm_exposed_s)) cexp.push_back(s.split.comm_exposed_s);
+      if (finite(s.split.comm_overlapped_s)) cov.push_back(s.split.comm_overlapped_s);
+      if (finite(s.split.io_s)) io.push_back(s.split.io_s);
+      if (finite(s.split.idle_s)) idle.push_back(s.split.idle_s);
+      row.oversubscribed = row.oversubscribed || s.oversubscribed;
+    }
+    if (!times.empty()) {
+      row.time_med = median(times);
+      row.time_min = *std::min_element(times.begin(), times.end());
+      row.time_max = *std::max_element(times.begin(), times.end());
+    }
+    row.rate_med = median(rates);
+    row.rate_min = *std::min_element(rates.begin(), rates.end());
+    row.rate_max = *std::max_element(rates.begin(), rates.end());
+    row.split.compute_s = median(comp);
+    row.split.comm_exposed_s = median(cexp);
+    row.split.comm_overlapped_s = median(cov);
+    row.split.io_s = median(io);
+    row.split.idle_s = median(idle);
+    out.rows.push_back(row);
+  }
+
+  // The baseline rate: median over all points at N0 (there may be several layouts).
+  std::vector<double> base_rates;
+  for (const auto& row : out.rows)
+    if (row.n == out.n0) base_rates.push_back(row.rate_med);
+  const double rate0 = median(base_rates);
+  for (auto& row : out.rows) {
+    row.speedup = row.rate_med / rate0;
+    row.speedup_min = row.rate_min / rate0;
+    row.speedup_max = row.rate_max / rate0;
+    row.efficiency = row.speedup * out.n0 / row.n;
+    row.karp_flatt = karp_flatt(row.speedup, row.n, out.n0);
+    if (study.mode == Mode::kWeak && row.n > out.n0) {
+      const double r = row.n / out.n0;
+      row.gustafson_serial = (r - row.speedup) / (r - 1.0);
+    }
+    if (row.oversubscribed)
+      out.warnings.push_back("N=" + num(row.n) + " (" + std::to_string(row.ranks) + " ranks x " +
+                             std::to_string(row.threads) +
+                             " threads) was oversubscribed: more processing elements than cores, "
+                             "so it does not show how the job scales on real hardware");
+  }
+  for (std::size_t i = 1; i < out.rows.size(); ++i) {
+    const auto& a = out.rows[i - 1];
+    const auto& b = out.rows[i];
+    if (b.n > a.n && b.rate_med < a.rate_med)
+      out.warnings.push_back(
+          "non-monotone: " + std::string(all_throughput ? "throughput" : "rate") +
+          " drops from N=" + num(a.n) + " to N=" + num(b.n) + " (speedup " + num(a.speedup) +
+          " -> " + num(b.speedup) + "); the fit treats it as noise");
+  }
+
+  const Law law = study.mode == Mode::kStrong ? Law::kAmdahl : Law::kGustafson;
+  out.fit = fit_law(law, fit_n, fit_rate, options.fit);
+  const double n_top = out.rows.back().n;
+  out.max_n = options.max_n > 0 ? options.max_n : 64.0 * n_top;
+  if (!out.fit.ok) {
+    out.warnings.push_back("only one N measured (N=" + num(out.n0) +
+                           "): no speedup, fit or prediction is possible; measure at least two N");
+    return out;
+  }
+  if (out.fit.at_bound)
+    out.warnings.push_back(to_string(law) + " fit reached the bound P=" + num(out.fit.p) +
+                           ": the measurements do not follow the law (check for slowdowns or "
+                           "superlinear effects)");
+  if (out.fit.dof < 1)
+    out.warnings.push_back(
+        "as many parameters as measurements: the fit is exact and its "
+        "uncertainty is unknown; add repeats or more N");
+
+  if (out.max_n <= n_top)
+    out.warnings.push_back("max N " + num(out.max_n) + " is not above the largest measured N " +
+                           num(n_top) + ": no predictions");
+  for (double n = 2 * n_top; n <= out.max_n * (1 + 1e-12); n *= 2) {
+    Prediction pr;
+    pr.n = n;
+    pr.speedup = law_speedup(law, out.fit.p, n, out.n0);
+    pr.efficiency = pr.speedup * out.n0 / n;
+    if (finite(out.fit.lo) && finite(out.fit.hi)) {
+      // Speedup grows with p for both laws, so the interval ends map to the ends.
+      pr.speedup_lo = law_speedup(law, out.fit.lo, n, out.n0);
+      pr.speedup_hi = law_speedup(law, out.fit.hi, n, out.n0);
+      pr.efficiency_lo = pr.speedup_lo * out.n0 / n;
+      pr.efficiency_hi = pr.speedup_hi * out.n0 / n;
+    }
+    out.predictions.push_back(pr);
+  }
+  out.max_n_target = max_n_above(law, out.fit.p, out.n0, options.target_efficiency);
+  if (finite(out.fit.lo)) {
+    out.max_n_target_lo = max_n_above(law, out.fit.lo, out.n0, options.target_efficiency);
+    out.max_n_target_hi = max_n_above(law, out.fit.hi, out.n0, options.target_efficiency);
+  }
+  return out;
+}
+
+}  // namespace hpcml::analysis

@@ -1,0 +1,89 @@
+// `hpcml report --csv` end to end through the executable.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+
+using namespace hpcml_test;
+
+namespace {
+
+nlohmann::json report_json(const fs::path& dir) {
+  return nlohmann::json::parse(slurp(dir / "report.json"));
+}
+
+void expect_clean(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto ext = e.path().extension();
+    if (ext == ".md" || ext == ".csv" || ext == ".json" || ext == ".svg") {
+      EXPECT_FALSE(has_non_finite(slurp(e.path()))) << e.path();
+    }
+  }
+}
+
+}  // namespace
+
+TEST(AnalysisCli, ReportFromCsvRecoversExactAmdahl) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("report-cli");
+  // Exact Amdahl times with P = 0.93 and a baseline of 2 ranks (T1 = 10 s).
+  std::string csv = "# exact Amdahl, P = 0.93\nranks,time_s\n";
+  for (int n : {2, 4, 8, 16})
+    csv += std::to_string(n) + "," + std::to_string(10.0 * (0.07 + 0.93 / n)) + "\n";
+  write_text(d.path() / "exact.csv", csv);
+  const auto out = d.path() / "out";
+  const auto r = run(hpcml_exe() + " report --csv " + (d.path() / "exact.csv").string() +
+                     " --out " + out.string() + " --max-n 256 --target-eff 0.5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = report_json(out);
+  ASSERT_EQ(j["studies"].size(), 1u);
+  const auto& s = j["studies"][0];
+  EXPECT_EQ(s["n0"].get<double>(), 2.0);
+  EXPECT_NEAR(s["fit"]["p"].get<double>(), 0.93, 1e-6);
+  EXPECT_EQ(s["predictions"].size(), 4u);  // 32 64 128 256
+  // Efficiency relative to N0=2 drops to 0.5 at N = ((2*0.07+0.93)/0.5 - 0.93)/0.07.
+  EXPECT_NEAR(s["max_n_target"].get<double>(), ((2 * 0.07 + 0.93) / 0.5 - 0.93) / 0.07, 1e-3);
+  for (const char* f :
+       {"report.md", "table.csv", "fit.csv", "predictions.csv", "speedup.svg", "efficiency.svg"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  const std::string md = slurp(out / "report.md");
+  EXPECT_NE(md.find("hpcml report --csv"), std::string::npos);
+  EXPECT_NE(md.find("![speedup](speedup.svg)"), std::string::npos);
+  expect_clean(out);
+}
+
+TEST(AnalysisCli, BadCsvFailsWithFileLineMessage) {
+  ASSERT_FALSE(hpcml_exe().empty());
+  TempDir d("report-cli-bad");
+  write_text(d.path() / "bad.csv", "n,throughput\n1,100\n2,-5\n");
+  auto r = run(hpcml_exe() + " report --csv " + (d.path() / "bad.csv").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("bad.csv:3: column 'throughput'"), std::string::npos) << r.output;
+  write_text(d.path() / "cols.csv", "n,speed\n1,100\n");
+  r = run(hpcml_exe() + " report --csv " + (d.path() / "cols.csv").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("missing column"), std::string::npos) << r.output;
+  r = run(hpcml_exe() + " report");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("either a run/study directory or --csv"), std::string::npos) << r.output;
+}
+
+TEST(AnalysisCli, DegenerateCsvGivesWarningsNotNaN) {
+  ASSERT_FALSE(hpcml_exe().empty());
+  TempDir d("report-cli-degenerate");
+  // One point, and a study that gets slower with N; both in one file.
+  write_text(d.path() / "deg.csv",
+             "study,n,throughput\nsingle,4,100\nslower,1,100\nslower,2,90\nslower,4,80\n");
+  const auto out = d.path() / "out";
+  const auto r = run(hpcml_exe() + " report --csv " + (d.path() / "deg.csv").string() + " --out " +
+                     out.string() + " --alpha 1e-5 --bandwidth-gbps 10 --grad-bytes 1e6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string md = slurp(out / "report.md");
+  EXPECT_NE(md.find("only one N"), std::string::npos);
+  EXPECT_NE(md.find("non-monotone"), std::string::npos);
+  EXPECT_NE(md.find("reached the bound"), std::string::npos);
+  // Throughput-only input has no time per step, so the alpha-beta model says why it is skipped.
+  EXPECT_NE(md.find("no time per step"), std::string::npos);
+  expect_clean(out);
+}
