@@ -1,0 +1,95 @@
+// Reading a split of a shard directory: the io implementation of core's
+// hpcml::Dataset (core/include/hpcml/core/data.hpp).
+//
+// How the trainer uses it: every rank opens the split (open_dataset is not
+// collective), computes its own indices with core's epoch_indices() and calls
+// read(indices, local_batch). Only the rows a rank trains on are read; a
+// background thread reads ahead up to prefetch_depth() batches.
+//
+// Checks, and where they happen:
+// - open_dataset(): manifest.json fully validated; every shard opened; dataset
+//   names, shapes, dtypes and shard attributes compared with the manifest.
+// - every batch returned by read(): labels in [0, classes) and features finite
+//   (cheap: proportional to the batch). A bad row throws DataError from next().
+// - verify()/check_shard(): reads whole shards and compares the crc32 with the
+//   manifest (detects silent corruption of bytes the per-batch checks accept).
+//   Not done on open because it reads everything; the trainer spreads the
+//   shards over ranks and agrees on failure.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hpcml/core/data.hpp"
+#include "hpcml/io/format.hpp"
+
+namespace hpcml::io {
+
+/// Result of checking one shard fully; never throws for data problems.
+struct ShardCheck {
+  std::size_t shard = 0;
+  std::string file;  ///< path of the shard file
+  std::size_t samples = 0;
+  bool ok = false;
+  std::string problem;  ///< one line naming the file; empty when ok
+  double seconds = 0;
+};
+
+struct DatasetState;  // shared by the dataset and its readers
+
+class ShardDataset final : public Dataset {
+ public:
+  explicit ShardDataset(std::shared_ptr<const DatasetState> state);
+  ~ShardDataset() override;
+
+  std::size_t samples() const override;
+  std::size_t features() const override;
+  int classes() const override;
+  std::string describe() const override;
+  /// Starts a pass over `indices` (each in [0, samples()), any order, repeats
+  /// allowed) in batches of batch_rows. Out-of-range indices or batch_rows == 0
+  /// throw here. The returned reader may outlive this object.
+  std::unique_ptr<BatchReader> read(std::vector<std::size_t> indices,
+                                    std::size_t batch_rows) override;
+
+  /// Batches read ahead by read()'s background thread (default 2, >= 1).
+  void set_prefetch_depth(std::size_t depth);
+  std::size_t prefetch_depth() const { return prefetch_depth_; }
+
+  /// Synchronous read of the given rows, in this order, into `out` (what the
+  /// prefetch thread does per batch, including the label/finite checks).
+  void read_rows(std::span<const std::size_t> indices, Batch& out) const;
+  /// Every sample of the split in index order (for small data and tests).
+  Batch read_all() const;
+
+  std::size_t shard_count() const;
+  /// Reads shard `shard` fully: crc32 against the manifest, finite features,
+  /// labels in range. Not collective.
+  ShardCheck check_shard(std::size_t shard) const;
+  /// check_shard() for each id; throws the first problem as DataError.
+  void verify(std::span<const std::size_t> shard_ids) const;
+
+  const Manifest& manifest() const;
+  const std::string& split() const;
+  const std::string& directory() const;
+  const std::vector<std::size_t>& feature_shape() const;
+
+ private:
+  std::shared_ptr<const DatasetState> state_;
+  std::size_t prefetch_depth_ = 2;
+};
+
+/// Opens shard `shard` of `split` alone (not the rest of the split) and checks
+/// it like open_dataset() + ShardDataset::check_shard(). Never throws for data
+/// problems: they are reported in the result. For `hpcml shard verify`.
+ShardCheck check_shard_file(const std::string& dir, const Manifest& manifest,
+                            const std::string& split, std::size_t shard);
+
+/// Opens split `split` of the shard directory `dir` (see the checks above).
+/// Throws DataError naming the manifest field or the shard file on any problem.
+std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split);
+
+}  // namespace hpcml::io

@@ -1,0 +1,41 @@
+// Shard writer: turns one split held in memory into HDF5 shard files plus an
+// entry in the directory's manifest.json (format: format.hpp, docs/data-format.md).
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "hpcml/io/format.hpp"
+#include "hpcml/io/inputs.hpp"
+
+namespace hpcml::io {
+
+struct ShardWriteOptions {
+  std::string out_dir;  ///< created if missing
+  std::string dataset;  ///< dataset name recorded in the manifest
+  std::string split;    ///< "train", "test", ... (see check_split_name)
+  std::size_t shards = 4;
+  int classes = 0;  ///< labels must lie in [0, classes)
+  /// Called with one line per written shard/manifest (on the rank that did it).
+  std::function<void(const std::string&)> progress;
+};
+
+/// Serial version of the collective write_split below (no MPI calls).
+SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options);
+
+/// Collective over `comm`; every rank passes the same data and options.
+/// Validates the data (finite features, labels in range) and the options
+/// (1 <= shards <= samples; an existing manifest in out_dir must agree on
+/// dataset name, features, feature_shape and classes), then rank r writes
+/// shards r, r+R, ... (each to a temp name, renamed when complete), and rank 0
+/// gathers their checksums and writes manifest.json (temp + rename), replacing
+/// this split's entry and keeping the others. Shard files of the old entry for
+/// this split that the new one does not use are deleted afterwards.
+/// Any failure on any rank throws the same collective DataError on every rank.
+/// Returns the split's manifest entry on every rank.
+SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options, MPI_Comm comm);
+
+}  // namespace hpcml::io

@@ -1,0 +1,514 @@
+#include "hpcml/io/dataset.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "hdf5_util.hpp"
+#include "hpcml/core/error.hpp"
+#include "hpcml/io/hdf5.hpp"
+
+namespace hpcml::io {
+
+namespace fs = std::filesystem;
+
+struct ShardHandle {
+  std::string path;
+  std::size_t first = 0;
+  std::size_t samples = 0;
+  File file;
+  DataSet features;
+  DataSet labels;
+  DataSpace features_space;
+  DataSpace labels_space;
+};
+
+struct DatasetState {
+  std::string dir;
+  std::string split;
+  Manifest manifest;
+  SplitInfo info;
+  std::vector<std::size_t> firsts;  // first global index of each shard
+  std::vector<ShardHandle> shards;
+
+  std::size_t shard_of(std::size_t index) const {
+    return static_cast<std::size_t>(std::upper_bound(firsts.begin(), firsts.end(), index) -
+                                    firsts.begin()) -
+           1;
+  }
+};
+
+namespace {
+
+std::string type_name(hid_t type) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const std::size_t bits = H5Tget_size(type) * 8;
+  const bool be = H5Tget_order(type) == H5T_ORDER_BE;
+  std::string s;
+  switch (cls) {
+    case H5T_FLOAT:
+      s = "float" + std::to_string(bits);
+      break;
+    case H5T_INTEGER:
+      s = std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+      break;
+    case H5T_STRING:
+      return "string";
+    default:
+      return "non-numeric type (class " + std::to_string(static_cast<int>(cls)) + ")";
+  }
+  return be ? s + " big-endian" : s;
+}
+
+std::string dims_text(const std::vector<hsize_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+// Opens `name` in `file` and checks it is an array of `want_type` with `want_dims`.
+DataSet open_checked(hid_t file, const char* name, hid_t want_type, const char* want_type_name,
+                     const std::vector<hsize_t>& want_dims, const std::string& path) {
+  const std::string ctx = path + ": dataset '" + name + "'";
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    HPCML_THROW(DataError, path + ": has no dataset '" + std::string(name) + "'");
+  DataSet ds(HPCML_CHECK_HDF5(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": cannot open"));
+  DataType type(HPCML_CHECK_HDF5(H5Dget_type(ds.get()), ctx));
+  if (HPCML_CHECK_HDF5(H5Tequal(type.get(), want_type), ctx) <= 0)
+    HPCML_THROW(DataError, ctx + " has dtype " + type_name(type.get()) + " but the manifest says " +
+                               want_type_name);
+  DataSpace space(HPCML_CHECK_HDF5(H5Dget_space(ds.get()), ctx));
+  const int rank = HPCML_CHECK_HDF5(H5Sget_simple_extent_ndims(space.get()), ctx);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+  if (rank > 0) HPCML_CHECK_HDF5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), ctx);
+  if (dims != want_dims)
+    HPCML_THROW(DataError, ctx + " has shape " + dims_text(dims) + " but the manifest says " +
+                               dims_text(want_dims));
+  // A contiguous dataset records where its bytes live; a file cut short holds
+  // fewer bytes than that (HDF5 itself does not always notice at open).
+  const haddr_t offset = H5Dget_offset(ds.get());
+  const hsize_t storage = H5Dget_storage_size(ds.get());
+  struct stat st {};
+  if (offset != HADDR_UNDEF && ::stat(path.c_str(), &st) == 0 &&
+      static_cast<std::uint64_t>(st.st_size) < offset + storage)
+    HPCML_THROW(DataError, path + ": file is truncated: " + std::to_string(st.st_size) +
+                               " bytes, dataset '" + name + "' ends at byte " +
+                               std::to_string(offset + storage));
+  return ds;
+}
+
+void check_attribute(hid_t root, const char* name, std::int64_t want, const std::string& path) {
+  const auto v = read_int_attribute(root, name, path);
+  if (v.size() != 1 || v[0] != want)
+    HPCML_THROW(DataError, path + ": attribute '" + name + "' is " + std::to_string(v[0]) +
+                               " but the manifest implies " + std::to_string(want));
+}
+
+ShardHandle open_shard(const DatasetState& st, std::size_t index) {
+  const ShardInfo& info = st.info.shards[index];
+  ShardHandle h;
+  h.path = (fs::path(st.dir) / info.file).string();
+  h.first = info.first_index;
+  h.samples = info.samples;
+  std::error_code ec;
+  if (!fs::is_regular_file(h.path, ec))
+    HPCML_THROW(DataError, h.path + ": shard file listed in the manifest is missing");
+  Hdf5Lock lock;
+  const htri_t is_hdf5 = H5Fis_hdf5(h.path.c_str());
+  if (is_hdf5 <= 0) HPCML_THROW(DataError, h.path + ": not an HDF5 file (corrupt or overwritten?)");
+  h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!h.file)
+    HPCML_THROW(DataError, h.path + ": cannot open as HDF5 (truncated or corrupt file?)");
+  const hsize_t n = info.samples, f = st.manifest.features;
+  h.features = open_checked(h.file.get(), "features", H5T_IEEE_F32LE, "float32", {n, f}, h.path);
+  h.labels = open_checked(h.file.get(), "labels", H5T_STD_I32LE, "int32", {n}, h.path);
+  h.features_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.features.get()), h.path));
+  h.labels_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.labels.get()), h.path));
+  const hid_t root = h.file.get();
+  check_attribute(root, "format_version", kShardFormatVersion, h.path);
+  check_attribute(root, "shard_index", static_cast<std::int64_t>(index), h.path);
+  check_attribute(root, "shard_count", static_cast<std::int64_t>(st.info.shards.size()), h.path);
+  check_attribute(root, "first_index", static_cast<std::int64_t>(info.first_index), h.path);
+  return h;
+}
+
+// Reads rows `rows` (sorted, unique, shard-local) of one shard into x (rows x F)
+// and y, merging consecutive rows into one hyperslab block each.
+void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vector<hsize_t>& rows,
+                     float* x, std::int32_t* y) {
+  Hdf5Lock lock;
+  DataSpace fx(HPCML_CHECK_HDF5(H5Scopy(h.features_space.get()), h.path));
+  DataSpace fy(HPCML_CHECK_HDF5(H5Scopy(h.labels_space.get()), h.path));
+  std::size_t i = 0;
+  bool first = true;
+  while (i < rows.size()) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    const H5S_seloper_t op = first ? H5S_SELECT_SET : H5S_SELECT_OR;
+    first = false;
+    const hsize_t start2[2] = {rows[i], 0}, count2[2] = {j - i, features};
+    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fx.get(), op, start2, nullptr, count2, nullptr), h.path);
+    const hsize_t start1[1] = {rows[i]}, count1[1] = {j - i};
+    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fy.get(), op, start1, nullptr, count1, nullptr), h.path);
+    i = j;
+  }
+  const hsize_t mdims2[2] = {rows.size(), features}, mdims1[1] = {rows.size()};
+  DataSpace mx(HPCML_CHECK_HDF5(H5Screate_simple(2, mdims2, nullptr), h.path));
+  DataSpace my(HPCML_CHECK_HDF5(H5Screate_simple(1, mdims1, nullptr), h.path));
+  HPCML_CHECK_HDF5(H5Dread(h.features.get(), H5T_NATIVE_FLOAT, mx.get(), fx.get(), H5P_DEFAULT, x),
+                   h.path + ": cannot read 'features'");
+  HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, my.get(), fy.get(), H5P_DEFAULT, y),
+                   h.path + ": cannot read 'labels'");
+}
+
+// Per-batch sanity checks; `global` maps a row of the batch to its sample index.
+// `only` names the shard when the rows all come from one shard that may not be
+// in st.shards (check_shard_file opens a single shard).
+void check_rows(const DatasetState& st, const Batch& b, std::span<const std::size_t> global,
+                const ShardHandle* only = nullptr) {
+  const std::size_t f = b.cols;
+  for (std::size_t r = 0; r < b.rows; ++r) {
+    const std::int32_t label = b.y[r];
+    const float* row = b.x.data() + r * f;
+    bool finite = true;
+    for (std::size_t c = 0; c < f; ++c) finite &= std::isfinite(row[c]);
+    if (label >= 0 && label < st.manifest.classes && finite) continue;
+    const std::size_t g = global[r];
+    const ShardHandle& h = only ? *only : st.shards[st.shard_of(g)];
+    if (!finite) {
+      std::size_t c = 0;
+      while (std::isfinite(row[c])) ++c;
+      HPCML_THROW(DataError, h.path + ": feature " + std::to_string(c) + " of sample " +
+                                 std::to_string(g) + " (row " + std::to_string(g - h.first) +
+                                 ") is " + (std::isnan(row[c]) ? "NaN" : "infinite"));
+    }
+    HPCML_THROW(DataError, h.path + ": label " + std::to_string(label) + " of sample " +
+                               std::to_string(g) + " (row " + std::to_string(g - h.first) +
+                               ") is outside [0, " + std::to_string(st.manifest.classes) + ")");
+  }
+}
+
+// Reads one opened shard fully and checks crc32, finite features and labels.
+ShardCheck check_opened_shard(const DatasetState& st, std::size_t shard, const ShardHandle& h) {
+  const ShardInfo& info = st.info.shards[shard];
+  ShardCheck c;
+  c.shard = shard;
+  c.file = h.path;
+  c.samples = h.samples;
+  try {
+    const std::size_t f = st.manifest.features;
+    Batch b;
+    b.rows = h.samples;
+    b.cols = f;
+    b.x.resize(b.rows * f);
+    b.y.resize(b.rows);
+    {
+      Hdf5Lock lock;
+      HPCML_CHECK_HDF5(
+          H5Dread(h.features.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b.x.data()),
+          h.path + ": cannot read 'features'");
+      HPCML_CHECK_HDF5(
+          H5Dread(h.labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, b.y.data()),
+          h.path + ": cannot read 'labels'");
+    }
+    const std::uint32_t crc =
+        crc32_update(crc32_update(0, b.x.data(), b.x.size() * 4), b.y.data(), b.y.size() * 4);
+    if (crc != info.crc32)
+      HPCML_THROW(DataError, h.path + ": checksum mismatch: data has " + checksum_string(crc) +
+                                 ", manifest says " + checksum_string(info.crc32) +
+                                 " (corrupted shard)");
+    std::vector<std::size_t> global(b.rows);
+    for (std::size_t i = 0; i < b.rows; ++i) global[i] = h.first + i;
+    check_rows(st, b, global, &h);
+    c.ok = true;
+  } catch (const std::exception& e) {
+    c.problem = e.what();
+  }
+  return c;
+}
+
+struct Scratch {
+  std::vector<std::pair<std::size_t, std::size_t>> order;  // (global index, batch position)
+  std::vector<hsize_t> rows;
+  std::vector<std::size_t> row_of;  // position in `order` -> row in the shard read buffer
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+};
+
+void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices, Batch& out,
+                    Scratch& s) {
+  const std::size_t f = st.manifest.features, n = indices.size();
+  for (std::size_t i = 0; i < n; ++i)
+    if (indices[i] >= st.info.samples)
+      HPCML_THROW(DataError, st.dir + ": sample index " + std::to_string(indices[i]) +
+                                 " is out of range for split '" + st.split + "' with " +
+                                 std::to_string(st.info.samples) + " samples");
+  out.rows = n;
+  out.cols = f;
+  out.x.resize(n * f);
+  out.y.resize(n);
+  s.order.resize(n);
+  for (std::size_t i = 0; i < n; ++i) s.order[i] = {indices[i], i};
+  std::sort(s.order.begin(), s.order.end());
+  std::size_t g0 = 0;
+  while (g0 < n) {
+    const std::size_t shard = st.shard_of(s.order[g0].first);
+    const ShardHandle& h = st.shards[shard];
+    const std::size_t end_index = h.first + h.samples;
+    std::size_t g1 = g0;
+    s.rows.clear();
+    s.row_of.resize(n);
+    while (g1 < n && s.order[g1].first < end_index) {
+      const hsize_t local = s.order[g1].first - h.first;
+      if (s.rows.empty() || s.rows.back() != local) s.rows.push_back(local);
+      s.row_of[g1] = s.rows.size() - 1;
+      ++g1;
+    }
+    s.x.resize(s.rows.size() * f);
+    s.y.resize(s.rows.size());
+    read_shard_rows(h, f, s.rows, s.x.data(), s.y.data());
+    for (std::size_t k = g0; k < g1; ++k) {
+      const std::size_t pos = s.order[k].second, r = s.row_of[k];
+      std::memcpy(out.x.data() + pos * f, s.x.data() + r * f, f * sizeof(float));
+      out.y[pos] = s.y[r];
+    }
+    g0 = g1;
+  }
+  check_rows(st, out, indices);
+}
+
+// Background reader: a producer thread fills a bounded queue of batches.
+class PrefetchReader final : public BatchReader {
+ public:
+  PrefetchReader(std::shared_ptr<const DatasetState> state, std::vector<std::size_t> indices,
+                 std::size_t batch_rows, std::size_t depth)
+      : state_(std::move(state)),
+        indices_(std::move(indices)),
+        batch_rows_(batch_rows),
+        depth_(depth) {
+    thread_ = std::thread([this] { produce(); });
+  }
+  ~PrefetchReader() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  bool next(Batch& batch) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return !queue_.empty() || error_ || finished_; });
+    if (!queue_.empty()) {
+      Batch old = std::move(batch);
+      batch = std::move(queue_.front());
+      queue_.pop_front();
+      // The caller's previous buffers go back to the producer for reuse.
+      if (old.x.capacity() > 0 && free_.size() < depth_) free_.push_back(std::move(old));
+      cv_.notify_all();
+      return true;
+    }
+    if (error_) {
+      std::exception_ptr e = std::exchange(error_, nullptr);
+      finished_ = true;
+      std::rethrow_exception(e);
+    }
+    return false;
+  }
+
+ private:
+  void produce() {
+    try {
+      Scratch scratch;
+      for (std::size_t begin = 0; begin < indices_.size(); begin += batch_rows_) {
+        Batch b;
+        {
+          std::unique_lock<std::mutex> lock(mutex_);
+          cv_.wait(lock, [&] { return stop_ || queue_.size() < depth_; });
+          if (stop_) return;
+          if (!free_.empty()) {
+            b = std::move(free_.back());
+            free_.pop_back();
+          }
+        }
+        const std::size_t end = std::min(indices_.size(), begin + batch_rows_);
+        read_rows_impl(*state_, std::span(indices_).subspan(begin, end - begin), b, scratch);
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (stop_) return;
+          queue_.push_back(std::move(b));
+        }
+        cv_.notify_all();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+    }
+    cv_.notify_all();
+  }
+
+  std::shared_ptr<const DatasetState> state_;
+  std::vector<std::size_t> indices_;
+  std::size_t batch_rows_;
+  std::size_t depth_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  std::vector<Batch> free_;
+  std::exception_ptr error_;
+  bool finished_ = false;
+  bool stop_ = false;
+  std::thread thread_;  // last: started after every other member exists
+};
+
+}  // namespace
+
+// ---- ShardDataset -------------------------------------------------------------
+
+ShardDataset::ShardDataset(std::shared_ptr<const DatasetState> state) : state_(std::move(state)) {}
+ShardDataset::~ShardDataset() = default;
+
+std::size_t ShardDataset::samples() const { return state_->info.samples; }
+std::size_t ShardDataset::features() const { return state_->manifest.features; }
+int ShardDataset::classes() const { return state_->manifest.classes; }
+std::size_t ShardDataset::shard_count() const { return state_->shards.size(); }
+const Manifest& ShardDataset::manifest() const { return state_->manifest; }
+const std::string& ShardDataset::split() const { return state_->split; }
+const std::string& ShardDataset::directory() const { return state_->dir; }
+const std::vector<std::size_t>& ShardDataset::feature_shape() const {
+  return state_->manifest.feature_shape;
+}
+
+std::string ShardDataset::describe() const {
+  return state_->manifest.dataset + "/" + state_->split + ": " + std::to_string(samples()) + " x " +
+         std::to_string(features()) + " in " + std::to_string(shard_count()) + " shards (" +
+         state_->dir + ")";
+}
+
+void ShardDataset::set_prefetch_depth(std::size_t depth) {
+  if (depth < 1) HPCML_THROW(ConfigError, "prefetch depth must be >= 1, got 0");
+  prefetch_depth_ = depth;
+}
+
+std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices,
+                                                std::size_t batch_rows) {
+  if (batch_rows == 0) HPCML_THROW(ConfigError, describe() + ": batch size must be >= 1");
+  for (std::size_t i : indices)
+    if (i >= samples())
+      HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
+                                 " is out of range for split '" + state_->split + "' with " +
+                                 std::to_string(samples()) + " samples");
+  return std::make_unique<PrefetchReader>(state_, std::move(indices), batch_rows, prefetch_depth_);
+}
+
+void ShardDataset::read_rows(std::span<const std::size_t> indices, Batch& out) const {
+  Scratch scratch;
+  read_rows_impl(*state_, indices, out, scratch);
+}
+
+Batch ShardDataset::read_all() const {
+  Batch b;
+  const std::size_t f = features();
+  b.rows = samples();
+  b.cols = f;
+  b.x.resize(b.rows * f);
+  b.y.resize(b.rows);
+  for (const ShardHandle& h : state_->shards) {
+    Hdf5Lock lock;
+    HPCML_CHECK_HDF5(H5Dread(h.features.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                             b.x.data() + h.first * f),
+                     h.path + ": cannot read 'features'");
+    HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                             b.y.data() + h.first),
+                     h.path + ": cannot read 'labels'");
+  }
+  std::vector<std::size_t> all(b.rows);
+  for (std::size_t i = 0; i < b.rows; ++i) all[i] = i;
+  check_rows(*state_, b, all);
+  return b;
+}
+
+ShardCheck ShardDataset::check_shard(std::size_t shard) const {
+  if (shard >= shard_count()) {
+    ShardCheck c;
+    c.shard = shard;
+    c.problem = state_->dir + ": shard " + std::to_string(shard) + " does not exist in split '" +
+                state_->split + "' (" + std::to_string(shard_count()) + " shards)";
+    return c;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ShardCheck c = check_opened_shard(*state_, shard, state_->shards[shard]);
+  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+void ShardDataset::verify(std::span<const std::size_t> shard_ids) const {
+  for (std::size_t id : shard_ids) {
+    ShardCheck c = check_shard(id);
+    if (!c.ok) HPCML_THROW(DataError, c.problem);
+  }
+}
+
+ShardCheck check_shard_file(const std::string& dir, const Manifest& manifest,
+                            const std::string& split, std::size_t shard) {
+  const auto start = std::chrono::steady_clock::now();
+  DatasetState st;
+  st.dir = dir;
+  st.split = split;
+  st.manifest = manifest;
+  ShardCheck c;
+  c.shard = shard;
+  auto it = manifest.splits.find(split);
+  if (it == manifest.splits.end() || shard >= it->second.shards.size()) {
+    c.problem = dir + ": split '" + split + "' has no shard " + std::to_string(shard);
+    return c;
+  }
+  st.info = it->second;
+  for (const auto& sh : st.info.shards) st.firsts.push_back(sh.first_index);
+  c.file = (fs::path(dir) / st.info.shards[shard].file).string();
+  c.samples = st.info.shards[shard].samples;
+  try {
+    const ShardHandle h = open_shard(st, shard);
+    c = check_opened_shard(st, shard, h);
+  } catch (const std::exception& e) {
+    c.problem = e.what();
+  }
+  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split) {
+  auto st = std::make_shared<DatasetState>();
+  st->dir = dir;
+  st->split = split;
+  st->manifest = read_manifest(dir);
+  auto it = st->manifest.splits.find(split);
+  if (it == st->manifest.splits.end()) {
+    std::string have;
+    for (const auto& [name, s] : st->manifest.splits) have += (have.empty() ? "" : ", ") + name;
+    HPCML_THROW(DataError, (fs::path(dir) / kManifestName).string() + ": has no split '" + split +
+                               "' (splits: " + (have.empty() ? "none" : have) + ")");
+  }
+  st->info = it->second;
+  for (std::size_t i = 0; i < st->info.shards.size(); ++i) {
+    st->firsts.push_back(st->info.shards[i].first_index);
+    st->shards.push_back(open_shard(*st, i));
+  }
+  return std::make_unique<ShardDataset>(std::move(st));
+}
+
+}  // namespace hpcml::io

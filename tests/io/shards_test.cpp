@@ -1,0 +1,368 @@
+// Shard writer + reader: round trips, read order, prefetch, and every kind of
+// broken shard directory giving a one-line DataError that names the file.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "hpcml/io/dataset.hpp"
+#include "hpcml/io/format.hpp"
+#include "hpcml/io/hdf5.hpp"
+#include "hpcml/io/writer.hpp"
+#include "io_test_util.hpp"
+
+namespace hpcml::io {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::synthetic;
+using test::TempDir;
+
+ShardWriteOptions options(const TempDir& dir, std::size_t shards,
+                          const std::string& split = "train", int classes = 5) {
+  ShardWriteOptions o;
+  o.out_dir = dir.str();
+  o.dataset = "synthetic";
+  o.split = split;
+  o.shards = shards;
+  o.classes = classes;
+  return o;
+}
+
+void expect_rows(const Batch& b, const LabeledData& d, const std::vector<std::size_t>& idx) {
+  ASSERT_EQ(b.rows, idx.size());
+  ASSERT_EQ(b.cols, d.features);
+  for (std::size_t r = 0; r < idx.size(); ++r) {
+    for (std::size_t c = 0; c < d.features; ++c)
+      ASSERT_EQ(b.x[r * d.features + c], d.x[idx[r] * d.features + c]) << "row " << r;
+    ASSERT_EQ(b.y[r], d.y[idx[r]]) << "row " << r;
+  }
+}
+
+TEST(IoShards, RoundTripForManyShardCounts) {
+  const LabeledData d = synthetic(23);
+  for (std::size_t shards : {1u, 2u, 3u, 7u, 23u}) {
+    TempDir dir;
+    const SplitInfo info = write_split(d, options(dir, shards));
+    ASSERT_EQ(info.shards.size(), shards);
+    std::size_t min_n = d.samples, max_n = 0, total = 0;
+    for (std::size_t i = 0; i < shards; ++i) {
+      EXPECT_EQ(info.shards[i].file, shard_file_name("train", i, shards));
+      EXPECT_TRUE(fs::exists(dir / info.shards[i].file));
+      EXPECT_EQ(info.shards[i].first_index, total);
+      total += info.shards[i].samples;
+      min_n = std::min(min_n, info.shards[i].samples);
+      max_n = std::max(max_n, info.shards[i].samples);
+    }
+    EXPECT_EQ(total, d.samples);
+    EXPECT_LE(max_n - min_n, 1u);
+
+    auto ds = open_dataset(dir.str(), "train");
+    EXPECT_EQ(ds->samples(), 23u);
+    EXPECT_EQ(ds->features(), 6u);
+    EXPECT_EQ(ds->classes(), 5);
+    EXPECT_EQ(ds->shard_count(), shards);
+    EXPECT_EQ(ds->feature_shape(), (std::vector<std::size_t>{3, 2}));
+    std::vector<std::size_t> all(23);
+    std::iota(all.begin(), all.end(), 0);
+    expect_rows(ds->read_all(), d, all);
+    std::vector<std::size_t> ids(shards);
+    std::iota(ids.begin(), ids.end(), 0);
+    EXPECT_NO_THROW(ds->verify(ids));
+  }
+}
+
+TEST(IoShards, ReadHonoursOrderRepeatsAndBatching) {
+  TempDir dir;
+  const LabeledData d = synthetic(101, 4, 5);
+  write_split(d, options(dir, 4));
+  auto ds = open_dataset(dir.str(), "train");
+  std::vector<std::size_t> idx(101);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::mt19937 rng(42);
+  std::shuffle(idx.begin(), idx.end(), rng);
+  // Repeats, neighbours (merged runs) and shard-crossing runs.
+  idx.insert(idx.end(), {5, 5, 24, 25, 26, 27, 100, 0, 26});
+  for (std::size_t depth : {1u, 2u, 5u}) {
+    ds->set_prefetch_depth(depth);
+    for (std::size_t batch_rows : {1u, 7u, 32u, 500u}) {
+      auto reader = ds->read(idx, batch_rows);
+      Batch b;
+      std::size_t pos = 0;
+      while (reader->next(b)) {
+        const std::size_t n = std::min(batch_rows, idx.size() - pos);
+        expect_rows(b, d, std::vector<std::size_t>(idx.begin() + pos, idx.begin() + pos + n));
+        pos += n;
+      }
+      EXPECT_EQ(pos, idx.size());
+      EXPECT_FALSE(reader->next(b));
+    }
+  }
+  auto empty = ds->read({}, 4);
+  Batch b;
+  EXPECT_FALSE(empty->next(b));
+  EXPECT_DATA_ERROR(ds->read({3, 101}, 4), "sample index 101", "out of range");
+  EXPECT_THROW(ds->read({1}, 0), ConfigError);
+}
+
+TEST(IoShards, ReaderOutlivesDatasetAndStopsMidPass) {
+  TempDir dir;
+  const LabeledData d = synthetic(2000, 8, 8);
+  write_split(d, options(dir, 3));
+  std::vector<std::size_t> idx(200000);
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = (i * 7919) % 2000;
+  std::unique_ptr<BatchReader> reader;
+  {
+    auto ds = open_dataset(dir.str(), "train");
+    reader = ds->read(idx, 16);
+  }
+  Batch b;
+  ASSERT_TRUE(reader->next(b));
+  expect_rows(b, d, std::vector<std::size_t>(idx.begin(), idx.begin() + 16));
+  ASSERT_TRUE(reader->next(b));
+  // Destroying the reader with most of the pass left must stop the thread
+  // (a hang here fails the test by its CTest timeout).
+  reader.reset();
+  // And destroying one that never delivered anything.
+  auto ds = open_dataset(dir.str(), "train");
+  auto unused = ds->read(idx, 3);
+  unused.reset();
+  SUCCEED();
+}
+
+TEST(IoShards, WriterRejectsBadInputs) {
+  TempDir dir;
+  LabeledData d = synthetic(3);
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 5)), "synthetic-x", "3 samples into 5 shards");
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 2, "bad/name")), "split name 'bad/name'");
+  d.y[1] = 5;
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 1)), "synthetic-y", "label 5 of sample 1",
+                    "[0, 5)");
+  d = synthetic(3);
+  d.x[2 * 6 + 3] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 1)), "synthetic-x", "sample 2", "NaN");
+  d.x[2 * 6 + 3] = -std::numeric_limits<float>::infinity();
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 1)), "synthetic-x", "sample 2", "infinite");
+  EXPECT_FALSE(fs::exists(dir / kManifestName));
+}
+
+TEST(IoShards, AddsSplitsAndRewritesOneWithoutLeftovers) {
+  TempDir dir;
+  const LabeledData train = synthetic(40), test_data = synthetic(11);
+  write_split(train, options(dir, 4, "train"));
+  write_split(test_data, options(dir, 2, "test"));
+  Manifest m = read_manifest(dir.str());
+  ASSERT_EQ(m.splits.size(), 2u);
+  EXPECT_EQ(m.splits.at("train").samples, 40u);
+  EXPECT_EQ(m.splits.at("test").samples, 11u);
+  expect_rows(open_dataset(dir.str(), "test")->read_all(), test_data, [] {
+    std::vector<std::size_t> v(11);
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+  }());
+  // Rewrite train with fewer shards: the old 4 files go away, test stays.
+  write_split(train, options(dir, 2, "train"));
+  EXPECT_FALSE(fs::exists(dir / shard_file_name("train", 3, 4)));
+  EXPECT_TRUE(fs::exists(dir / shard_file_name("train", 1, 2)));
+  EXPECT_TRUE(fs::exists(dir / shard_file_name("test", 1, 2)));
+  EXPECT_EQ(open_dataset(dir.str(), "train")->shard_count(), 2u);
+  // Mismatching additions are refused before anything is written.
+  EXPECT_DATA_ERROR(write_split(synthetic(10, 2, 2), options(dir, 1, "val")), "manifest.json",
+                    "feature count is 6", "has 4");
+  EXPECT_DATA_ERROR(write_split(synthetic(10), options(dir, 1, "val", 7)), "manifest.json",
+                    "class count is 5");
+  EXPECT_FALSE(fs::exists(dir / shard_file_name("val", 0, 1)));
+  EXPECT_DATA_ERROR(open_dataset(dir.str(), "val"), "manifest.json", "no split 'val'",
+                    "test, train");
+  for (const auto& entry : fs::directory_iterator(dir.str()))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+// ---- broken shard directories ---------------------------------------------------
+
+class IoBrokenShards : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = synthetic(30);
+    write_split(data_, options(dir_, 3));
+  }
+  std::string shard(std::size_t i) const { return dir_ / shard_file_name("train", i, 3); }
+  json manifest() const {
+    std::ifstream in(dir_ / kManifestName);
+    return json::parse(in);
+  }
+  void set_manifest(const json& j) const { test::write_text(dir_ / kManifestName, j.dump()); }
+  // Replaces dataset `name` of shard 1 by one of another type/shape.
+  void rewrite_dataset(const char* name, hid_t type, std::vector<hsize_t> dims) const {
+    Hdf5Lock lock;
+    File f(H5Fopen(shard(1).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    ASSERT_TRUE(f);
+    ASSERT_GE(H5Ldelete(f.get(), name, H5P_DEFAULT), 0);
+    DataSpace s(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+    DataSet d(H5Dcreate2(f.get(), name, type, s.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    ASSERT_TRUE(d);
+  }
+
+  TempDir dir_;
+  LabeledData data_;
+};
+
+TEST_F(IoBrokenShards, MissingPaths) {
+  EXPECT_DATA_ERROR(open_dataset(dir_ / "nope", "train"), "nope", "no such dataset directory");
+  fs::remove(shard(2));
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 2, 3), "missing");
+  fs::remove(dir_ / kManifestName);
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), "manifest.json", "missing");
+}
+
+TEST_F(IoBrokenShards, TruncatedShard) {
+  fs::resize_file(shard(1), fs::file_size(shard(1)) - 100);
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3));
+  fs::resize_file(shard(1), 1000);
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3));
+  fs::resize_file(shard(1), 0);
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "not an HDF5 file");
+  test::write_text(shard(1), "this is not HDF5");
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "not an HDF5 file");
+}
+
+TEST_F(IoBrokenShards, CorruptedBytesFailVerifyOnly) {
+  // Flip bytes inside the features data (its offset comes from HDF5).
+  haddr_t offset;
+  {
+    Hdf5Lock lock;
+    File f(H5Fopen(shard(1).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    DataSet d(H5Dopen2(f.get(), "features", H5P_DEFAULT));
+    offset = H5Dget_offset(d.get());
+    ASSERT_NE(offset, HADDR_UNDEF);
+  }
+  {
+    std::fstream io(shard(1), std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(static_cast<std::streamoff>(offset + 17));
+    const char junk[3] = {0x11, 0x22, 0x33};
+    io.write(junk, 3);
+  }
+  auto ds = open_dataset(dir_.str(), "train");  // structure is fine
+  const std::size_t ok_ids[] = {0, 2};
+  EXPECT_NO_THROW(ds->verify(ok_ids));
+  const std::size_t bad[] = {1};
+  EXPECT_DATA_ERROR(ds->verify(bad), shard_file_name("train", 1, 3), "checksum mismatch");
+  const ShardCheck c = ds->check_shard(1);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(check_shard_file(dir_.str(), read_manifest(dir_.str()), "train", 1).problem, c.problem);
+  EXPECT_TRUE(check_shard_file(dir_.str(), read_manifest(dir_.str()), "train", 0).ok);
+}
+
+TEST_F(IoBrokenShards, ShapeOrDtypeDisagreesWithManifest) {
+  rewrite_dataset("features", H5T_IEEE_F32LE, {10, 7});
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "'features' has shape [10,7]", "[10,6]");
+  rewrite_dataset("features", H5T_IEEE_F64LE, {10, 6});
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "dtype float64", "float32");
+  rewrite_dataset("features", H5T_IEEE_F32LE, {10, 6});
+  rewrite_dataset("labels", H5T_STD_U8LE, {10});
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "'labels' has dtype uint8", "int32");
+  rewrite_dataset("labels", H5T_STD_I32LE, {11});
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), shard_file_name("train", 1, 3),
+                    "'labels' has shape [11]");
+}
+
+TEST_F(IoBrokenShards, BadLabelsAndNonFiniteValuesInsideShards) {
+  // Overwrite rows of shard 1 (global 10..19) in place, then fix the checksum
+  // so only the value checks can catch it.
+  {
+    Hdf5Lock lock;
+    File f(H5Fopen(shard(1).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    DataSet labels(H5Dopen2(f.get(), "labels", H5P_DEFAULT));
+    std::vector<std::int32_t> y(data_.y.begin() + 10, data_.y.begin() + 20);
+    y[4] = 9;  // global sample 14
+    ASSERT_GE(H5Dwrite(labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()), 0);
+    DataSet feats(H5Dopen2(f.get(), "features", H5P_DEFAULT));
+    std::vector<float> x(data_.x.begin() + 60, data_.x.begin() + 120);
+    x[6 * 7 + 2] = std::numeric_limits<float>::quiet_NaN();  // global sample 17
+    ASSERT_GE(H5Dwrite(feats.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()), 0);
+  }
+  auto ds = open_dataset(dir_.str(), "train");
+  const std::string file = shard_file_name("train", 1, 3);
+  EXPECT_DATA_ERROR(ds->verify(std::vector<std::size_t>{1}), file, "checksum mismatch");
+  Batch b;
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{3, 14}, b), file, "label 9 of sample 14",
+                    "[0, 5)");
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{17}, b), file, "sample 17", "NaN");
+  EXPECT_NO_THROW(ds->read_rows(std::vector<std::size_t>{3, 13, 15, 29}, b));
+  // From the prefetch thread the error surfaces in next(), after the good batches.
+  auto reader = ds->read({0, 1, 2, 3, 14, 5}, 2);
+  ASSERT_TRUE(reader->next(b));
+  ASSERT_TRUE(reader->next(b));
+  EXPECT_DATA_ERROR(reader->next(b), file, "label 9 of sample 14");
+}
+
+TEST_F(IoBrokenShards, MalformedManifestFields) {
+  const json good = manifest();
+  struct Case {
+    std::function<void(json&)> mutate;
+    std::vector<std::string> expect;
+  };
+  const std::vector<Case> cases = {
+      {[](json& j) { j.erase("format"); }, {"field 'format'", "missing"}},
+      {[](json& j) { j["format"] = "other"; }, {"field 'format'", "hpcml-shards"}},
+      {[](json& j) { j["format_version"] = 2; }, {"field 'format_version'", "newer hpcml"}},
+      {[](json& j) { j["format_version"] = "1"; }, {"field 'format_version'", "integer"}},
+      {[](json& j) { j["dataset"] = 3; }, {"field 'dataset'", "string"}},
+      {[](json& j) { j["features"] = -6; }, {"field 'features'", "non-negative integer"}},
+      {[](json& j) {
+         j["feature_shape"] = {3, 3};
+       },
+       {"field 'feature_shape'", "multiplies out to 9"}},
+      {[](json& j) { j["classes"] = 0; }, {"field 'classes'", ">= 1"}},
+      {[](json& j) { j["feature_dtype"] = "float64"; }, {"field 'feature_dtype'", "float32"}},
+      {[](json& j) { j["label_dtype"] = "int64"; }, {"field 'label_dtype'", "int32"}},
+      {[](json& j) { j["splits"] = json::array(); }, {"field 'splits'"}},
+      {[](json& j) { j["splits"]["train"]["samples"] = 31; },
+       {"field 'splits.train.samples'", "shards hold 30"}},
+      {[](json& j) { j["splits"]["train"]["shards"] = json::array(); },
+       {"field 'splits.train.shards'", "non-empty"}},
+      {[](json& j) { j["splits"]["train"]["shards"][1]["file"] = "../x.h5"; },
+       {"field 'splits.train.shards[1].file'", "plain file name"}},
+      {[](json& j) { j["splits"]["train"]["shards"][2]["first_index"] = 21; },
+       {"field 'splits.train.shards[2].first_index'", "expected 20"}},
+      {[](json& j) { j["splits"]["train"]["shards"][0]["checksum"] = "md5:abc"; },
+       {"field 'splits.train.shards[0].checksum'", "crc32:"}},
+      {[](json& j) { j["splits"]["train"]["shards"][0]["bytes"] = 12; },
+       {"field 'splits.train.shards[0].bytes'", "expected 280"}},
+      {[](json& j) { j["splits"]["train"]["shards"][0].erase("samples"); },
+       {"field 'splits.train.shards[0].samples'", "missing"}},
+  };
+  for (const Case& c : cases) {
+    json j = good;
+    c.mutate(j);
+    set_manifest(j);
+    std::vector<std::string> parts = c.expect;
+    parts.push_back(dir_ / kManifestName);
+    try {
+      open_dataset(dir_.str(), "train");
+      ADD_FAILURE() << "accepted: " << j.dump();
+    } catch (const DataError& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.find('\n'), std::string::npos);
+      for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    }
+  }
+  test::write_text(dir_ / kManifestName, "{\"format\": \"hpcml-shards\", ");
+  EXPECT_DATA_ERROR(open_dataset(dir_.str(), "train"), "manifest.json", "not valid JSON");
+  set_manifest(good);
+  EXPECT_NO_THROW(open_dataset(dir_.str(), "train"));
+}
+
+}  // namespace
+}  // namespace hpcml::io
