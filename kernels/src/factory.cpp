@@ -73,11 +73,13 @@ std::string blas_description() {
   std::string out = openblas_get_config();
   out += " (core ";
   out += openblas_get_corename();
-  out += ", " + threading + " threading; the omp backend sets OpenBLAS's thread count to its own";
+  out += ", " + threading + " threading; omp backend: ";
 #if defined(HPCML_HAS_OPENMP)
-  out += ", OpenMP kernels use the same count";
+  out +=
+      "one OpenMP pool of `threads` per rank, OpenBLAS set to 1 thread, large GEMMs split "
+      "into one panel per thread";
 #else
-  out += ", built without OpenMP: non-GEMM kernels run on one thread";
+  out += "built without OpenMP, GEMM on OpenBLAS's own `threads` threads, other kernels serial";
 #endif
   out += ")";
   return out;

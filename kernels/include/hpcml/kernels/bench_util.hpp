@@ -17,8 +17,8 @@ struct SgemmRate {
 /// Times C[m x n] = A[m x k] * B[k x n] (no transposes, packed leading dims)
 /// on the omp backend with `threads` threads, repeating until at least
 /// `min_seconds` of timed calls and at least 3 calls. GFLOP/s = 2*m*n*k / t / 1e9.
-/// Sizes must be >= 1 (Error otherwise). Changes OpenBLAS's process-wide
-/// thread count to `threads` (as any omp backend does).
+/// Sizes must be >= 1 (Error otherwise). Sets OpenBLAS's process-wide thread
+/// count as any omp backend does (see docs/kernels.md, "Thread model").
 SgemmRate measure_sgemm(std::size_t m, std::size_t n, std::size_t k, int threads,
                         double min_seconds = 0.3);
 
