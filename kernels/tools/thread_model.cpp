@@ -1,7 +1,9 @@
 // kernels_thread_model: why the omp backend runs GEMM threads in OpenMP panels
 // instead of OpenBLAS's own pool. For each GEMM threading mode it times, side
 // by side in one run, a GEMM alone, elementwise kernels alone, and the two
-// alternating as in a training step (median of repeated calls, microseconds).
+// alternating as in a training step (median wall time of repeated calls, in
+// microseconds), plus the process CPU time per alternating step: CPU time well
+// above wall time x busy threads means threads spin while they wait.
 //   kernels_thread_model [--threads T] [--reps R] [--mode panels|openblas|both]
 // Run each mode in its own process for clean numbers: OpenBLAS's worker
 // threads, once started by the openblas mode, outlive its backend.
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,12 @@ double median_us(int reps, F&& f) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+double cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
 }
 
 }  // namespace
@@ -58,8 +67,8 @@ int main(int argc, char** argv) {
       "threads=%d, gemm %zux%zux%zu (X*W^T), elementwise = add_bias+relu on %zux%zu and "
       "sgd_momentum on %zu floats; median of %d, microseconds\n",
       threads, m, n, k, m, n, params, reps);
-  std::printf("%-10s %10s %12s %14s %14s\n", "gemm_mode", "gemm", "elementwise", "alternating",
-              "sum_of_parts");
+  std::printf("%-10s %10s %12s %14s %14s %16s\n", "gemm_mode", "gemm", "elementwise", "alternating",
+              "sum_of_parts", "alt_cpu_per_call");
   for (const auto mode : {GemmThreading::panels, GemmThreading::openblas}) {
     const char* mode_name = mode == GemmThreading::panels ? "panels" : "openblas";
     if (which != "both" && which != mode_name) continue;
@@ -75,11 +84,14 @@ int main(int argc, char** argv) {
     gemm();
     const double tg = median_us(reps, gemm);
     const double te = median_us(reps, elementwise);
+    const double cpu0 = cpu_us();
     const double tb = median_us(reps, [&] {
       gemm();
       elementwise();
     });
-    std::printf("%-10s %10.0f %12.0f %14.0f %14.0f\n", mode_name, tg, te, tb, tg + te);
+    const double alt_cpu = (cpu_us() - cpu0) / reps;
+    std::printf("%-10s %10.0f %12.0f %14.0f %14.0f %16.0f\n", mode_name, tg, te, tb, tg + te,
+                alt_cpu);
   }
   return 0;
 }
