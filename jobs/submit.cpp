@@ -26,6 +26,8 @@ void add_submit(CLI::App& app, Action& action) {
   cmd->add_option("--submitter", opts->submitter,
                   "auto (libslurm when built with it), libslurm or sbatch")
       ->check(CLI::IsMember({"auto", "libslurm", "sbatch"}));
+  cmd->add_flag("--no-submit", opts->write_only,
+                "write the run directory and scripts but do not submit (submit later with sbatch)");
   cmd->add_flag("--hold", opts->hold, "submit the jobs held (release with scontrol release)");
   cmd->add_option("--hpcml", opts->hpcml,
                   "hpcml executable the jobs run (default: the site's, else this one)");

@@ -32,6 +32,10 @@ std::vector<std::string> batch_directives(const ScriptPlan& p) {
   require(Field::kPath, "run directory", p.run_dir);
   std::vector<std::string> d;
   d.push_back("--job-name=" + j.job_name);
+  if (!p.work_dir.empty()) {
+    require(Field::kPath, "working directory", p.work_dir);
+    d.push_back("--chdir=" + p.work_dir);
+  }
   d.push_back("--nodes=" + std::to_string(j.nodes));
   d.push_back("--ntasks-per-node=" + std::to_string(j.ntasks_per_node));
   d.push_back("--cpus-per-task=" + std::to_string(j.cpus_per_task));
@@ -122,7 +126,6 @@ std::string render_batch_script(const ScriptPlan& p) {
     o << "TASK_DIR=\"$RUN_DIR\"\n";
   }
   o << "mapfile -t ARGS <\"$TASK_DIR/args\"\n";
-  o << "cd \"$TASK_DIR\" || exit 2\n";
   o << "hpcml_state() {\n"
        "  printf '%s %s job=%s restart=%s\\n' \"$1\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "
        "\"${SLURM_JOB_ID:-}\" \"${SLURM_RESTART_COUNT:-0}\" >\"$TASK_DIR/state\"\n"

@@ -6,6 +6,7 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/launch/job_spec.hpp"
 #include "hpcml/launch/script_safety.hpp"
 #include "validate.hpp"
 

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -108,7 +109,8 @@ std::vector<std::string> run_args(const Prepared& p, const std::string& dir,
   return a;
 }
 
-Prepared prepare(const SubmitOptions& o, const std::string& config, Submitter* submitter) {
+Prepared prepare(const SubmitOptions& o, const std::string& config,
+                 const std::function<Submitter*()>& submitter) {
   Prepared p;
   p.config = config;
   p.config_text = read_text(config);
@@ -160,6 +162,11 @@ Prepared prepare(const SubmitOptions& o, const std::string& config, Submitter* s
   p.plan.site = site;
   p.plan.source_config = config;
   p.plan.run_dir = p.run_parent + "/" + p.run_name;
+  p.plan.work_dir = fs::current_path().string();
+  if (auto why = check_field(Field::kPath, p.plan.work_dir); !why.empty())
+    HPCML_THROW(ConfigError, "working directory '" + printable(p.plan.work_dir) + "' " + why +
+                                 ": submit from a directory whose path has only " +
+                                 std::string(describe(Field::kPath)));
   p.plan.hpcml = !o.hpcml.empty() ? o.hpcml : !site.hpcml.empty() ? site.hpcml : self_executable();
   if (auto why = check_field(Field::kPath, p.plan.run_dir); !why.empty())
     HPCML_THROW(ConfigError, config + ": run directory '" + printable(p.plan.run_dir) + "' " + why +
@@ -175,10 +182,10 @@ Prepared prepare(const SubmitOptions& o, const std::string& config, Submitter* s
       p.max_array_note = "site profile";
     } else {
       try {
-        p.max_array_size = submitter->max_array_size();
-        p.max_array_note = submitter->name();
+        p.max_array_size = submitter()->max_array_size();
+        p.max_array_note = submitter()->name();
       } catch (const Error& e) {
-        if (!o.dry_run) throw;
+        if (!o.dry_run && !o.write_only) throw;
         p.max_array_size = 1001;
         p.max_array_note = "Slurm's default (cluster not reachable: " + std::string(e.what()) + ")";
       }
@@ -216,10 +223,15 @@ std::string self_executable() {
 std::vector<SubmittedJob> submit_configs(const SubmitOptions& o, std::ostream& out,
                                          std::ostream& log) {
   if (o.configs.empty()) HPCML_THROW(ConfigError, "submit: no config given");
-  auto submitter = make_submitter(o.submitter);
+  // Created on first use: a dry run may not need Slurm at all.
+  std::unique_ptr<Submitter> sub;
+  auto submitter = [&]() -> Submitter* {
+    if (!sub) sub = make_submitter(o.submitter);
+    return sub.get();
+  };
   // Validate every config before submitting any: a chain is all or nothing.
   std::vector<Prepared> prepared;
-  for (const auto& c : o.configs) prepared.push_back(prepare(o, c, submitter.get()));
+  for (const auto& c : o.configs) prepared.push_back(prepare(o, c, submitter));
 
   std::vector<SubmittedJob> result;
   std::vector<std::string> submitted_ids;
@@ -297,8 +309,12 @@ std::vector<SubmittedJob> submit_configs(const SubmitOptions& o, std::ostream& o
         plan.array_count = p.chunks[c].count;
       }
       SubmitRequest req{&plan, (dir / name).string(), text, dependency, o.hold};
-      std::string id = submitter->submit(req);
       sj.scripts.push_back(req.script_path);
+      if (o.write_only) {
+        log << "hpcml: wrote " << req.script_path << " (not submitted)\n";
+        continue;
+      }
+      std::string id = submitter()->submit(req);
       sj.job_ids.push_back(id);
       jobs.push_back({{"job_id", id},
                       {"script", name},
@@ -306,7 +322,7 @@ std::vector<SubmittedJob> submit_configs(const SubmitOptions& o, std::ostream& o
                       {"count", sj.sweep ? p.chunks[c].count : 0}});
       jobs_tsv += id + "\t" + name + "\n";
       out << id << "\n";
-      log << "hpcml: submitted " << name << " as job " << id << " via " << submitter->name()
+      log << "hpcml: submitted " << name << " as job " << id << " via " << submitter()->name()
           << (dependency.empty() ? "" : " (dependency " + dependency + ")") << "; run directory "
           << p.plan.run_dir << "\n";
     }

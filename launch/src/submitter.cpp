@@ -1,5 +1,7 @@
 #include "hpcml/launch/submitter.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <sstream>
 
@@ -41,7 +43,6 @@ class SbatchSubmitter final : public Submitter {
     std::vector<std::string> argv{"sbatch", "--parsable"};
     if (!r.dependency.empty()) argv.push_back("--dependency=" + r.dependency);
     if (r.hold) argv.push_back("--hold");
-    argv.push_back("--chdir=" + r.plan->run_dir);
     argv.push_back(r.script_path);
     ProcessResult p = run_process(argv);
     if (p.exit_code != 0) {
@@ -120,6 +121,15 @@ std::unique_ptr<Submitter> make_submitter(const std::string& kind) {
   if (kind == "sbatch") return std::make_unique<SbatchSubmitter>();
   if (kind == "libslurm" || kind == "auto") {
 #ifdef HPCML_HAS_SLURM
+    // slurm_init() ends the process (fatal) when it finds no slurm.conf, so look first.
+    // Configless clusters (no local slurm.conf) go through the sbatch commands.
+    const char* conf = std::getenv("SLURM_CONF");
+    const std::string path = conf && *conf ? conf : "/etc/slurm/slurm.conf";
+    if (::access(path.c_str(), R_OK) != 0) {
+      if (kind == "auto") return std::make_unique<SbatchSubmitter>();
+      HPCML_THROW(NotAvailableError, "--submitter libslurm: no readable slurm.conf at " + path +
+                                         " (set SLURM_CONF; on a configless cluster use --submitter sbatch)");
+    }
     return make_libslurm_submitter();
 #else
     if (kind == "auto") return std::make_unique<SbatchSubmitter>();

@@ -211,7 +211,7 @@ class LibslurmSubmitter final : public Submitter {
     }
     if (!r.dependency.empty()) desc.dependency = keep.keep(r.dependency);
     if (r.hold) desc.priority = 0;
-    desc.work_dir = keep.keep(p.run_dir);
+    desc.work_dir = keep.keep(p.work_dir.empty() ? p.run_dir : p.work_dir);
     desc.script = keep.keep(r.script_text);
     desc.user_id = getuid();
     desc.group_id = getgid();

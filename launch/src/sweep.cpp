@@ -47,12 +47,16 @@ void check_value(const ConfigDoc& doc, const std::string& key, const toml::value
 toml::value parse_raw(const ConfigDoc& doc, const std::string& key) {
   auto raw = doc.raw(key);
   if (!raw) doc.fail(key, "missing");
+  // raw() renders a string with a newline as a multi-line TOML string: refuse it
+  // here, before its line breaks are lost.
+  if (raw->find("\"\"\"") != std::string::npos || raw->find("'''") != std::string::npos)
+    doc.fail(key, "sweep values cannot contain newlines or other control characters");
   try {
     std::istringstream in("v = " + *raw);
     auto data = toml::parse(in, key);
     return toml::find(data, "v");
-  } catch (const std::exception& e) {
-    doc.fail(key, "cannot read the value back: " + std::string(e.what()).substr(0, 80));
+  } catch (const std::exception&) {
+    doc.fail(key, "cannot read the sweep values back (control characters in a string?)");
   }
 }
 

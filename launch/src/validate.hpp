@@ -34,12 +34,4 @@ inline std::string get_checked(ConfigDoc& doc, const std::string& key, const std
   return v;
 }
 
-/// Slurm time formats (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S) to whole minutes,
-/// rounded up; fails on anything else or on zero.
-std::int64_t parse_time_minutes(const ConfigDoc& doc, const std::string& key,
-                                const std::string& text);
-
-/// Slurm memory sizes (a number with an optional K/M/G/T suffix, default M) to MiB.
-std::int64_t parse_mem_mb(const ConfigDoc& doc, const std::string& key, const std::string& text);
-
 }  // namespace hpcml::launch

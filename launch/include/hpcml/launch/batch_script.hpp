@@ -27,6 +27,8 @@ struct ScriptPlan {
   SiteProfile site;
   std::string source_config;  // the config file, named in the header comment
   std::string run_dir;        // absolute; holds the script, config copy, args, state
+  std::string work_dir;       // absolute; where the job runs (--chdir): relative paths in the
+                              // config (data.path, run.dir) mean what they meant at submission
   std::string hpcml;          // absolute path of the hpcml executable
   // Sweep arrays: array task i runs manifest task (array_offset + i), i in [0, array_count).
   int array_count = 0;  // 0 = a single run in run_dir

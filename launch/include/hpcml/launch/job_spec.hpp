@@ -58,6 +58,13 @@ struct JobSpec {
 /// caller's check_unknown) with `site` supplying defaults.
 JobSpec read_job_spec(ConfigDoc& doc, const SiteProfile& site);
 
+/// Slurm time formats (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S) to whole minutes,
+/// rounded up; ConfigError (through doc.fail(key)) on anything else or zero.
+std::int64_t parse_time_minutes(const ConfigDoc& doc, const std::string& key, const std::string& text);
+
+/// Slurm memory sizes (a number with an optional K/M/G/T suffix, default M) to MiB.
+std::int64_t parse_mem_mb(const ConfigDoc& doc, const std::string& key, const std::string& text);
+
 /// Slurm's time format for a number of minutes: "D-HH:MM:SS" or "HH:MM:SS".
 std::string format_time(std::int64_t minutes);
 

@@ -23,6 +23,7 @@ struct SubmitOptions {
   std::string sites_dir;           // "" = default_sites_dir()
   std::vector<std::string> sets;   // --set key=value, applied to every config
   bool dry_run = false;            // print the scripts, write and submit nothing
+  bool write_only = false;         // write run directories and scripts, submit nothing
   bool hold = false;               // submit held (for inspection)
   std::string submitter = "auto";  // auto | sbatch | libslurm
   std::string hpcml;               // executable the jobs run; "" = site's, else this binary
