@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <utility>
+
+#include "detail.hpp"
 
 namespace hpcml::comm {
 
@@ -68,6 +72,8 @@ std::string MpiEnvironment::library_version() {
   std::string s(text, static_cast<std::size_t>(len));
   auto nl = s.find('\n');
   if (nl != std::string::npos) s.resize(nl);
+  for (char& c : s)
+    if (c == '\t') c = ' ';
   return s;
 }
 
@@ -77,16 +83,28 @@ Communicator Communicator::world() { return Communicator(MPI_COMM_WORLD, false);
 Communicator Communicator::wrap(MPI_Comm comm) { return Communicator(comm, false); }
 Communicator Communicator::adopt(MPI_Comm comm) { return Communicator(comm, true); }
 
+Communicator::Communicator() : options_(CommOptions::from_environment()) {}
+Communicator::Communicator(MPI_Comm comm, bool owning)
+    : comm_(comm), owning_(owning), options_(CommOptions::from_environment()) {}
+
 Communicator::~Communicator() { release(); }
 
 void Communicator::release() noexcept {
+  // The progress thread and the private duplicates go first: they use comm_'s group.
+  async_.reset();
+  engine_.reset();
   if (owning_ && comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
   comm_ = MPI_COMM_NULL;
   owning_ = false;
 }
 
 Communicator::Communicator(Communicator&& other) noexcept
-    : comm_(other.comm_), owning_(other.owning_), scratch_(std::move(other.scratch_)) {
+    : comm_(other.comm_),
+      owning_(other.owning_),
+      scratch_(std::move(other.scratch_)),
+      options_(other.options_),
+      engine_(std::move(other.engine_)),
+      async_(std::move(other.async_)) {
   other.comm_ = MPI_COMM_NULL;
   other.owning_ = false;
 }
@@ -97,6 +115,9 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
     comm_ = other.comm_;
     owning_ = other.owning_;
     scratch_ = std::move(other.scratch_);
+    options_ = other.options_;
+    engine_ = std::move(other.engine_);
+    async_ = std::move(other.async_);
     other.comm_ = MPI_COMM_NULL;
     other.owning_ = false;
   }
@@ -141,28 +162,24 @@ void Communicator::average(const std::vector<std::span<float>>& buffers) {
     std::copy(b.begin(), b.end(), scratch_.begin() + static_cast<std::ptrdiff_t>(off));
     off += b.size();
   }
-  HPCML_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, scratch_.data(), checked_count(total), MPI_FLOAT,
-                                MPI_SUM, comm_));
-  const float inv = 1.0f / static_cast<float>(size());
+  allreduce(scratch_.data(), scratch_.data(), total, ReduceOp::average);
   off = 0;
   for (const auto& b : buffers) {
-    for (std::size_t i = 0; i < b.size(); ++i) b[i] = scratch_[off + i] * inv;
+    std::copy_n(scratch_.begin() + static_cast<std::ptrdiff_t>(off), b.size(), b.begin());
     off += b.size();
   }
 }
 
 void Communicator::sum(std::span<double> values) {
-  HPCML_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), checked_count(values.size()),
-                                MPI_DOUBLE, MPI_SUM, comm_));
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::sum);
 }
 
 void Communicator::max(std::span<double> values) {
-  HPCML_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), checked_count(values.size()),
-                                MPI_DOUBLE, MPI_MAX, comm_));
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::max);
 }
 
 void Communicator::broadcast(std::span<float> values, int root) {
-  HPCML_CHECK_MPI(MPI_Bcast(values.data(), checked_count(values.size()), MPI_FLOAT, root, comm_));
+  broadcast(values.data(), values.size(), root);
 }
 
 std::vector<double> Communicator::gather(std::span<const double> local) {
@@ -179,6 +196,198 @@ std::string Communicator::broadcast_string(const std::string& value, int root) c
   std::string out = rank() == root ? value : std::string(static_cast<std::size_t>(len), '\0');
   if (len > 0) HPCML_CHECK_MPI(MPI_Bcast(out.data(), len, MPI_CHAR, root, comm_));
   return out;
+}
+
+// ---- typed collectives --------------------------------------------------------
+
+namespace {
+
+/// A pending MPI non-blocking collective; `finish` runs once it completed.
+class MpiRequest final : public detail::RequestImpl {
+ public:
+  MpiRequest(detail::Engine& engine, std::function<void()> finish)
+      : engine_(engine), finish_(std::move(finish)) {}
+  ~MpiRequest() override {
+    if (req_ != MPI_REQUEST_NULL && !mpi_finalized()) {
+      // Only reached when wait() threw; the request cannot be cancelled.
+      MPI_Wait(&req_, MPI_STATUS_IGNORE);
+    }
+  }
+  MPI_Request* handle() { return &req_; }
+  bool test() override {
+    if (complete_) return true;
+    int done = 0;
+    HPCML_CHECK_MPI(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
+    if (done) finish();
+    return complete_;
+  }
+  void wait() override {
+    if (complete_) return;
+    engine_.wait_all(1, &req_);
+    finish();
+  }
+
+ private:
+  void finish() {
+    complete_ = true;
+    if (finish_) finish_();
+  }
+  detail::Engine& engine_;
+  std::function<void()> finish_;
+  MPI_Request req_ = MPI_REQUEST_NULL;
+  bool complete_ = false;
+};
+
+template <class T>
+void validate(const T* send, T* recv, std::size_t count, const char* what) {
+  if (count == 0) return;
+  HPCML_REQUIRE(send != nullptr && recv != nullptr, Error,
+                std::string(what) + ": null buffer for " + std::to_string(count) + " elements");
+  const auto s = reinterpret_cast<std::uintptr_t>(send), r = reinterpret_cast<std::uintptr_t>(recv);
+  const std::uintptr_t bytes = count * sizeof(T);
+  HPCML_REQUIRE(s == r || s + bytes <= r || r + bytes <= s, Error,
+                std::string(what) +
+                    ": send and receive buffers overlap partially (only "
+                    "send == recv, the in-place form, may share memory)");
+}
+
+}  // namespace
+
+detail::Engine& Communicator::engine() {
+  HPCML_REQUIRE(comm_ != MPI_COMM_NULL, Error, "collective on a null communicator");
+  if (!engine_) engine_ = std::make_unique<detail::Engine>(comm_, options_);
+  return *engine_;
+}
+
+void Communicator::set_options(const CommOptions& options) {
+  options_ = options;
+  if (engine_) engine_->set_options(options);
+  if (async_) async_->set_options(options);
+}
+
+bool Communicator::has_progress_thread() const {
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  return level == MPI_THREAD_MULTIPLE;
+}
+
+Algo Communicator::choose(std::size_t bytes) {
+  const Thresholds& t = options_.thresholds;
+  if (bytes <= t.small_max_bytes) return t.small_algo;
+  auto& shm = engine().shm();
+  return shm.local_size() > 1 ? t.large_algo : t.large_multinode_algo;
+}
+
+template <class T>
+void Communicator::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo) {
+  validate(send, recv, count, "allreduce");
+  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
+  auto& e = engine();
+  e.begin("allreduce");
+  detail::run_allreduce(send, recv, count, op, algo, e);
+}
+
+template <class T>
+Request Communicator::iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op,
+                                 Algo algo) {
+  validate(send, recv, count, "iallreduce");
+  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
+  auto& e = engine();
+  if (algo == Algo::mpi) {
+    e.begin("iallreduce");
+    const int ranks = e.size();
+    auto impl = std::make_unique<MpiRequest>(e, [recv, count, op, ranks] {
+      if (op == ReduceOp::average) detail::scale(recv, count, ranks);
+    });
+    MPI_Op mop = op == ReduceOp::max ? MPI_MAX : op == ReduceOp::min ? MPI_MIN : MPI_SUM;
+    HPCML_CHECK_MPI(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : static_cast<const void*>(send),
+                                   recv, detail::checked_int(count), detail::mpi_type<T>(), mop,
+                                   e.comm(), impl->handle()));
+    return Request(std::move(impl));
+  }
+  if (algo == Algo::nccl) detail::run_allreduce(send, recv, count, op, algo, e);  // throws
+  return submit([send, recv, count, op, algo](detail::Engine& pe) {
+    pe.begin("iallreduce");
+    detail::run_allreduce(send, recv, count, op, algo, pe);
+  });
+}
+
+Request Communicator::submit(std::function<void(detail::Engine&)> job) {
+  if (!has_progress_thread()) {
+    job(engine());
+    return Request();
+  }
+  if (!async_) async_ = std::make_unique<detail::AsyncEngine>(comm_, options_, engine());
+  return async_->submit(std::move(job));
+}
+
+template <class T>
+void Communicator::broadcast(T* data, std::size_t count, int root) {
+  validate(data, data, count, "broadcast");
+  auto& e = engine();
+  e.begin("broadcast");
+  MPI_Request req = MPI_REQUEST_NULL;
+  HPCML_CHECK_MPI(
+      MPI_Ibcast(data, detail::checked_int(count), detail::mpi_type<T>(), root, e.comm(), &req));
+  e.wait_all(1, &req);
+}
+
+template <class T>
+Request Communicator::ibroadcast(T* data, std::size_t count, int root) {
+  validate(data, data, count, "ibroadcast");
+  auto& e = engine();
+  e.begin("ibroadcast");
+  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  HPCML_CHECK_MPI(MPI_Ibcast(data, detail::checked_int(count), detail::mpi_type<T>(), root,
+                             e.comm(), impl->handle()));
+  return Request(std::move(impl));
+}
+
+template <class T>
+void Communicator::allgather(const T* send, std::size_t count, T* recv) {
+  iallgather(send, count, recv).wait();
+}
+
+template <class T>
+Request Communicator::iallgather(const T* send, std::size_t count, T* recv) {
+  auto& e = engine();
+  HPCML_REQUIRE(count == 0 || (send && recv), Error, "allgather: null buffer");
+  e.begin("allgather");
+  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  const int n = detail::checked_int(count);
+  HPCML_CHECK_MPI(MPI_Iallgather(send, n, detail::mpi_type<T>(), recv, n, detail::mpi_type<T>(),
+                                 e.comm(), impl->handle()));
+  return Request(std::move(impl));
+}
+
+Request Communicator::ibarrier() {
+  auto& e = engine();
+  e.begin("barrier");
+  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  HPCML_CHECK_MPI(MPI_Ibarrier(e.comm(), impl->handle()));
+  return Request(std::move(impl));
+}
+
+#define HPCML_COMM_INSTANTIATE_REDUCE(T)                                               \
+  template void Communicator::allreduce<T>(const T*, T*, std::size_t, ReduceOp, Algo); \
+  template Request Communicator::iallreduce<T>(const T*, T*, std::size_t, ReduceOp, Algo);
+HPCML_COMM_INSTANTIATE_REDUCE(float)
+HPCML_COMM_INSTANTIATE_REDUCE(double)
+#undef HPCML_COMM_INSTANTIATE_REDUCE
+#define HPCML_COMM_INSTANTIATE(T)                                      \
+  template void Communicator::broadcast<T>(T*, std::size_t, int);      \
+  template Request Communicator::ibroadcast<T>(T*, std::size_t, int);  \
+  template void Communicator::allgather<T>(const T*, std::size_t, T*); \
+  template Request Communicator::iallgather<T>(const T*, std::size_t, T*);
+HPCML_COMM_INSTANTIATE(float)
+HPCML_COMM_INSTANTIATE(double)
+HPCML_COMM_INSTANTIATE(unsigned char)
+#undef HPCML_COMM_INSTANTIATE
+
+template <class E>
+[[noreturn]] void raise_collective(E error) {
+  error.set_collective(true);
+  throw error;
 }
 
 void agree(const Communicator& comm, const std::function<void()>& fn) {
@@ -211,19 +420,15 @@ void agree(const Communicator& comm, const std::function<void()>& fn) {
   HPCML_CHECK_MPI(MPI_Bcast(&kind, 1, MPI_INT, first, comm.get()));
   std::string text = comm.broadcast_string(message, first);
   if (first != 0 && comm.size() > 1) text = "rank " + std::to_string(first) + ": " + text;
-  auto raise = [&](auto error) {
-    error.set_collective(true);
-    throw error;
-  };
   switch (kind) {
     case 1:
-      raise(NotAvailableError(text, __FILE__, __LINE__));
+      raise_collective(NotAvailableError(text, __FILE__, __LINE__));
     case 2:
-      raise(ConfigError(text, __FILE__, __LINE__));
+      raise_collective(ConfigError(text, __FILE__, __LINE__));
     case 3:
-      raise(DataError(text, __FILE__, __LINE__));
+      raise_collective(DataError(text, __FILE__, __LINE__));
     default:
-      raise(Error(text, __FILE__, __LINE__));
+      raise_collective(Error(text, __FILE__, __LINE__));
   }
 }
 

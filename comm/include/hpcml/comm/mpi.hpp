@@ -5,15 +5,23 @@
 
 #include <mpi.h>
 
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "hpcml/comm/allreduce.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm {
+
+namespace detail {
+class Engine;
+class AsyncEngine;
+}  // namespace detail
 
 /// Text of an MPI error code ("MPI_ERR_COUNT: invalid count argument").
 std::string mpi_error_string(int code);
@@ -35,9 +43,11 @@ namespace hpcml::comm {
 /// Initialises MPI for the lifetime of the object (MPI_Init_thread with
 /// `required`), unless MPI is already initialised, in which case it borrows it
 /// and does not finalize. Without mpiexec MPICH starts as a singleton (1 rank).
+/// The default asks for MPI_THREAD_MULTIPLE because the non-blocking forms of
+/// the own all-reduce algorithms run on a progress thread (see Communicator).
 class MpiEnvironment {
  public:
-  explicit MpiEnvironment(int required = MPI_THREAD_FUNNELED);
+  explicit MpiEnvironment(int required = MPI_THREAD_MULTIPLE);
   ~MpiEnvironment();
   MpiEnvironment(const MpiEnvironment&) = delete;
   MpiEnvironment& operator=(const MpiEnvironment&) = delete;
@@ -54,6 +64,16 @@ class MpiEnvironment {
 
 /// A communicator. Owning instances free their MPI_Comm on destruction (skipped
 /// after MPI_Finalize); borrowed ones (world(), wrap()) never do.
+///
+/// Besides core's Collectives it offers typed collectives with an algorithm
+/// choice (T = float or double). Every collective must be called by all ranks
+/// in the same order with the same count, op and algo. The own algorithms and
+/// the stall inspector work on private duplicates of the communicator created
+/// at the first collective call, so they never match user messages.
+/// Non-blocking forms: Algo::mpi uses MPI_Iallreduce (progressed by
+/// Request::test()/wait()); the own algorithms run, in call order, on one
+/// progress thread per Communicator, which needs MPI_THREAD_MULTIPLE; at a
+/// lower thread level they complete inside the call (no overlap).
 class Communicator final : public Collectives {
  public:
   /// Borrows MPI_COMM_WORLD.
@@ -63,7 +83,7 @@ class Communicator final : public Collectives {
   /// Takes ownership of a communicator created by the caller.
   static Communicator adopt(MPI_Comm comm);
 
-  Communicator() = default;
+  Communicator();
   ~Communicator() override;
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
@@ -89,13 +109,53 @@ class Communicator final : public Collectives {
   /// Copies root's string to every rank.
   std::string broadcast_string(const std::string& value, int root) const;
 
+  // ---- typed collectives with an algorithm choice --------------------------
+  /// Tuning and stall inspector; defaults: CommOptions::from_environment().
+  /// Takes effect for collectives started afterwards; must match on all ranks.
+  void set_options(const CommOptions& options);
+  const CommOptions& options() const { return options_; }
+
+  /// recv[i] = op over ranks of send[i], on every rank. send == recv is the
+  /// in-place form. Throws Error for null buffers with count > 0, partially
+  /// overlapping buffers, or Algo::nccl (NotAvailableError).
+  template <class T>
+  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
+                 Algo algo = Algo::automatic);
+  template <class T>
+  Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
+                     Algo algo = Algo::automatic);
+  /// The algorithm `automatic` resolves to for a message of `bytes` here.
+  Algo choose(std::size_t bytes);
+
+  template <class T>
+  void broadcast(T* data, std::size_t count, int root);
+  template <class T>
+  Request ibroadcast(T* data, std::size_t count, int root);
+  /// recv (count * size() elements) gets every rank's `count` elements, rank-major.
+  template <class T>
+  void allgather(const T* send, std::size_t count, T* recv);
+  template <class T>
+  Request iallgather(const T* send, std::size_t count, T* recv);
+  Request ibarrier();
+
+  /// Runs `job` on this communicator's progress thread after every job
+  /// submitted before it (same order on all ranks: jobs may call collectives on
+  /// the Engine they receive). Without MPI_THREAD_MULTIPLE it runs now.
+  Request submit(std::function<void(detail::Engine&)> job);
+  /// True when submit()/iallreduce() of own algorithms really overlap.
+  bool has_progress_thread() const;
+
  private:
-  Communicator(MPI_Comm comm, bool owning) : comm_(comm), owning_(owning) {}
+  Communicator(MPI_Comm comm, bool owning);
   void release() noexcept;
+  detail::Engine& engine();
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   bool owning_ = false;
   std::vector<float> scratch_;
+  CommOptions options_;
+  std::unique_ptr<detail::Engine> engine_;
+  std::unique_ptr<detail::AsyncEngine> async_;
 };
 
 /// Runs `fn` on every rank and agrees on the outcome: if it threw an

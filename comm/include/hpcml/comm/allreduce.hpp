@@ -1,0 +1,113 @@
+// Vocabulary of the collective layer: algorithms, reduction operations, the
+// automatic-selection thresholds, tuning options and the Request returned by
+// non-blocking collectives. Communicator (mpi.hpp) is the user of all of it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hpcml::comm {
+
+/// Which all-reduce algorithm runs. Every algorithm gives bit-identical results
+/// on all ranks; the own ones (all but mpi) are also run-to-run identical for
+/// the same algorithm, rank count and size.
+enum class Algo {
+  automatic,           // chosen by message size and rank count (see Thresholds)
+  mpi,                 // MPI_Allreduce / MPI_Iallreduce of the MPI library
+  ring,                // reduce-scatter + all-gather ring over MPI point-to-point, pipelined
+  recursive_doubling,  // log2(n) exchanges of the whole vector: for small messages
+  hierarchical,        // node-local shared-memory reduction, leader ring, node-local copy-out
+  nccl,                // reserved for the GPU backend: not available in this build
+};
+
+/// Parses "auto"/"automatic", "mpi", "ring", "recursive_doubling" (or "rd"),
+/// "hierarchical" (or "shm"), "nccl". Throws ConfigError naming `what` otherwise.
+Algo parse_algo(const std::string& name, const std::string& what = "algo");
+std::string to_string(Algo algo);
+/// The algorithms that run in this build (automatic and nccl excluded).
+std::vector<Algo> concrete_algos();
+
+enum class ReduceOp { sum, average, max, min };
+std::string to_string(ReduceOp op);
+
+/// Automatic selection: messages of at most `small_max_bytes` use `small_algo`,
+/// larger ones use `large_algo` when more than one rank shares a node and
+/// `large_multinode_algo` otherwise. One rank: a copy. The defaults come from
+/// measurements on the development machine (docs/communication.md).
+struct Thresholds {
+  std::size_t small_max_bytes = 16 * 1024;
+  Algo small_algo = Algo::mpi;
+  Algo large_algo = Algo::hierarchical;
+  Algo large_multinode_algo = Algo::ring;
+
+  /// Parses "small_max_bytes=65536,small_algo=mpi,large_algo=hierarchical,
+  /// large_multinode_algo=ring" (any subset, sizes accept K/M suffixes) on top
+  /// of `base`. Throws ConfigError naming `origin` for unknown keys or values.
+  static Thresholds parse(const std::string& text, const Thresholds& base,
+                          const std::string& origin);
+  std::string to_string() const;
+};
+
+/// Tuning of the own algorithms and the stall inspector. Must be identical on
+/// all ranks of a communicator (they decide message segmentation).
+struct CommOptions {
+  Thresholds thresholds;
+  std::size_t ring_piece_bytes = 256 * 1024;  // pipelining unit of the ring
+  std::size_t shm_slot_bytes = 512 * 1024;    // staging segment of the shared-memory path
+  /// A collective that has waited this long names the ranks that have not
+  /// arrived and aborts the job. 0 disables the inspector.
+  double stall_timeout_s = 0;
+  /// Testing aid: treat blocks of this many consecutive ranks as one node
+  /// (0 = real nodes from MPI_COMM_TYPE_SHARED). Lets one machine exercise the
+  /// inter-node part of the hierarchical algorithm.
+  int emulate_node_size = 0;
+
+  /// Defaults overridden by the environment, read once per process:
+  /// HPCML_ALLREDUCE_THRESHOLDS (Thresholds::parse syntax) and
+  /// HPCML_STALL_TIMEOUT_S.
+  static const CommOptions& from_environment();
+};
+
+namespace detail {
+/// What a pending operation must do; implementations live in comm/src.
+class RequestImpl {
+ public:
+  virtual ~RequestImpl() = default;
+  /// Makes progress; true once complete (and finished: results in place).
+  virtual bool test() = 0;
+  /// Blocks until complete. Throws hpcml::Error if the operation failed.
+  virtual void wait() = 0;
+};
+}  // namespace detail
+
+/// A non-blocking collective in flight. Move-only. wait() completes it (and
+/// rethrows its error); test() progresses it and says whether it is done.
+/// The buffers given to the call must stay alive and untouched until then.
+/// The destructor waits for completion (so buffers are never written after
+/// they are gone) and never throws: an error found there is printed.
+class Request {
+ public:
+  Request() = default;
+  explicit Request(std::unique_ptr<detail::RequestImpl> impl) : impl_(std::move(impl)) {}
+  ~Request();
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&& other) noexcept;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  /// True once the operation is complete; completes it when it can.
+  bool test();
+  void wait();
+  /// True while an operation is attached and not yet waited for.
+  bool pending() const { return impl_ != nullptr; }
+
+ private:
+  std::unique_ptr<detail::RequestImpl> impl_;
+};
+
+/// Waits for every request (in order); rethrows the first error after all are done.
+void wait_all(std::vector<Request>& requests);
+
+}  // namespace hpcml::comm

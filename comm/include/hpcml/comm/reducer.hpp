@@ -1,0 +1,97 @@
+// Gradient reduction for the trainer: fusion buckets, overlap with backprop,
+// compression, and the configuration keys that drive them.
+//
+// GradientReducer implements core's Collectives over a Communicator. Per step:
+// begin_gradients() with every gradient buffer, gradient_ready(i) as buffer i
+// becomes final, finish_gradients() before the update. Buffers are packed into
+// buckets of up to parallel.fusion_mb, from the last buffer to the first (the
+// order backprop finishes them). Bucket b starts as soon as all its buffers are
+// ready and every bucket before it has started, so buckets are reduced in the
+// same order on every rank; the reduction runs on the Communicator's progress
+// thread (MPI_THREAD_MULTIPLE) while backprop continues with earlier layers.
+// Without compression a bucket is all-reduced (average) with parallel.algo;
+// with a codec every rank encodes its bucket, the encodings are all-gathered
+// and every rank decodes all of them in rank order, so results stay
+// bit-identical on all ranks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hpcml/comm/allreduce.hpp"
+#include "hpcml/comm/codec.hpp"
+#include "hpcml/comm/mpi.hpp"
+#include "hpcml/core/collectives.hpp"
+
+namespace hpcml {
+class ConfigDoc;
+}
+
+namespace hpcml::comm {
+
+struct ReducerOptions {
+  Algo algo = Algo::automatic;  // parallel.algo
+  double fusion_mb = 4;         // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
+  Codec compression = Codec::none;  // parallel.compression
+  double topk_ratio = 0.01;         // parallel.topk_ratio (fraction of a bucket top-k sends)
+  double stall_timeout_s = 300;     // parallel.stall_timeout_s (0 = no stall inspector)
+  std::string thresholds;           // parallel.allreduce_thresholds (Thresholds::parse syntax)
+};
+
+/// Reads the comm keys of the `parallel` table (defaults as above), validating
+/// each. Throws ConfigError naming the key.
+ReducerOptions read_reducer_options(ConfigDoc& doc);
+
+/// One line for the start-of-run log: "algo=auto fusion_mb=4 compression=none ...".
+std::string describe(const ReducerOptions& options, const Communicator& comm);
+
+class GradientReducer final : public Collectives {
+ public:
+  /// `comm` must outlive the reducer. Applies the stall timeout and thresholds
+  /// to `comm`'s options. Collective (all ranks, same options).
+  GradientReducer(Communicator& comm, const ReducerOptions& options);
+  ~GradientReducer() override;
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  int rank() const override { return comm_.rank(); }
+  int size() const override { return comm_.size(); }
+  void average(const std::vector<std::span<float>>& buffers) override { comm_.average(buffers); }
+  void sum(std::span<double> values) override { comm_.sum(values); }
+  void max(std::span<double> values) override { comm_.max(values); }
+  void broadcast(std::span<float> values, int root) override { comm_.broadcast(values, root); }
+  std::vector<double> gather(std::span<const double> local) override { return comm_.gather(local); }
+
+  void begin_gradients(const std::vector<std::span<float>>& buffers) override;
+  void gradient_ready(std::size_t index) override;
+  void finish_gradients() override;
+
+  /// Seconds the last finish_gradients() waited for reductions still in flight.
+  double last_wait_s() const { return last_wait_s_; }
+  /// Number of buckets of the current plan.
+  std::size_t bucket_count() const { return buckets_.size(); }
+  const ReducerOptions& options() const { return options_; }
+
+ private:
+  struct Bucket;
+  void plan(const std::vector<std::span<float>>& buffers);
+  void launch(std::size_t b);
+
+  Communicator& comm_;
+  ReducerOptions options_;
+  std::vector<std::span<float>> buffers_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  std::vector<std::size_t> bucket_of_;  // buffer index -> bucket
+  std::vector<std::size_t> missing_;    // per bucket: buffers not yet ready this step
+  std::vector<bool> ready_;
+  std::vector<Request> inflight_;
+  std::size_t next_launch_ = 0;
+  bool active_ = false;
+  double last_wait_s_ = 0;
+};
+
+}  // namespace hpcml::comm

@@ -1,0 +1,190 @@
+#include "hpcml/comm/codec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "hpcml/core/error.hpp"
+
+namespace hpcml::comm {
+
+Codec parse_codec(const std::string& name, const std::string& what) {
+  if (name == "none") return Codec::none;
+  if (name == "fp16") return Codec::fp16;
+  if (name == "bf16") return Codec::bf16;
+  if (name == "int8") return Codec::int8;
+  if (name == "topk") return Codec::topk;
+  HPCML_THROW(ConfigError, what + ": unknown compression '" + name +
+                               "' (expected none, fp16, bf16, int8, topk)");
+}
+
+std::string to_string(Codec codec) {
+  switch (codec) {
+    case Codec::none:
+      return "none";
+    case Codec::fp16:
+      return "fp16";
+    case Codec::bf16:
+      return "bf16";
+    case Codec::int8:
+      return "int8";
+    case Codec::topk:
+      return "topk";
+  }
+  return "?";
+}
+
+std::size_t topk_count(std::size_t n, double ratio) {
+  if (n == 0) return 0;
+  const auto k = static_cast<std::size_t>(std::ceil(ratio * static_cast<double>(n)));
+  return std::clamp<std::size_t>(k, 1, n);
+}
+
+std::size_t encoded_bytes(Codec codec, std::size_t n, double topk_ratio) {
+  switch (codec) {
+    case Codec::none:
+      return n * sizeof(float);
+    case Codec::fp16:
+    case Codec::bf16:
+      return n * 2;
+    case Codec::int8:
+      return n + (n + kInt8Chunk - 1) / kInt8Chunk * sizeof(float);
+    case Codec::topk:
+      return topk_count(n, topk_ratio) * (sizeof(std::uint32_t) + sizeof(float));
+  }
+  return 0;
+}
+
+namespace {
+
+std::uint16_t to_fp16(float x) {
+  const float c = std::clamp(x, -65504.0f, 65504.0f);  // saturate instead of inf
+  const _Float16 h = static_cast<_Float16>(std::isnan(x) ? x : c);
+  std::uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+float from_fp16(std::uint16_t bits) {
+  _Float16 h;
+  std::memcpy(&h, &bits, 2);
+  return static_cast<float>(h);
+}
+
+std::uint16_t to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if (std::isnan(x)) return static_cast<std::uint16_t>((u >> 16) | 0x40);  // stays a quiet NaN
+  u += 0x7FFF + ((u >> 16) & 1);  // round to nearest, ties to even
+  return static_cast<std::uint16_t>(u >> 16);
+}
+
+float from_bf16(std::uint16_t bits) {
+  const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+}  // namespace
+
+void encode(Codec codec, const float* in, std::size_t n, double topk_ratio, float* residual,
+            std::uint8_t* out) {
+  switch (codec) {
+    case Codec::none:
+      std::memcpy(out, in, n * sizeof(float));
+      return;
+    case Codec::fp16:
+    case Codec::bf16:
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint16_t b = codec == Codec::fp16 ? to_fp16(in[i]) : to_bf16(in[i]);
+        std::memcpy(out + 2 * i, &b, 2);
+      }
+      return;
+    case Codec::int8: {
+      std::uint8_t* scales = out + n;
+      for (std::size_t c = 0; c * kInt8Chunk < n; ++c) {
+        const std::size_t lo = c * kInt8Chunk, hi = std::min(n, lo + kInt8Chunk);
+        float m = 0;
+        for (std::size_t i = lo; i < hi; ++i) m = std::max(m, std::fabs(in[i]));
+        const float s = m / 127.0f;
+        std::memcpy(scales + c * sizeof(float), &s, sizeof(float));
+        for (std::size_t i = lo; i < hi; ++i) {
+          const float q = s > 0 ? std::nearbyint(in[i] / s) : 0.0f;
+          out[i] =
+              static_cast<std::uint8_t>(static_cast<std::int8_t>(std::clamp(q, -127.0f, 127.0f)));
+        }
+      }
+      return;
+    }
+    case Codec::topk: {
+      HPCML_REQUIRE(residual != nullptr || n == 0, Error, "topk encode: no residual buffer");
+      const std::size_t k = topk_count(n, topk_ratio);
+      for (std::size_t i = 0; i < n; ++i) residual[i] += in[i];
+      std::vector<std::uint32_t> idx(n);
+      std::iota(idx.begin(), idx.end(), 0u);
+      // Largest magnitude first; ties broken by index so every run selects the same.
+      auto larger = [&](std::uint32_t a, std::uint32_t b) {
+        const float fa = std::fabs(residual[a]), fb = std::fabs(residual[b]);
+        return fa > fb || (fa == fb && a < b);
+      };
+      std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                       larger);
+      std::sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k));
+      for (std::size_t j = 0; j < k; ++j) {
+        const std::uint32_t i = idx[j];
+        const float v = residual[i];
+        residual[i] = 0;
+        std::memcpy(out + j * 8, &i, 4);
+        std::memcpy(out + j * 8 + 4, &v, 4);
+      }
+      return;
+    }
+  }
+}
+
+void decode_add(Codec codec, const std::uint8_t* in, std::size_t n, double topk_ratio, float* acc) {
+  switch (codec) {
+    case Codec::none:
+      for (std::size_t i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, in + 4 * i, 4);
+        acc[i] += v;
+      }
+      return;
+    case Codec::fp16:
+    case Codec::bf16:
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint16_t b;
+        std::memcpy(&b, in + 2 * i, 2);
+        acc[i] += codec == Codec::fp16 ? from_fp16(b) : from_bf16(b);
+      }
+      return;
+    case Codec::int8: {
+      const std::uint8_t* scales = in + n;
+      for (std::size_t c = 0; c * kInt8Chunk < n; ++c) {
+        const std::size_t lo = c * kInt8Chunk, hi = std::min(n, lo + kInt8Chunk);
+        float s;
+        std::memcpy(&s, scales + c * sizeof(float), sizeof(float));
+        for (std::size_t i = lo; i < hi; ++i)
+          acc[i] += static_cast<float>(static_cast<std::int8_t>(in[i])) * s;
+      }
+      return;
+    }
+    case Codec::topk: {
+      const std::size_t k = topk_count(n, topk_ratio);
+      for (std::size_t j = 0; j < k; ++j) {
+        std::uint32_t i;
+        float v;
+        std::memcpy(&i, in + j * 8, 4);
+        std::memcpy(&v, in + j * 8 + 4, 4);
+        HPCML_REQUIRE(i < n, Error, "topk decode: index " + std::to_string(i) + " out of range");
+        acc[i] += v;
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace hpcml::comm

@@ -1,0 +1,193 @@
+// Internals of the collective layer shared by the algorithm files: the Engine
+// (private communicator duplicates, collective sequence numbers, the waiting
+// loop with the stall inspector), the shared-memory node and the progress thread.
+#pragma once
+
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hpcml/comm/allreduce.hpp"
+#include "hpcml/comm/mpi.hpp"
+
+namespace hpcml::comm::detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+template <class T>
+MPI_Datatype mpi_type();
+template <>
+inline MPI_Datatype mpi_type<float>() {
+  return MPI_FLOAT;
+}
+template <>
+inline MPI_Datatype mpi_type<double>() {
+  return MPI_DOUBLE;
+}
+template <>
+inline MPI_Datatype mpi_type<unsigned char>() {
+  return MPI_BYTE;
+}
+
+int checked_int(std::size_t n);
+
+class ShmNode;
+
+/// One private duplicate of a user communicator with everything a collective
+/// needs while it runs. Used by one thread at a time.
+class Engine {
+ public:
+  /// Collective over `parent`. With `waiter`, the duplication is non-blocking
+  /// and waited for through waiter (so a late rank trips its stall inspector).
+  Engine(MPI_Comm parent, const CommOptions& options, Engine* waiter = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  MPI_Comm comm() const { return comm_; }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  const CommOptions& options() const { return options_; }
+  /// Collective when it changes the shared-memory layout (the node is rebuilt).
+  void set_options(const CommOptions& options);
+
+  /// Marks the start of collective number seq()+1 named `what` (for stall reports).
+  void begin(const char* what);
+  std::uint64_t seq() const { return seq_; }
+
+  /// Called by waiting loops each time they made no progress: spins, then
+  /// yields, then sleeps briefly (ranks may share cores), answers stall
+  /// census requests and fires the stall inspector after the timeout.
+  void idle(unsigned& spins);
+  /// MPI_Waitall with idle() in between (stall-aware).
+  void wait_all(int n, MPI_Request* requests);
+
+  ShmNode& shm();
+
+ private:
+  void answer_census();
+  [[noreturn]] void stall(double waited);
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm census_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  CommOptions options_;
+  std::uint64_t seq_ = 0;
+  const char* what_ = "";
+  Clock::time_point started_;
+  Clock::time_point last_census_check_;
+  std::vector<MPI_Request> census_sends_;
+  std::vector<std::uint64_t> census_payload_;
+  std::unique_ptr<ShmNode> shm_;
+};
+
+/// Node-local shared memory (MPI_Win_allocate_shared over the ranks of one
+/// node) and the hierarchical all-reduce built on it.
+class ShmNode {
+ public:
+  ShmNode(Engine& engine);  // collective over engine.comm()
+  ~ShmNode();
+  ShmNode(const ShmNode&) = delete;
+  ShmNode& operator=(const ShmNode&) = delete;
+
+  template <class T>
+  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op);
+  int local_size() const { return local_size_; }
+  int nodes() const { return nodes_; }
+
+ private:
+  struct alignas(64) Flag {
+    std::atomic<std::uint64_t> value{0};
+  };
+  struct Control {
+    Flag arrived, reduced, final, done;
+  };
+  Control& control(int p) {
+    return *reinterpret_cast<Control*>(base_[static_cast<std::size_t>(p)]);
+  }
+  char* slot(int p, std::uint64_t segment) {
+    return base_[static_cast<std::size_t>(p)] + sizeof(Control) + (segment % 2) * slot_bytes_;
+  }
+  template <class Pred>
+  void wait_until(Pred pred);
+
+  Engine& engine_;
+  MPI_Comm local_ = MPI_COMM_NULL, leaders_ = MPI_COMM_NULL;
+  int local_rank_ = 0, local_size_ = 1, nodes_ = 1;
+  MPI_Win win_ = MPI_WIN_NULL;
+  std::vector<char*> base_;
+  std::size_t slot_bytes_ = 0;
+  std::uint64_t segment_ = 0;  // segments processed so far, same on all local ranks
+  std::vector<char> leader_buffer_;
+};
+
+/// Element-wise acc[i] = in[i] (op) acc[i].
+template <class T>
+void reduce_into(T* acc, const T* in, std::size_t n, ReduceOp op);
+template <class T>
+void scale(T* data, std::size_t n, int ranks);
+
+/// The own algorithms, run on `engine` (after engine.begin()).
+template <class T>
+void ring_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, MPI_Comm comm,
+                    Engine& engine);
+template <class T>
+void recursive_doubling_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op,
+                                  Engine& engine);
+template <class T>
+void mpi_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Engine& engine);
+/// Dispatches a concrete algorithm (not automatic) on `engine`.
+template <class T>
+void run_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo,
+                   Engine& engine);
+
+/// One progress thread with its own Engine: jobs run one after another in
+/// submission order.
+class AsyncEngine {
+ public:
+  AsyncEngine(MPI_Comm parent, const CommOptions& options, Engine& waiter);  // collective
+  ~AsyncEngine();
+  AsyncEngine(const AsyncEngine&) = delete;
+  AsyncEngine& operator=(const AsyncEngine&) = delete;
+
+  Request submit(std::function<void(Engine&)> job);
+  void set_options(const CommOptions& options);
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  class JobRequest;
+  struct Job {
+    std::function<void(Engine&)> fn;
+    std::shared_ptr<State> state;
+  };
+  void loop();
+
+  Engine engine_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace hpcml::comm::detail

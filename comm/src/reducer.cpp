@@ -1,0 +1,210 @@
+#include "hpcml/comm/reducer.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "detail.hpp"
+#include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/error.hpp"
+
+namespace hpcml::comm {
+
+ReducerOptions read_reducer_options(ConfigDoc& doc) {
+  ReducerOptions o;
+  const std::string algo =
+      doc.get_choice("parallel.algo", "auto",
+                     {"auto", "mpi", "ring", "recursive_doubling", "hierarchical", "nccl"});
+  if (algo == "nccl")
+    doc.fail("parallel.algo", "'nccl' is not available in this build (no NCCL backend yet)");
+  o.algo = parse_algo(algo);
+  o.fusion_mb = doc.get_double("parallel.fusion_mb", o.fusion_mb, 0, 65536);
+  o.compression = parse_codec(
+      doc.get_choice("parallel.compression", "none", {"none", "fp16", "bf16", "int8", "topk"}));
+  o.topk_ratio = doc.get_double("parallel.topk_ratio", o.topk_ratio, 1e-6, 1);
+  o.stall_timeout_s = doc.get_double("parallel.stall_timeout_s", o.stall_timeout_s, 0);
+  o.thresholds = doc.get_string("parallel.allreduce_thresholds", "");
+  try {
+    (void)Thresholds::parse(o.thresholds, Thresholds{}, "parallel.allreduce_thresholds");
+  } catch (const ConfigError& e) {
+    doc.fail("parallel.allreduce_thresholds", e.what());
+  }
+  return o;
+}
+
+std::string describe(const ReducerOptions& o, const Communicator& comm) {
+  std::ostringstream s;
+  s << "comm: algo=" << to_string(o.algo) << " fusion_mb=" << o.fusion_mb
+    << " compression=" << to_string(o.compression);
+  if (o.compression == Codec::topk) s << " topk_ratio=" << o.topk_ratio;
+  s << " stall_timeout_s=" << comm.options().stall_timeout_s
+    << " thresholds=" << comm.options().thresholds.to_string()
+    << " progress_thread=" << (comm.has_progress_thread() ? "yes" : "no (MPI thread level)");
+  return s.str();
+}
+
+struct GradientReducer::Bucket {
+  std::vector<std::size_t> members;  // buffer indices, in packing order
+  std::vector<std::size_t> offsets;  // element offset of each member in `data`
+  std::size_t elems = 0;
+  Algo algo = Algo::mpi;
+  std::vector<float> data;
+  std::vector<float> residual;  // top-k error feedback, persists across steps
+  std::vector<std::uint8_t> encoded, gathered;
+  detail::Clock::time_point start, end;  // written by the progress thread
+};
+
+GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& options)
+    : comm_(comm), options_(options) {
+  // Precedence: defaults < config < environment (expert override, read once).
+  CommOptions co = comm.options();
+  Thresholds t;
+  if (!options.thresholds.empty())
+    t = Thresholds::parse(options.thresholds, t, "parallel.allreduce_thresholds");
+  if (const char* env = std::getenv("HPCML_ALLREDUCE_THRESHOLDS"))
+    t = Thresholds::parse(env, t, "HPCML_ALLREDUCE_THRESHOLDS");
+  co.thresholds = t;
+  co.stall_timeout_s = options.stall_timeout_s;
+  if (std::getenv("HPCML_STALL_TIMEOUT_S"))
+    co.stall_timeout_s = CommOptions::from_environment().stall_timeout_s;
+  comm.set_options(co);
+  HPCML_REQUIRE(options.algo != Algo::nccl, NotAvailableError,
+                "parallel.algo = 'nccl' is not available in this build (no NCCL backend yet)");
+}
+
+GradientReducer::~GradientReducer() {
+  // Requests complete in their destructors; nothing is written after this.
+  inflight_.clear();
+}
+
+void GradientReducer::plan(const std::vector<std::span<float>>& buffers) {
+  buckets_.clear();
+  bucket_of_.assign(buffers.size(), 0);
+  const double limit = options_.fusion_mb * 1024.0 * 1024.0;
+  std::unique_ptr<Bucket> cur;
+  auto close = [&] {
+    if (!cur) return;
+    cur->data.resize(cur->elems);
+    if (options_.compression == Codec::topk) cur->residual.assign(cur->elems, 0.0f);
+    const std::size_t bytes = cur->elems * sizeof(float);
+    cur->algo = options_.algo == Algo::automatic ? comm_.choose(bytes) : options_.algo;
+    buckets_.push_back(std::move(cur));
+  };
+  // Backprop finishes the last buffer first: pack from the back.
+  for (std::size_t k = buffers.size(); k-- > 0;) {
+    const std::size_t n = buffers[k].size();
+    if (cur &&
+        (options_.fusion_mb <= 0 || static_cast<double>((cur->elems + n) * sizeof(float)) > limit))
+      close();
+    if (!cur) cur = std::make_unique<Bucket>();
+    cur->members.push_back(k);
+    cur->offsets.push_back(cur->elems);
+    cur->elems += n;
+    bucket_of_[k] = buckets_.size();
+  }
+  close();
+}
+
+void GradientReducer::begin_gradients(const std::vector<std::span<float>>& buffers) {
+  HPCML_REQUIRE(!active_, Error,
+                "begin_gradients called twice without finish_gradients in between");
+  bool same = buffers.size() == buffers_.size();
+  for (std::size_t i = 0; same && i < buffers.size(); ++i)
+    same = buffers[i].data() == buffers_[i].data() && buffers[i].size() == buffers_[i].size();
+  if (!same) {
+    buffers_ = buffers;
+    plan(buffers_);
+  }
+  ready_.assign(buffers_.size(), false);
+  missing_.assign(buckets_.size(), 0);
+  for (const auto& b : buckets_) missing_[&b - buckets_.data()] = b->members.size();
+  next_launch_ = 0;
+  inflight_.clear();
+  active_ = true;
+}
+
+void GradientReducer::gradient_ready(std::size_t index) {
+  HPCML_REQUIRE(active_ && index < buffers_.size(), Error,
+                "gradient_ready(" + std::to_string(index) +
+                    ") outside begin/finish_gradients or "
+                    "beyond the " +
+                    std::to_string(buffers_.size()) + " buffers given");
+  if (ready_[index]) return;
+  ready_[index] = true;
+  --missing_[bucket_of_[index]];
+  while (next_launch_ < buckets_.size() && missing_[next_launch_] == 0) launch(next_launch_++);
+}
+
+void GradientReducer::launch(std::size_t b) {
+  Bucket& bucket = *buckets_[b];
+  std::vector<std::span<float>> spans;
+  for (std::size_t m = 0; m < bucket.members.size(); ++m) {
+    const auto& src = buffers_[bucket.members[m]];
+    std::copy(src.begin(), src.end(),
+              bucket.data.begin() + static_cast<std::ptrdiff_t>(bucket.offsets[m]));
+    spans.push_back(src);
+  }
+  const Codec codec = options_.compression;
+  const double ratio = options_.topk_ratio;
+  inflight_.push_back(
+      comm_.submit([&bucket, spans = std::move(spans), codec, ratio](detail::Engine& e) {
+        bucket.start = detail::Clock::now();
+        float* data = bucket.data.data();
+        const std::size_t n = bucket.elems;
+        if (codec == Codec::none) {
+          e.begin("allreduce of a gradient bucket");
+          detail::run_allreduce(data, data, n, ReduceOp::average, bucket.algo, e);
+        } else {
+          const std::size_t bytes = encoded_bytes(codec, n, ratio);
+          bucket.encoded.resize(bytes);
+          bucket.gathered.resize(bytes * static_cast<std::size_t>(e.size()));
+          encode(codec, data, n, ratio, bucket.residual.data(), bucket.encoded.data());
+          e.begin("allgather of a compressed gradient bucket");
+          MPI_Request req = MPI_REQUEST_NULL;
+          const int c = detail::checked_int(bytes);
+          HPCML_CHECK_MPI(MPI_Iallgather(bucket.encoded.data(), c, MPI_BYTE, bucket.gathered.data(),
+                                         c, MPI_BYTE, e.comm(), &req));
+          e.wait_all(1, &req);
+          std::fill(bucket.data.begin(), bucket.data.end(), 0.0f);
+          // Every rank decodes every contribution in rank order: identical sums everywhere.
+          for (int p = 0; p < e.size(); ++p)
+            decode_add(codec, bucket.gathered.data() + bytes * static_cast<std::size_t>(p), n,
+                       ratio, data);
+          detail::scale(data, n, e.size());
+        }
+        for (std::size_t m = 0; m < spans.size(); ++m)
+          std::copy_n(data + bucket.offsets[m], spans[m].size(), spans[m].begin());
+        bucket.end = detail::Clock::now();
+      }));
+}
+
+void GradientReducer::finish_gradients() {
+  HPCML_REQUIRE(active_, Error, "finish_gradients without begin_gradients");
+  const auto t_finish = detail::Clock::now();
+  // Buffers the trainer never announced are final now.
+  for (std::size_t i = 0; i < buffers_.size(); ++i)
+    if (!ready_[i]) gradient_ready(i);
+  active_ = false;
+  wait_all(inflight_);
+  last_wait_s_ = detail::seconds_since(t_finish);
+
+  last_stats_ = {};
+  const auto n = static_cast<std::size_t>(comm_.size());
+  for (const auto& b : buckets_) {
+    const std::size_t raw = b->elems * sizeof(float);
+    last_stats_.raw_bytes += raw;
+    if (n > 1) {
+      // Bytes this rank sends in a ring implementation of the collective used.
+      last_stats_.wire_bytes +=
+          options_.compression == Codec::none
+              ? 2 * (n - 1) * raw / n
+              : (n - 1) * encoded_bytes(options_.compression, b->elems, options_.topk_ratio);
+    }
+    const auto end = std::min(b->end, t_finish);
+    if (end > b->start)
+      last_stats_.overlapped_s += std::chrono::duration<double>(end - b->start).count();
+  }
+}
+
+}  // namespace hpcml::comm

@@ -1,0 +1,273 @@
+// Every all-reduce algorithm against a reference, for awkward sizes, both
+// element types, sum/average/max, in place and out of place, blocking and
+// non-blocking; plus broadcast/all-gather/barrier and cross-rank bit identity.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hpcml/comm/mpi.hpp"
+
+using hpcml::comm::Algo;
+using hpcml::comm::CommOptions;
+using hpcml::comm::Communicator;
+using hpcml::comm::ReduceOp;
+using hpcml::comm::Request;
+
+namespace {
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+// Multiples of 1/8 in [-1, 1]: sums over <= 4 ranks are exact in float, so the
+// reference is exact whatever the reduction order.
+template <class T>
+T value(int rank, std::size_t i) {
+  return static_cast<T>(static_cast<int>((static_cast<std::size_t>(rank) * 7 + i * 13) % 17) - 8) /
+         T(8);
+}
+
+template <class T>
+std::vector<T> reference(std::size_t count, ReduceOp op, int ranks) {
+  std::vector<T> ref(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    T acc = value<T>(0, i);
+    for (int p = 1; p < ranks; ++p) {
+      const T v = value<T>(p, i);
+      if (op == ReduceOp::max)
+        acc = std::max(acc, v);
+      else if (op == ReduceOp::min)
+        acc = std::min(acc, v);
+      else
+        acc += v;
+    }
+    if (op == ReduceOp::average) acc /= static_cast<T>(ranks);
+    ref[i] = acc;
+  }
+  return ref;
+}
+
+std::vector<std::size_t> counts(int ranks) {
+  // 0, 1, 7, a prime, one not divisible by the rank count, and ~2 MiB of floats.
+  return {0, 1, 7, 1009, static_cast<std::size_t>(ranks) * 1000 + 1, (2u << 20) / 4 + 3};
+}
+
+Communicator dup_world(const CommOptions& options) {
+  MPI_Comm c;
+  MPI_Comm_dup(MPI_COMM_WORLD, &c);
+  Communicator comm = Communicator::adopt(c);
+  comm.set_options(options);
+  return comm;
+}
+
+// Options that force many ring pieces and shared-memory segments even for
+// small messages, so the pipelining paths run in every size class.
+CommOptions tiny_segments() {
+  CommOptions o;
+  o.ring_piece_bytes = 256;
+  o.shm_slot_bytes = 4096;
+  return o;
+}
+
+// `max_count` keeps the many-segment variants quick on a loaded machine.
+template <class T>
+void check_all(Communicator& comm, Algo algo, bool nonblocking,
+               std::size_t max_count = std::size_t(-1)) {
+  const int n = comm.size();
+  for (std::size_t count : counts(n)) {
+    if (count > max_count) continue;
+    for (ReduceOp op : {ReduceOp::sum, ReduceOp::average, ReduceOp::max}) {
+      const auto ref = reference<T>(count, op, n);
+      for (bool in_place : {false, true}) {
+        std::vector<T> send(count), recv(count, T(-99));
+        for (std::size_t i = 0; i < count; ++i) send[i] = value<T>(comm.rank(), i);
+        T* out = in_place ? send.data() : recv.data();
+        if (nonblocking) {
+          Request r = comm.iallreduce(send.data(), out, count, op, algo);
+          r.wait();
+        } else {
+          comm.allreduce(send.data(), out, count, op, algo);
+        }
+        std::size_t wrong = 0, first = 0;
+        for (std::size_t i = 0; i < count; ++i)
+          if (std::memcmp(&out[i], &ref[i], sizeof(T)) != 0 && wrong++ == 0) first = i;
+        EXPECT_EQ(wrong, 0u) << "algo " << to_string(algo) << " count " << count << " op "
+                             << to_string(op) << (in_place ? " in place" : " out of place")
+                             << (nonblocking ? " non-blocking" : "") << " type size " << sizeof(T)
+                             << " first wrong index " << first << " on rank " << comm.rank();
+        if (!in_place) {
+          for (std::size_t i = 0; i < count; ++i)
+            ASSERT_EQ(send[i], value<T>(comm.rank(), i)) << "send buffer modified";
+        }
+      }
+    }
+  }
+}
+
+class AllreduceAlgo : public ::testing::TestWithParam<Algo> {};
+
+TEST_P(AllreduceAlgo, FloatMatchesReference) {
+  Communicator comm = dup_world(CommOptions{});
+  check_all<float>(comm, GetParam(), false);
+}
+
+TEST_P(AllreduceAlgo, DoubleMatchesReference) {
+  Communicator comm = dup_world(CommOptions{});
+  check_all<double>(comm, GetParam(), false);
+}
+
+TEST_P(AllreduceAlgo, TinySegmentsMatchReference) {
+  Communicator comm = dup_world(tiny_segments());
+  check_all<float>(comm, GetParam(), false, 100000);
+}
+
+TEST_P(AllreduceAlgo, NonBlockingMatchesReference) {
+  Communicator comm = dup_world(CommOptions{});
+  check_all<double>(comm, GetParam(), true);
+}
+
+TEST_P(AllreduceAlgo, ResultsBitIdenticalAcrossRanksAndRuns) {
+  Communicator comm = dup_world(CommOptions{});
+  std::mt19937 gen(1234u + static_cast<unsigned>(comm.rank()));
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (std::size_t count : {std::size_t{1009}, std::size_t{300001}}) {
+    std::vector<float> send(count), a(count), b(count);
+    for (auto& x : send) x = dist(gen) * 1e3f;
+    comm.allreduce(send.data(), a.data(), count, ReduceOp::average, GetParam());
+    comm.allreduce(send.data(), b.data(), count, ReduceOp::average, GetParam());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), count * sizeof(float)), 0) << "run-to-run";
+    // Rank 0's result, broadcast, must equal every rank's bit for bit.
+    std::vector<float> root = a;
+    MPI_Bcast(root.data(), static_cast<int>(count), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    EXPECT_EQ(std::memcmp(root.data(), a.data(), count * sizeof(float)), 0)
+        << "rank " << comm.rank() << " differs from rank 0, count " << count;
+  }
+}
+
+TEST_P(AllreduceAlgo, SeveralRequestsInFlight) {
+  Communicator comm = dup_world(tiny_segments());
+  const int n = comm.size();
+  std::vector<std::vector<float>> bufs;
+  std::vector<Request> reqs;
+  const std::size_t sizes[] = {5, 4099, 70001};
+  for (std::size_t count : sizes) {
+    bufs.emplace_back(count);
+    for (std::size_t i = 0; i < count; ++i) bufs.back()[i] = value<float>(comm.rank(), i);
+  }
+  for (auto& b : bufs)
+    reqs.push_back(comm.iallreduce(b.data(), b.data(), b.size(), ReduceOp::sum, GetParam()));
+  hpcml::comm::wait_all(reqs);
+  for (auto& b : bufs) {
+    const auto ref = reference<float>(b.size(), ReduceOp::sum, n);
+    EXPECT_EQ(std::memcmp(b.data(), ref.data(), b.size() * sizeof(float)), 0)
+        << "count " << b.size();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Algos, AllreduceAlgo,
+                         ::testing::Values(Algo::automatic, Algo::mpi, Algo::ring,
+                                           Algo::recursive_doubling, Algo::hierarchical),
+                         [](const ::testing::TestParamInfo<Algo>& p) {
+                           return to_string(p.param);
+                         });
+
+// Blocks of two ranks pretend to be nodes, so the leader ring runs.
+TEST(Hierarchical, EmulatedNodesMatchReference) {
+  CommOptions o = tiny_segments();
+  o.emulate_node_size = 2;
+  Communicator comm = dup_world(o);
+  check_all<float>(comm, Algo::hierarchical, false, 100000);
+  check_all<double>(comm, Algo::hierarchical, true, 100000);
+  CommOptions big;
+  big.emulate_node_size = 2;
+  comm.set_options(big);  // segments as in production, several MiB
+  check_all<float>(comm, Algo::hierarchical, false);
+}
+
+TEST(Allreduce, NcclIsNotAvailable) {
+  Communicator comm = dup_world(CommOptions{});
+  std::vector<float> x(4, 1.0f);
+  EXPECT_THROW(comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::sum, Algo::nccl),
+               hpcml::NotAvailableError);
+}
+
+TEST(Allreduce, PartiallyOverlappingBuffersAreRejected) {
+  Communicator comm = dup_world(CommOptions{});
+  std::vector<float> x(8, 1.0f);
+  EXPECT_THROW(comm.allreduce(x.data(), x.data() + 1, 4, ReduceOp::sum, Algo::ring), hpcml::Error);
+}
+
+TEST(Allreduce, AutomaticFollowsThresholds) {
+  CommOptions o;
+  o.thresholds = hpcml::comm::Thresholds::parse("small_max_bytes=1K,small_algo=recursive_doubling",
+                                                o.thresholds, "test");
+  Communicator comm = dup_world(o);
+  EXPECT_EQ(comm.choose(1024), Algo::recursive_doubling);
+  EXPECT_NE(comm.choose(1025), Algo::recursive_doubling);
+  EXPECT_THROW(hpcml::comm::Thresholds::parse("small_max=3", o.thresholds, "test"),
+               hpcml::ConfigError);
+  EXPECT_THROW(hpcml::comm::Thresholds::parse("small_algo=fast", o.thresholds, "test"),
+               hpcml::ConfigError);
+}
+
+TEST(Collectives, BroadcastAllgatherBarrier) {
+  Communicator comm = dup_world(CommOptions{});
+  const int n = comm.size(), r = comm.rank();
+  for (int root = 0; root < n; ++root) {
+    std::vector<double> x(1001, r == root ? 3.5 + root : -1.0);
+    comm.broadcast(x.data(), x.size(), root);
+    for (double v : x) ASSERT_EQ(v, 3.5 + root);
+    std::vector<float> y(17, r == root ? 1.25f : 0.0f);
+    Request req = comm.ibroadcast(y.data(), y.size(), root);
+    req.wait();
+    for (float v : y) ASSERT_EQ(v, 1.25f);
+  }
+  std::vector<float> mine(3, static_cast<float>(r)), all(3 * static_cast<std::size_t>(n));
+  comm.allgather(mine.data(), mine.size(), all.data());
+  for (int p = 0; p < n; ++p)
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(all[static_cast<std::size_t>(p * 3 + k)], float(p));
+  Request b = comm.ibarrier();
+  while (!b.test()) {
+  }
+  EXPECT_FALSE(b.pending());
+}
+
+TEST(Collectives, CoreInterfaceAverageSumMax) {
+  Communicator comm = dup_world(CommOptions{});
+  const int n = comm.size(), r = comm.rank();
+  std::vector<float> a(5, static_cast<float>(r)), b(3, 2.0f * static_cast<float>(r));
+  comm.average({std::span<float>(a), std::span<float>(b)});
+  const float mean = static_cast<float>(n - 1) / 2.0f;
+  for (float v : a) EXPECT_FLOAT_EQ(v, mean);
+  for (float v : b) EXPECT_FLOAT_EQ(v, 2.0f * mean);
+  std::vector<double> s{1.0, static_cast<double>(r)};
+  comm.sum(s);
+  EXPECT_EQ(s[0], n);
+  EXPECT_EQ(s[1], n * (n - 1) / 2.0);
+  std::vector<double> m{static_cast<double>(r)};
+  comm.max(m);
+  EXPECT_EQ(m[0], n - 1);
+}
+
+TEST(Collectives, ProgressThreadAvailableUnderThreadMultiple) {
+  Communicator comm = dup_world(CommOptions{});
+  int level = 0;
+  MPI_Query_thread(&level);
+  EXPECT_EQ(comm.has_progress_thread(), level == MPI_THREAD_MULTIPLE);
+  (void)world_rank();
+  (void)world_size();
+}
+
+}  // namespace
