@@ -5,11 +5,12 @@
 // only on the inputs (and, for GEMM, on the thread count).
 //
 // Thread model: one pool. Debian's OpenBLAS is the pthreads build, whose
-// worker threads spin for a while after each call; alternating its pool with
-// OpenMP's on the same cores measured 10-25x slower for a GEMM followed by
-// elementwise kernels (docs/kernels.md). So by default OpenBLAS is set to one
-// thread and the omp backend splits a large GEMM into `threads` column (or
-// row) panels, one single-threaded cblas_sgemm per OpenMP thread.
+// worker threads poll for a while after each call; alternating its pool with
+// OpenMP's on the same cores made a GEMM followed by elementwise kernels
+// 10-100x slower on the shared development machine (docs/kernels.md). So by
+// default OpenBLAS is set to one thread and the omp backend splits a large
+// GEMM into `threads` column (or row) panels, one single-threaded cblas_sgemm
+// per OpenMP thread.
 #include <cblas.h>
 
 #include <algorithm>
