@@ -1,6 +1,7 @@
 #include "hpcml/comm/mpi.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -56,7 +57,10 @@ MpiEnvironment::MpiEnvironment(int required) {
 }
 
 MpiEnvironment::~MpiEnvironment() {
-  if (owns_ && initialized()) MPI_Finalize();
+  // While an exception unwinds, other ranks may still be inside a collective:
+  // finalizing here could hang them. main() decides (MPI_Finalize after a
+  // collective error, MPI_Abort otherwise).
+  if (owns_ && initialized() && std::uncaught_exceptions() == 0) MPI_Finalize();
 }
 
 bool MpiEnvironment::initialized() {

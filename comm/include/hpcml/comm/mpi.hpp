@@ -43,6 +43,8 @@ namespace hpcml::comm {
 /// Initialises MPI for the lifetime of the object (MPI_Init_thread with
 /// `required`), unless MPI is already initialised, in which case it borrows it
 /// and does not finalize. Without mpiexec MPICH starts as a singleton (1 rank).
+/// The destructor does not finalize while an exception is propagating: the
+/// top-level handler (jobs/main.cpp) finalizes or aborts.
 /// The default asks for MPI_THREAD_MULTIPLE because the non-blocking forms of
 /// the own all-reduce algorithms run on a progress thread (see Communicator).
 class MpiEnvironment {
