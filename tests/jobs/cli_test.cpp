@@ -3,6 +3,7 @@
 // one-line error naming the file or key, a non-zero exit on every rank, and
 // no hang (every command runs under `timeout`).
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -242,13 +243,21 @@ TEST_F(Cli, CorruptedShardFailsVerification) {
     if (e.path().filename().string().rfind("train-00002", 0) == 0) shard = e.path().string();
   }
   ASSERT_FALSE(shard.empty());
-  // Flip bytes near the end of the file, inside the raw feature/label data.
+  // Flip bytes inside the raw feature data (contiguous layout: find its offset).
+  hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  hid_t ds = H5Dopen2(file, "features", H5P_DEFAULT);
+  ASSERT_GE(ds, 0);
+  const haddr_t offset = H5Dget_offset(ds);
+  H5Dclose(ds);
+  H5Fclose(file);
+  ASSERT_NE(offset, HADDR_UNDEF);
   std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(-64, std::ios::end);
-  char bytes[16];
+  f.seekg(static_cast<std::streamoff>(offset) + 40);
+  char bytes[4];
   f.read(bytes, sizeof bytes);
-  for (char& c : bytes) c = static_cast<char>(c ^ 0x5a);
-  f.seekp(-64, std::ios::end);
+  bytes[1] = static_cast<char>(bytes[1] ^ 0x01);  // a small change of one float: still finite
+  f.seekp(static_cast<std::streamoff>(offset) + 40);
   f.write(bytes, sizeof bytes);
   f.close();
   auto r = hpcml_mpi(2, small_train_args(data));
