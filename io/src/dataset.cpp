@@ -1,8 +1,11 @@
 #include "hpcml/io/dataset.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -10,7 +13,9 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "hdf5_util.hpp"
 #include "hpcml/core/error.hpp"
@@ -20,10 +25,48 @@ namespace hpcml::io {
 
 namespace fs = std::filesystem;
 
+// A read-only POSIX file descriptor, closed on destruction.
+class PosixFile {
+ public:
+  PosixFile() = default;
+  explicit PosixFile(int fd) : fd_(fd) {}
+  PosixFile(const PosixFile&) = delete;
+  PosixFile& operator=(const PosixFile&) = delete;
+  PosixFile(PosixFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  PosixFile& operator=(PosixFile&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~PosixFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
 struct ShardHandle {
   std::string path;
   std::size_t first = 0;
   std::size_t samples = 0;
+  // Direct path: both datasets are contiguous and unfiltered, so row r of
+  // features is the byte range features_offset + r*F*4 of the file.
+  bool direct = false;
+  std::uint64_t features_offset = 0;
+  std::uint64_t labels_offset = 0;
+  // End of the last contiguous dataset's bytes (0 if unknown). HDF5's sec2
+  // driver zero-fills reads past the end of a file, so a shard cut short after
+  // it was opened would silently read as zeros; the hyperslab path compares the
+  // file size with this before reading.
+  std::uint64_t data_end = 0;
+  // All labels of the shard (direct path, when small enough): saves one
+  // pread per run; labels are 1/(F+1) of the data.
+  std::vector<std::int32_t> labels_cache;
+  PosixFile fd;
   File file;
   DataSet features;
   DataSet labels;
@@ -108,6 +151,20 @@ DataSet open_checked(hid_t file, const char* name, hid_t want_type, const char* 
   return ds;
 }
 
+// Shards up to this many rows keep their labels in memory (16 MiB per shard).
+std::atomic<std::size_t> label_cache_max_rows{std::size_t{4} << 20};
+
+// The file offset of a dataset's bytes when they are one plain byte range of
+// exactly `bytes` bytes (contiguous layout, no filters); nullopt otherwise.
+std::optional<std::uint64_t> contiguous_offset(hid_t ds, hsize_t bytes, const std::string& path) {
+  PropList dcpl(HPCML_CHECK_HDF5(H5Dget_create_plist(ds), path));
+  if (H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl.get()) != 0)
+    return std::nullopt;
+  const haddr_t offset = H5Dget_offset(ds);
+  if (offset == HADDR_UNDEF || H5Dget_storage_size(ds) != bytes) return std::nullopt;
+  return static_cast<std::uint64_t>(offset);
+}
+
 void check_attribute(hid_t root, const char* name, std::int64_t want, const std::string& path) {
   const auto v = read_int_attribute(root, name, path);
   if (v.size() != 1 || v[0] != want)
@@ -127,12 +184,34 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   Hdf5Lock lock;
   const htri_t is_hdf5 = H5Fis_hdf5(h.path.c_str());
   if (is_hdf5 <= 0) HPCML_THROW(DataError, h.path + ": not an HDF5 file (corrupt or overwritten?)");
-  h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  // HDF5's data sieve (64 KiB by default) turns every small random row read
+  // into a 64 KiB read; rows are already contiguous byte ranges, so read them
+  // directly instead.
+  PropList fapl(HPCML_CHECK_HDF5(H5Pcreate(H5P_FILE_ACCESS), h.path));
+  HPCML_CHECK_HDF5(H5Pset_sieve_buf_size(fapl.get(), 0), h.path);
+  h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!h.file)
     HPCML_THROW(DataError, h.path + ": cannot open as HDF5 (truncated or corrupt file?)");
   const hsize_t n = info.samples, f = st.manifest.features;
   h.features = open_checked(h.file.get(), "features", H5T_IEEE_F32LE, "float32", {n, f}, h.path);
   h.labels = open_checked(h.file.get(), "labels", H5T_STD_I32LE, "int32", {n}, h.path);
+  const auto fo = contiguous_offset(h.features.get(), n * f * 4, h.path);
+  const auto lo = contiguous_offset(h.labels.get(), n * 4, h.path);
+  if (fo) h.data_end = std::max<std::uint64_t>(h.data_end, *fo + n * f * 4);
+  if (lo) h.data_end = std::max<std::uint64_t>(h.data_end, *lo + n * 4);
+  if (fo && lo) {
+    h.fd = PosixFile(::open(h.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (h.fd.get() < 0) HPCML_THROW(DataError, h.path + ": cannot open: " + std::strerror(errno));
+    h.direct = true;
+    h.features_offset = *fo;
+    h.labels_offset = *lo;
+    if (n <= label_cache_max_rows.load()) {
+      h.labels_cache.resize(n);
+      HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                               h.labels_cache.data()),
+                       h.path + ": cannot read 'labels'");
+    }
+  }
   h.features_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.features.get()), h.path));
   h.labels_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.labels.get()), h.path));
   const hid_t root = h.file.get();
@@ -147,6 +226,12 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
 // and y, merging consecutive rows into one hyperslab block each.
 void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vector<hsize_t>& rows,
                      float* x, std::int32_t* y) {
+  struct stat st {};
+  if (h.data_end > 0 &&
+      (::stat(h.path.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) < h.data_end))
+    HPCML_THROW(DataError, h.path + ": file is truncated (" + std::to_string(st.st_size) +
+                               " bytes, data ends at byte " + std::to_string(h.data_end) +
+                               "); it changed after it was opened");
   Hdf5Lock lock;
   DataSpace fx(HPCML_CHECK_HDF5(H5Scopy(h.features_space.get()), h.path));
   DataSpace fy(HPCML_CHECK_HDF5(H5Scopy(h.labels_space.get()), h.path));
@@ -170,6 +255,56 @@ void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vect
                    h.path + ": cannot read 'features'");
   HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, my.get(), fy.get(), H5P_DEFAULT, y),
                    h.path + ": cannot read 'labels'");
+}
+
+void pread_exact(const ShardHandle& h, void* dst, std::size_t bytes, std::uint64_t offset) {
+  auto* p = static_cast<char*>(dst);
+  while (bytes > 0) {
+    const ssize_t got = ::pread(h.fd.get(), p, bytes, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      HPCML_THROW(DataError, h.path + ": read failed at byte " + std::to_string(offset) + ": " +
+                                 std::strerror(errno));
+    if (got == 0)
+      HPCML_THROW(DataError, h.path + ": file ends at byte " + std::to_string(offset) +
+                                 " inside the data (truncated after it was opened?)");
+    p += got;
+    bytes -= static_cast<std::size_t>(got);
+    offset += static_cast<std::uint64_t>(got);
+  }
+}
+
+// Direct path for the sorted (index, position) pairs [k0, k1) of one shard:
+// each maximal stretch whose indices AND batch positions both increase by one
+// is one pread() straight into the batch (random batches: one per row; in-order
+// evaluation reads: one per shard). Repeated indices copy the earlier row.
+void read_shard_rows_direct(const ShardHandle& h, std::size_t f,
+                            const std::vector<std::pair<std::size_t, std::size_t>>& order,
+                            std::size_t k0, std::size_t k1, Batch& out) {
+  const std::size_t row_bytes = f * sizeof(float);
+  std::size_t k = k0;
+  while (k < k1) {
+    const auto [index, pos] = order[k];
+    if (k > k0 && order[k - 1].first == index) {
+      const std::size_t prev = order[k - 1].second;
+      std::memcpy(out.x.data() + pos * f, out.x.data() + prev * f, row_bytes);
+      out.y[pos] = out.y[prev];
+      ++k;
+      continue;
+    }
+    std::size_t m = k + 1;
+    while (m < k1 && order[m].first == order[m - 1].first + 1 &&
+           order[m].second == order[m - 1].second + 1)
+      ++m;
+    const std::size_t row = index - h.first, count = m - k;
+    pread_exact(h, out.x.data() + pos * f, count * row_bytes, h.features_offset + row * row_bytes);
+    if (!h.labels_cache.empty())
+      std::copy_n(h.labels_cache.data() + row, count, out.y.data() + pos);
+    else
+      pread_exact(h, out.y.data() + pos, count * sizeof(std::int32_t),
+                  h.labels_offset + row * sizeof(std::int32_t));
+    k = m;
+  }
 }
 
 // Per-batch sanity checks; `global` maps a row of the batch to its sample index.
@@ -247,7 +382,7 @@ struct Scratch {
 };
 
 void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices, Batch& out,
-                    Scratch& s) {
+                    Scratch& s, ReadMethod method) {
   const std::size_t f = st.manifest.features, n = indices.size();
   for (std::size_t i = 0; i < n; ++i)
     if (indices[i] >= st.info.samples)
@@ -267,6 +402,12 @@ void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices
     const ShardHandle& h = st.shards[shard];
     const std::size_t end_index = h.first + h.samples;
     std::size_t g1 = g0;
+    if (h.direct && method == ReadMethod::kAuto) {
+      while (g1 < n && s.order[g1].first < end_index) ++g1;
+      read_shard_rows_direct(h, f, s.order, g0, g1, out);
+      g0 = g1;
+      continue;
+    }
     s.rows.clear();
     s.row_of.resize(n);
     while (g1 < n && s.order[g1].first < end_index) {
@@ -292,11 +433,12 @@ void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices
 class PrefetchReader final : public BatchReader {
  public:
   PrefetchReader(std::shared_ptr<const DatasetState> state, std::vector<std::size_t> indices,
-                 std::size_t batch_rows, std::size_t depth)
+                 std::size_t batch_rows, std::size_t depth, ReadMethod method)
       : state_(std::move(state)),
         indices_(std::move(indices)),
         batch_rows_(batch_rows),
-        depth_(depth) {
+        depth_(depth),
+        method_(method) {
     thread_ = std::thread([this] { produce(); });
   }
   ~PrefetchReader() override {
@@ -344,7 +486,8 @@ class PrefetchReader final : public BatchReader {
           }
         }
         const std::size_t end = std::min(indices_.size(), begin + batch_rows_);
-        read_rows_impl(*state_, std::span(indices_).subspan(begin, end - begin), b, scratch);
+        read_rows_impl(*state_, std::span(indices_).subspan(begin, end - begin), b, scratch,
+                       method_);
         {
           std::lock_guard<std::mutex> lock(mutex_);
           if (stop_) return;
@@ -365,6 +508,7 @@ class PrefetchReader final : public BatchReader {
   std::vector<std::size_t> indices_;
   std::size_t batch_rows_;
   std::size_t depth_;
+  ReadMethod method_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Batch> queue_;
@@ -412,12 +556,13 @@ std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices
       HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
                                  " is out of range for split '" + state_->split + "' with " +
                                  std::to_string(samples()) + " samples");
-  return std::make_unique<PrefetchReader>(state_, std::move(indices), batch_rows, prefetch_depth_);
+  return std::make_unique<PrefetchReader>(state_, std::move(indices), batch_rows, prefetch_depth_,
+                                          method_);
 }
 
 void ShardDataset::read_rows(std::span<const std::size_t> indices, Batch& out) const {
   Scratch scratch;
-  read_rows_impl(*state_, indices, out, scratch);
+  read_rows_impl(*state_, indices, out, scratch, method_);
 }
 
 Batch ShardDataset::read_all() const {
@@ -462,6 +607,10 @@ void ShardDataset::verify(std::span<const std::size_t> shard_ids) const {
     if (!c.ok) HPCML_THROW(DataError, c.problem);
   }
 }
+
+namespace detail {
+void set_label_cache_max_rows(std::size_t rows) { label_cache_max_rows = rows; }
+}  // namespace detail
 
 ShardCheck check_shard_file(const std::string& dir, const Manifest& manifest,
                             const std::string& split, std::size_t shard) {

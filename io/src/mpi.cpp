@@ -63,11 +63,14 @@ void agree(MPI_Comm comm, std::exception_ptr local_error) {
   int first = size;
   MPI_Allreduce(&candidate, &first, 1, MPI_INT, MPI_MIN, comm);
   if (first == size) return;
+  int failed_here = kind != kNone ? 1 : 0, failed = 0;
+  MPI_Allreduce(&failed_here, &failed, 1, MPI_INT, MPI_SUM, comm);
   int header[2] = {kind, static_cast<int>(message.size())};
   MPI_Bcast(header, 2, MPI_INT, first, comm);
   message.resize(static_cast<std::size_t>(header[1]));
   MPI_Bcast(message.data(), header[1], MPI_CHAR, first, comm);
-  if (size > 1) message = "rank " + std::to_string(first) + ": " + message;
+  // Name the rank only when it matters: not every rank failed.
+  if (failed < size) message = "rank " + std::to_string(first) + ": " + message;
   switch (header[0]) {
     case kData:
       raise_collective(DataError(message, __FILE__, __LINE__));

@@ -116,6 +116,14 @@ TEST(IoParallel, ErrorsAreAgreedOnByEveryRank) {
     EXPECT_TRUE(e.collective());
     EXPECT_EQ(std::string(e.what()), "rank " + std::to_string(last) + ": shard-x.h5: broken");
   }
+  // Every rank fails: rank 0's message, no prefix, the error type kept.
+  try {
+    agree(MPI_COMM_WORLD, std::make_exception_ptr(ConfigError("rank-" + std::to_string(rank()))));
+    ADD_FAILURE() << "agree() returned although every rank failed";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(e.collective());
+    EXPECT_EQ(std::string(e.what()), "rank-0");
+  }
   EXPECT_NO_THROW(agree(MPI_COMM_WORLD, nullptr));
   remove_shared(dir);
 }

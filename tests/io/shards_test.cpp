@@ -78,17 +78,33 @@ TEST(IoShards, RoundTripForManyShardCounts) {
   }
 }
 
-TEST(IoShards, ReadHonoursOrderRepeatsAndBatching) {
+// Every read path: direct pread (with and without the label cache) and HDF5
+// hyperslabs must give the same rows in the requested order.
+enum class Path { kDirect, kDirectNoLabelCache, kHyperslab };
+
+class IoReadPaths : public ::testing::TestWithParam<Path> {
+ protected:
+  std::unique_ptr<ShardDataset> open(const TempDir& dir) {
+    detail::set_label_cache_max_rows(GetParam() == Path::kDirectNoLabelCache ? 0 : 4u << 20);
+    auto ds = open_dataset(dir.str(), "train");
+    detail::set_label_cache_max_rows(4u << 20);
+    ds->set_read_method(GetParam() == Path::kHyperslab ? ReadMethod::kHyperslab
+                                                       : ReadMethod::kAuto);
+    return ds;
+  }
+};
+
+TEST_P(IoReadPaths, HonoursOrderRepeatsAndBatching) {
   TempDir dir;
   const LabeledData d = synthetic(101, 4, 5);
   write_split(d, options(dir, 4));
-  auto ds = open_dataset(dir.str(), "train");
+  auto ds = open(dir);
   std::vector<std::size_t> idx(101);
   std::iota(idx.begin(), idx.end(), 0);
   std::mt19937 rng(42);
   std::shuffle(idx.begin(), idx.end(), rng);
-  // Repeats, neighbours (merged runs) and shard-crossing runs.
-  idx.insert(idx.end(), {5, 5, 24, 25, 26, 27, 100, 0, 26});
+  // Repeats, neighbours (merged runs), shard-crossing runs and an in-order stretch.
+  idx.insert(idx.end(), {5, 5, 24, 25, 26, 27, 100, 0, 26, 40, 41, 42, 43, 44});
   for (std::size_t depth : {1u, 2u, 5u}) {
     ds->set_prefetch_depth(depth);
     for (std::size_t batch_rows : {1u, 7u, 32u, 500u}) {
@@ -104,12 +120,52 @@ TEST(IoShards, ReadHonoursOrderRepeatsAndBatching) {
       EXPECT_FALSE(reader->next(b));
     }
   }
-  auto empty = ds->read({}, 4);
+  // Whole split in order (evaluation-style contiguous reads).
+  std::vector<std::size_t> all(101);
+  std::iota(all.begin(), all.end(), 0);
   Batch b;
+  ds->read_rows(all, b);
+  expect_rows(b, d, all);
+
+  auto empty = ds->read({}, 4);
   EXPECT_FALSE(empty->next(b));
   EXPECT_DATA_ERROR(ds->read({3, 101}, 4), "sample index 101", "out of range");
   EXPECT_THROW(ds->read({1}, 0), ConfigError);
 }
+
+TEST_P(IoReadPaths, ChunkedShardsFromOtherToolsReadTheSame) {
+  // A shard rewritten with chunked + compressed storage (as another tool
+  // might) has no single byte range: kAuto must fall back to hyperslabs.
+  TempDir dir;
+  const LabeledData d = synthetic(30, 2, 3);
+  write_split(d, options(dir, 2));
+  {
+    Hdf5Lock lock;
+    const std::string path = dir / shard_file_name("train", 1, 2);
+    File f(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    ASSERT_GE(H5Ldelete(f.get(), "features", H5P_DEFAULT), 0);
+    const hsize_t dims[2] = {15, 6}, chunk[2] = {4, 6};
+    DataSpace s(H5Screate_simple(2, dims, nullptr));
+    PropList dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5Pset_chunk(dcpl.get(), 2, chunk);
+    H5Pset_deflate(dcpl.get(), 4);
+    DataSet ds(H5Dcreate2(f.get(), "features", H5T_IEEE_F32LE, s.get(), H5P_DEFAULT, dcpl.get(),
+                          H5P_DEFAULT));
+    ASSERT_GE(
+        H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, d.x.data() + 15 * 6),
+        0);
+  }
+  auto ds = open(dir);
+  const std::vector<std::size_t> idx = {29, 3, 15, 16, 17, 14, 0, 22, 22};
+  Batch b;
+  ds->read_rows(idx, b);
+  expect_rows(b, d, idx);
+  EXPECT_NO_THROW(ds->verify(std::vector<std::size_t>{0, 1}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, IoReadPaths,
+                         ::testing::Values(Path::kDirect, Path::kDirectNoLabelCache,
+                                           Path::kHyperslab));
 
 TEST(IoShards, ReaderOutlivesDatasetAndStopsMidPass) {
   TempDir dir;
@@ -198,6 +254,15 @@ class IoBrokenShards : public ::testing::Test {
     return json::parse(in);
   }
   void set_manifest(const json& j) const { test::write_text(dir_ / kManifestName, j.dump()); }
+  // Byte offset of shard i's features data in its file.
+  haddr_t features_offset(std::size_t i) const {
+    Hdf5Lock lock;
+    File f(H5Fopen(shard(i).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    DataSet d(H5Dopen2(f.get(), "features", H5P_DEFAULT));
+    const haddr_t offset = H5Dget_offset(d.get());
+    EXPECT_NE(offset, HADDR_UNDEF);
+    return offset;
+  }
   // Replaces dataset `name` of shard 1 by one of another type/shape.
   void rewrite_dataset(const char* name, hid_t type, std::vector<hsize_t> dims) const {
     Hdf5Lock lock;
@@ -236,14 +301,7 @@ TEST_F(IoBrokenShards, TruncatedShard) {
 
 TEST_F(IoBrokenShards, CorruptedBytesFailVerifyOnly) {
   // Flip bytes inside the features data (its offset comes from HDF5).
-  haddr_t offset;
-  {
-    Hdf5Lock lock;
-    File f(H5Fopen(shard(1).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    DataSet d(H5Dopen2(f.get(), "features", H5P_DEFAULT));
-    offset = H5Dget_offset(d.get());
-    ASSERT_NE(offset, HADDR_UNDEF);
-  }
+  const haddr_t offset = features_offset(1);
   {
     std::fstream io(shard(1), std::ios::in | std::ios::out | std::ios::binary);
     io.seekp(static_cast<std::streamoff>(offset + 17));
@@ -277,9 +335,28 @@ TEST_F(IoBrokenShards, ShapeOrDtypeDisagreesWithManifest) {
                     "'labels' has shape [11]");
 }
 
+TEST_F(IoBrokenShards, TruncatedAfterOpen) {
+  const haddr_t offset = features_offset(2);
+  auto ds = open_dataset(dir_.str(), "train");
+  // Keep rows 0..2 of shard 2 (global 20..22) and cut the file after them.
+  ASSERT_LT(offset + 3 * 24, fs::file_size(shard(2)));
+  fs::resize_file(shard(2), offset + 3 * 24);
+  Batch b;
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{1, 28}, b),
+                    shard_file_name("train", 2, 3));
+  ds->set_read_method(ReadMethod::kHyperslab);
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{28}, b), shard_file_name("train", 2, 3));
+  EXPECT_NO_THROW(ds->read_rows(std::vector<std::size_t>{1, 15}, b));
+  ds->set_read_method(ReadMethod::kAuto);
+  EXPECT_NO_THROW(ds->read_rows(std::vector<std::size_t>{20, 22, 1}, b));
+  const ShardCheck c = check_shard_file(dir_.str(), read_manifest(dir_.str()), "train", 2);
+  EXPECT_FALSE(c.ok);
+  EXPECT_NE(c.problem.find(shard_file_name("train", 2, 3)), std::string::npos) << c.problem;
+}
+
 TEST_F(IoBrokenShards, BadLabelsAndNonFiniteValuesInsideShards) {
-  // Overwrite rows of shard 1 (global 10..19) in place, then fix the checksum
-  // so only the value checks can catch it.
+  // Overwrite rows of shard 1 (global 10..19) in place: the structure stays
+  // valid, so open succeeds; the per-batch checks and verify must catch it.
   {
     Hdf5Lock lock;
     File f(H5Fopen(shard(1).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));

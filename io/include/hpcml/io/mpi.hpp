@@ -30,8 +30,8 @@ class MpiSession {
 
 /// Collective over `comm`: every rank passes the exception it caught (or null).
 /// If any rank failed, every rank throws the same hpcml::Error, marked
-/// collective, whose message is the lowest failing rank's message prefixed by
-/// "rank r: " when there is more than one rank. Returns normally if none failed.
+/// collective, whose message is the lowest failing rank's message, prefixed by
+/// "rank r: " unless every rank failed. Returns normally if none failed.
 void agree(MPI_Comm comm, std::exception_ptr local_error);
 
 }  // namespace hpcml::io
