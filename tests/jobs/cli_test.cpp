@@ -139,8 +139,9 @@ fs::path only_run_dir(const fs::path& runs) {
 // The stated threshold: 300 steps of global batch 128 (38400 samples, ~0.64
 // epoch) reach >= 80% test accuracy on Fashion-MNIST with the default model.
 TEST_F(Cli, TrainsFashionMnistOnTwoRanksAboveThreshold) {
-  auto r = hpcml_mpi(2, {"train", config(), "--set", "data.path=" + fmnist(), "--set",
-                         "train.max_steps=300", "--set", "run.dir=" + path("runs")});
+  auto r = hpcml_mpi(
+      2, {"train", config(), "--set", "data.path=" + fmnist(), "--set", "train.max_steps=300",
+          "--set", "run.dir=" + path("runs"), "--set", "run.progress=always"});
   ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
   auto run_dir = only_run_dir(path("runs"));
   auto s = read_json(run_dir / "summary.json");
@@ -159,6 +160,8 @@ TEST_F(Cli, TrainsFashionMnistOnTwoRanksAboveThreshold) {
   EXPECT_EQ(steps, 300);
   EXPECT_EQ(epochs, 1);
   EXPECT_NE(r.out.find("final test accuracy"), std::string::npos) << r.out;
+  // The in-epoch progress line (forced on: stdout is a pipe here).
+  EXPECT_NE(r.out.find("\r  epoch 1/10  step "), std::string::npos) << r.out;
 }
 
 // Same config, seed and rank count: every step's loss and the final metrics are
