@@ -15,6 +15,7 @@
 
 #include "commands.hpp"
 #include "hpcml/comm/mpi.hpp"
+#include "hpcml/comm/reducer.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/signals.hpp"
@@ -78,10 +79,12 @@ int run_train(const TrainArgs& args) {
 
   ConfigDoc doc;
   TrainConfig cfg;
+  comm::ReducerOptions reducer_options;
   comm::agree(world, [&] {
     doc = ConfigDoc::load(args.config);
     for (const auto& s : args.sets) doc.set(s);
     cfg = read_train_config(doc);
+    reducer_options = comm::read_reducer_options(doc);
     doc.check_unknown(non_training_tables());
   });
 
@@ -155,12 +158,16 @@ int run_train(const TrainArgs& args) {
     *out << os.str() << std::flush;
   }
 
+  // Gradient averaging with fusion buckets, overlap and optional compression.
+  comm::GradientReducer reducer(world, reducer_options);
+  if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
+
   LaunchFacts facts;
   facts.threads_per_rank = layout.threads_per_rank;
   facts.nodes = nodes;
   facts.oversubscribed = layout.oversubscribed;
   facts.hostname = layout.hostname;
-  Trainer trainer(cfg, *backend, world, *train, test.get(), run_dir, out, facts);
+  Trainer trainer(cfg, *backend, reducer, *train, test.get(), run_dir, out, facts);
   TrainSummary s = trainer.run();
 
   if (out) {
