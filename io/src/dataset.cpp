@@ -1,6 +1,5 @@
 #include "hpcml/io/dataset.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,30 +24,6 @@ namespace hpcml::io {
 
 namespace fs = std::filesystem;
 
-// A read-only POSIX file descriptor, closed on destruction.
-class PosixFile {
- public:
-  PosixFile() = default;
-  explicit PosixFile(int fd) : fd_(fd) {}
-  PosixFile(const PosixFile&) = delete;
-  PosixFile& operator=(const PosixFile&) = delete;
-  PosixFile(PosixFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  PosixFile& operator=(PosixFile&& o) noexcept {
-    if (this != &o) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~PosixFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
 struct ShardHandle {
   std::string path;
   std::size_t first = 0;
@@ -66,7 +41,7 @@ struct ShardHandle {
   // All labels of the shard (direct path, when small enough): saves one
   // pread per run; labels are 1/(F+1) of the data.
   std::vector<std::int32_t> labels_cache;
-  PosixFile fd;
+  int fd = -1;  // owned by `file` (HDF5's sec2 driver), valid while it is open
   File file;
   DataSet features;
   DataSet labels;
@@ -191,7 +166,8 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   HPCML_CHECK_HDF5(H5Pset_sieve_buf_size(fapl.get(), 0), h.path);
   h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!h.file)
-    HPCML_THROW(DataError, h.path + ": cannot open as HDF5 (truncated or corrupt file?)");
+    HPCML_THROW(DataError, h.path + ": cannot open as HDF5 (truncated or corrupt file?)" +
+                               hdf5_error_detail());
   const hsize_t n = info.samples, f = st.manifest.features;
   h.features = open_checked(h.file.get(), "features", H5T_IEEE_F32LE, "float32", {n, f}, h.path);
   h.labels = open_checked(h.file.get(), "labels", H5T_STD_I32LE, "int32", {n}, h.path);
@@ -199,9 +175,11 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   const auto lo = contiguous_offset(h.labels.get(), n * 4, h.path);
   if (fo) h.data_end = std::max<std::uint64_t>(h.data_end, *fo + n * f * 4);
   if (lo) h.data_end = std::max<std::uint64_t>(h.data_end, *lo + n * 4);
-  if (fo && lo) {
-    h.fd = PosixFile(::open(h.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (h.fd.get() < 0) HPCML_THROW(DataError, h.path + ": cannot open: " + std::strerror(errno));
+  void* vfd = nullptr;
+  if (fo && lo && H5Fget_vfd_handle(h.file.get(), H5P_DEFAULT, &vfd) >= 0 && vfd) {
+    // The sec2 driver's own descriptor: pread() does not move its offset, so
+    // sharing it with HDF5 is safe and costs no extra descriptor per shard.
+    h.fd = *static_cast<int*>(vfd);
     h.direct = true;
     h.features_offset = *fo;
     h.labels_offset = *lo;
@@ -260,7 +238,7 @@ void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vect
 void pread_exact(const ShardHandle& h, void* dst, std::size_t bytes, std::uint64_t offset) {
   auto* p = static_cast<char*>(dst);
   while (bytes > 0) {
-    const ssize_t got = ::pread(h.fd.get(), p, bytes, static_cast<off_t>(offset));
+    const ssize_t got = ::pread(h.fd, p, bytes, static_cast<off_t>(offset));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0)
       HPCML_THROW(DataError, h.path + ": read failed at byte " + std::to_string(offset) + ": " +

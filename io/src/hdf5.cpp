@@ -20,6 +20,22 @@ void silence_hdf5_errors() {
 }
 }  // namespace
 
+std::string hdf5_error_detail() {
+  std::string detail;
+  // Walking upward starts at the innermost frame, where the problem was found.
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* out) -> herr_t {
+        if (n == 0 && e && e->desc && *e->desc) *static_cast<std::string*>(out) = e->desc;
+        return 0;
+      },
+      &detail);
+  H5Eclear2(H5E_DEFAULT);
+  for (char& c : detail)
+    if (c == '\n' || c == '\r') c = ' ';
+  return detail.empty() ? detail : ": " + detail;
+}
+
 Hdf5Lock::Hdf5Lock() : guard_(hdf5_mutex()) { silence_hdf5_errors(); }
 
 }  // namespace hpcml::io

@@ -36,13 +36,20 @@ class Hdf5Lock {
   std::lock_guard<std::recursive_mutex> guard_;
 };
 
-/// Throws DataError "<context>: <call> failed" for a negative herr_t/hid_t.
-/// `context` names the file (and object) involved; it is only evaluated on failure.
+/// The innermost message of HDF5's current error stack as ": <message>"
+/// (e.g. ": truncated file: eof = 4096, ..."), or "" if the stack is empty.
+/// Clears the stack. Call under Hdf5Lock right after the failing call.
+std::string hdf5_error_detail();
+
+/// Throws DataError "<context>: HDF5 call <call> failed: <HDF5's reason>" for a
+/// negative herr_t/hid_t/htri_t. `context` names the file (and object)
+/// involved; it is only evaluated on failure. Use under Hdf5Lock.
 #define HPCML_CHECK_HDF5(call, context)                                                       \
   ([&]() {                                                                                    \
     auto hpcml_hdf5_result_ = (call);                                                         \
     if (hpcml_hdf5_result_ < 0)                                                               \
-      HPCML_THROW(::hpcml::DataError, std::string(context) + ": HDF5 call " #call " failed"); \
+      HPCML_THROW(::hpcml::DataError, std::string(context) + ": HDF5 call " #call " failed" + \
+                                          ::hpcml::io::hdf5_error_detail());                  \
     return hpcml_hdf5_result_;                                                                \
   }())
 
