@@ -209,9 +209,16 @@ TEST(AnalysisCommModel, RingHierarchicalAndBusBandwidth) {
   EXPECT_NEAR(ring_allreduce_s(link, 4, 1e6), 6e-5 + 1.5e6 * 1e-9, 1e-15);
   EXPECT_EQ(ring_allreduce_s(link, 1, 1e6), 0.0);
   const AlphaBeta intra{1e-6, 1e-10};
-  // 8 ranks, 4 per node: 2 * 2 * (1e-6 + 1e6*1e-10) intra + ring over 2 nodes.
+  // 8 ranks, 4 per node: reduce + bcast inside the node, each the cheaper of a
+  // tree (2 * (1e-6 + 1e-4)) and reduce-scatter + gather (6e-6 + 1.5e-4), plus a
+  // ring over the 2 node leaders.
   EXPECT_NEAR(hierarchical_allreduce_s(link, intra, 8, 4, 1e6),
-              4 * (1e-6 + 1e-4) + ring_allreduce_s(link, 2, 1e6), 1e-15);
+              2 * (6e-6 + 1.5e-4) + ring_allreduce_s(link, 2, 1e6), 1e-15);
+  // Small messages: the tree wins (2 * (1e-6 + 1e-7) vs 6e-6 + 1.5e-7).
+  EXPECT_NEAR(hierarchical_allreduce_s(link, intra, 8, 4, 1e3),
+              2 * 2 * (1e-6 + 1e-7) + ring_allreduce_s(link, 2, 1e3), 1e-15);
+  // One node: no inter-node part.
+  EXPECT_NEAR(hierarchical_allreduce_s(link, intra, 4, 4, 1e3), 2 * 2 * (1e-6 + 1e-7), 1e-15);
   EXPECT_NEAR(allreduce_busbw_gbps(1e9, 1.0, 4), 1.5, 1e-12);
   EXPECT_NEAR(algbw_gbps(2e9, 1.0), 2.0, 1e-12);
 }
@@ -245,7 +252,15 @@ TEST(AnalysisCommModel, ModelMatchesBaselineAndDegradesWithN) {
     EXPECT_LT(m.points.back().efficiency[v], 1.0);
   }
   // Compression helps: fp16 halves the bytes so it is at least as efficient as the plain ring.
-  EXPECT_GE(m.points.back().efficiency[2], m.points.back().efficiency[0]);
+  ASSERT_EQ(m.variants.size(), 3u);  // no intra-node parameters: ring variants only
+  EXPECT_EQ(m.variants[1].name, "ring + fp16");
+  EXPECT_GT(m.points.back().efficiency[1], m.points.back().efficiency[0]);
+  // With fast intra-node links the hierarchical variant beats the ring at scale.
+  p.intra = {1e-6, 1e-11};
+  const auto h = model_study(r, p);
+  ASSERT_EQ(h.variants.size(), 5u);
+  EXPECT_EQ(h.variants[1].name, "hierarchical");
+  EXPECT_GT(h.points.back().efficiency[1], h.points.back().efficiency[0]);
   CommModelParams none;
   EXPECT_FALSE(model_study(r, none).ok);
 }

@@ -32,8 +32,14 @@ double hierarchical_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, 
   if (n <= 1) return 0.0;
   const double g = std::min(std::max(1.0, ranks_per_node), n);
   const double nodes = std::ceil(n / g);
-  const double local = tree_steps(g) * (intra.alpha_s + bytes * intra.beta_s_per_byte);
-  return 2.0 * local + ring_allreduce_s(inter, nodes, bytes);
+  // Reduce to the node leader (and the broadcast back, same cost): the cheaper of a
+  // binomial tree of whole buffers (latency-bound) and reduce-scatter + gather
+  // (bandwidth-bound), as an MPI library's algorithm selection would pick.
+  const double tree = tree_steps(g) * (intra.alpha_s + bytes * intra.beta_s_per_byte);
+  const double scatter_gather =
+      g > 1 ? 2.0 * (g - 1.0) * intra.alpha_s + 2.0 * ((g - 1.0) / g) * bytes * intra.beta_s_per_byte
+            : 0.0;
+  return 2.0 * std::min(tree, scatter_gather) + ring_allreduce_s(inter, nodes, bytes);
 }
 
 double algbw_gbps(double bytes, double seconds) { return bytes / seconds / 1e9; }
@@ -73,11 +79,15 @@ AlphaBeta fit_alpha_beta(const std::vector<AllreduceSample>& samples) {
 }
 
 std::vector<CommVariant> comm_variants(const CommModelParams& params) {
-  std::vector<CommVariant> v = {{"ring", false, 1.0},
-                                {"hierarchical", true, 1.0},
-                                {"ring + fp16", false, 2.0},
-                                {"hierarchical + fp16", true, 2.0},
+  std::vector<CommVariant> v = {{"ring", false, 1.0}, {"ring + fp16", false, 2.0},
                                 {"ring + int8", false, 4.0}};
+  // Without separate intra-node parameters the hierarchical algorithm can only
+  // look worse than the ring (it moves the same bytes twice more), so it is shown
+  // only when intra-node alpha/beta are known.
+  if (params.intra.valid()) {
+    v.insert(v.begin() + 1, {"hierarchical", true, 1.0});
+    v.push_back({"hierarchical + fp16", true, 2.0});
+  }
   if (finite(params.topk_density) && params.topk_density > 0 && params.topk_density < 1)
     v.push_back({"ring + top-k " + num(params.topk_density), false, 1.0 / params.topk_density});
   return v;
@@ -86,8 +96,7 @@ std::vector<CommVariant> comm_variants(const CommModelParams& params) {
 double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, double n) {
   const double bytes = params.grad_bytes / v.ratio;
   if (!v.hierarchical) return ring_allreduce_s(params.inter, n, bytes);
-  const AlphaBeta intra = params.intra.valid() ? params.intra : params.inter;
-  return hierarchical_allreduce_s(params.inter, intra, n, params.ranks_per_node, bytes);
+  return hierarchical_allreduce_s(params.inter, params.intra, n, params.ranks_per_node, bytes);
 }
 
 CommModelResult model_study(const StudyResult& study, const CommModelParams& params) {

@@ -18,7 +18,7 @@ namespace hpcml::analysis {
 
 namespace {
 
-constexpr double kWidth = 900, kHeight = 500;
+constexpr double kWidth = 990, kHeight = 500;
 constexpr double kLeft = 90, kRight = 650, kTop = 50, kBottom = 420;
 
 std::string esc(const std::string& s) {

@@ -278,7 +278,7 @@ ReportOutput write_report(const std::string& out_dir, const std::vector<ReportSt
     const std::string prefix = studies.size() == 1 ? "" : slug(s.study.name) + "-";
     const std::string rate_unit = !s.rows.empty() && s.rows.front().rate_is_throughput
                                       ? "samples/s"
-                                      : (weak ? "N/T (1/s)" : "1/T (1/s)");
+                                      : (weak ? "N/T, 1/s" : "steps/s = 1/T");
     nlohmann::json jst;
     jst["name"] = s.study.name;
     jst["mode"] = to_string(s.study.mode);

@@ -3,10 +3,12 @@
 //
 // A message of b bytes between two ranks costs alpha + b * beta seconds.
 // - ring all-reduce over n ranks: 2(n-1) alpha + 2 (n-1)/n * b * beta
-// - hierarchical over n ranks on n/g nodes of g ranks: binomial-tree reduce to
-//   the node leader (ceil(log2 g) messages of b bytes, intra-node alpha/beta),
-//   ring all-reduce among the n/g leaders (inter-node alpha/beta), binomial-tree
-//   broadcast inside the node (same cost as the reduce).
+// - hierarchical over n ranks on n/g nodes of g ranks: reduce to the node leader
+//   (intra-node alpha/beta; the cheaper of a binomial tree, ceil(log2 g) (alpha +
+//   b beta), and reduce-scatter + gather, 2(g-1) alpha + 2 (g-1)/g b beta), ring
+//   all-reduce among the n/g leaders (inter-node alpha/beta), broadcast inside
+//   the node (same cost as the reduce). Shown only when intra-node alpha/beta
+//   are given.
 // - compression divides the bytes on the wire by the codec's ratio.
 // docs/scaling.md derives these and says what they leave out.
 #pragma once
