@@ -90,6 +90,14 @@ std::int64_t parse_mem_mb(const ConfigDoc& doc, const std::string& key, const st
   doc.fail(key, expect);
 }
 
+std::int64_t read_time_minutes(ConfigDoc& doc, const std::string& key, const std::string& def) {
+  // `time = 30` (an integer: minutes, as sbatch --time=30) or any Slurm time string.
+  auto raw = doc.raw(key);
+  if (raw && !raw->empty() && raw->find_first_not_of("0123456789") == std::string::npos)
+    return doc.get_int(key, 1, 1, 525600 * 100);
+  return parse_time_minutes(doc, key, doc.get_string(key, def));
+}
+
 std::string format_time(std::int64_t minutes) {
   char buf[64];
   const std::int64_t d = minutes / 1440, h = (minutes % 1440) / 60, m = minutes % 60;
@@ -122,8 +130,7 @@ JobSpec read_job_spec(ConfigDoc& doc, const SiteProfile& site) {
     j.mem_mb = parse_mem_mb(doc, "slurm.mem_per_cpu", mem_per_cpu);
     j.mem_per_cpu = true;
   }
-  const std::string time = doc.get_string("slurm.time", site.time);
-  j.time_minutes = parse_time_minutes(doc, "slurm.time", time);
+  j.time_minutes = read_time_minutes(doc, "slurm.time", site.time);
   j.partition = get_checked(doc, "slurm.partition", site.partition, Field::kName, true);
   j.account = get_checked(doc, "slurm.account", site.account, Field::kName, true);
   j.qos = get_checked(doc, "slurm.qos", site.qos, Field::kName, true);

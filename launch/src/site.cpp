@@ -23,8 +23,7 @@ void apply_site_table(ConfigDoc& doc, const std::string& t, SiteProfile& s) {
   s.account = get_checked(doc, p + "account", s.account, Field::kName, true);
   s.qos = get_checked(doc, p + "qos", s.qos, Field::kName, true);
   s.constraint = get_checked(doc, p + "constraint", s.constraint, Field::kConstraint, true);
-  s.time = get_checked(doc, p + "time", s.time, Field::kText, false);
-  parse_time_minutes(doc, p + "time", s.time);
+  s.time = format_time(read_time_minutes(doc, p + "time", s.time));
   s.launcher = doc.get_choice(p + "launcher", s.launcher, {"srun", "mpiexec"});
   s.mpi = get_checked(doc, p + "mpi", s.mpi, Field::kName, false);
   s.cpu_bind = get_checked(doc, p + "cpu_bind", s.cpu_bind, Field::kGres, false);

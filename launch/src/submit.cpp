@@ -97,9 +97,10 @@ std::vector<std::string> run_args(const Prepared& p, const std::string& dir,
     a.push_back(replace_all(replace_all(c, "{config}", config_copy), "{run_dir}", dir));
   if (a.front() == "train") {
     // The trainer creates <run.dir>/<run.name>; it writes into this run's directory.
-    a.insert(a.end(), {"--set", "run.dir=\"" + dir + "\"", "--set", "run.name=\"train\""});
+    // Last, so that neither --set nor the sweep can move it elsewhere.
     for (const auto& s : sets) a.insert(a.end(), {"--set", s});
     for (const auto& [k, v] : params) a.insert(a.end(), {"--set", k + "=" + v});
+    a.insert(a.end(), {"--set", "run.dir=\"" + dir + "\"", "--set", "run.name=\"train\""});
   }
   for (const auto& x : a) {
     if (has_control_char(x))

@@ -67,7 +67,7 @@ class SbatchSubmitter final : public Submitter {
       auto f = split(line, '|');
       if (f.size() < 4) continue;
       int task = -1;
-      if (f[1] != "N/A") {
+      if (f[1] != "N/A" && f[1] != "(null)") {
         for (int t : parse_array_task_list(f[1])) out[t] = {f[2], f[3] == "None" ? "" : f[3]};
         continue;
       }
@@ -127,8 +127,9 @@ std::unique_ptr<Submitter> make_submitter(const std::string& kind) {
     const std::string path = conf && *conf ? conf : "/etc/slurm/slurm.conf";
     if (::access(path.c_str(), R_OK) != 0) {
       if (kind == "auto") return std::make_unique<SbatchSubmitter>();
-      HPCML_THROW(NotAvailableError, "--submitter libslurm: no readable slurm.conf at " + path +
-                                         " (set SLURM_CONF; on a configless cluster use --submitter sbatch)");
+      HPCML_THROW(NotAvailableError,
+                  "--submitter libslurm: no readable slurm.conf at " + path +
+                      " (set SLURM_CONF; on a configless cluster use --submitter sbatch)");
     }
     return make_libslurm_submitter();
 #else

@@ -62,6 +62,9 @@ JobSpec read_job_spec(ConfigDoc& doc, const SiteProfile& site);
 /// rounded up; ConfigError (through doc.fail(key)) on anything else or zero.
 std::int64_t parse_time_minutes(const ConfigDoc& doc, const std::string& key, const std::string& text);
 
+/// Reads a time key given as an integer (minutes) or a Slurm time string.
+std::int64_t read_time_minutes(ConfigDoc& doc, const std::string& key, const std::string& def);
+
 /// Slurm memory sizes (a number with an optional K/M/G/T suffix, default M) to MiB.
 std::int64_t parse_mem_mb(const ConfigDoc& doc, const std::string& key, const std::string& text);
 
