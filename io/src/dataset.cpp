@@ -164,6 +164,8 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   // directly instead.
   PropList fapl(HPCML_CHECK_HDF5(H5Pcreate(H5P_FILE_ACCESS), h.path));
   HPCML_CHECK_HDF5(H5Pset_sieve_buf_size(fapl.get(), 0), h.path);
+  // sec2 explicitly: the direct path uses its POSIX descriptor (H5Fget_vfd_handle).
+  HPCML_CHECK_HDF5(H5Pset_fapl_sec2(fapl.get()), h.path);
   h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!h.file)
     HPCML_THROW(DataError, h.path + ": cannot open as HDF5 (truncated or corrupt file?)" +
