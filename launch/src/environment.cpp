@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <string>
 
 namespace hpcml::launch {
 
@@ -34,7 +35,38 @@ int count_gpus() {
   return n;
 }
 
+// A non-negative integer variable, or -1 when missing or malformed.
+int env_index(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0 || x > 1 << 24) return -1;
+  return static_cast<int>(x);
+}
+
 }  // namespace
+
+RuntimeLayout::EnvLayout detect_env_layout() {
+  RuntimeLayout::EnvLayout e;
+  // A step started by srun sets SLURM_STEP_ID; a batch shell has SLURM_PROCID=0
+  // and SLURM_NTASKS of the whole job, which says nothing about this process.
+  if (env_index("SLURM_STEP_ID") >= 0 && env_index("SLURM_PROCID") >= 0 &&
+      env_index("SLURM_NTASKS") > 0) {
+    e.source = "SLURM";
+    e.rank = env_index("SLURM_PROCID");
+    e.size = env_index("SLURM_NTASKS");
+    e.local_rank = env_index("SLURM_LOCALID");
+    e.nodes = env_index("SLURM_STEP_NUM_NODES") > 0 ? env_index("SLURM_STEP_NUM_NODES")
+                                                    : env_index("SLURM_JOB_NUM_NODES");
+  } else if (env_index("PMI_RANK") >= 0 && env_index("PMI_SIZE") > 0) {
+    e.source = "PMI";
+    e.rank = env_index("PMI_RANK");
+    e.size = env_index("PMI_SIZE");
+    e.local_rank = env_index("MPI_LOCALRANKID");
+  }
+  return e;
+}
 
 int resolve_threads(int config_threads, std::string* source) {
   auto set = [&](const char* s) {
@@ -86,6 +118,17 @@ RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, 
   }
   l.restart_count = env_positive_int("SLURM_RESTART_COUNT");
   l.gpus_on_node = count_gpus();
+  l.array_job_id = env_string("SLURM_ARRAY_JOB_ID");
+  l.env = detect_env_layout();
+  if (!l.env.source.empty() && (l.env.size != size || l.env.rank != rank)) {
+    l.mismatch = "MPI says rank " + std::to_string(rank) + " of " + std::to_string(size) + " but " +
+                 l.env.source + " says rank " + std::to_string(l.env.rank) + " of " +
+                 std::to_string(l.env.size) +
+                 (size == 1 && l.env.size > 1
+                      ? ": the launcher started independent singletons (srun without "
+                        "--mpi=pmi2, or an MPI library that does not match the launcher)"
+                      : "");
+  }
   if (!env_string("SLURM_STEP_ID").empty() && !env_string("SLURM_PROCID").empty()) {
     l.launcher = "srun";
   } else if (!env_string("PMI_RANK").empty() || !env_string("PMI_FD").empty() ||
@@ -112,6 +155,15 @@ std::string describe(const RuntimeLayout& l) {
        << l.array_task_id << ", restart count " << l.restart_count << "\n";
   }
   os << "  gpus on node      " << l.gpus_on_node << "\n";
+  if (!l.env.source.empty()) {
+    os << "  launcher env      " << l.env.source << ": rank " << l.env.rank << " of " << l.env.size
+       << ", local rank " << l.env.local_rank;
+    if (l.env.nodes > 0) os << ", " << l.env.nodes << " node(s)";
+    os << "\n";
+  }
+  if (!l.array_job_id.empty())
+    os << "  array             job " << l.array_job_id << " task " << l.array_task_id << "\n";
+  if (!l.mismatch.empty()) os << "  WARNING           " << l.mismatch << "\n";
   return os.str();
 }
 

@@ -278,6 +278,10 @@ TEST_F(SlurmTest, DependencyChainRunsTheLastJobAfterTheOthers) {
   EXPECT_FALSE(starts_with_file(dir_ + "/runs/b/state", "exited 0 "))
       << read_file(dir_ + "/runs/b/state");
   EXPECT_TRUE(starts_with_file(dir_ + "/runs/report/state", "exited 0 "));
+  // `hpcml info` under srun: the launcher's view agrees with MPI.
+  const std::string info_out = read_file(dir_ + "/runs/a/slurm-" + ids[0] + ".out");
+  EXPECT_NE(info_out.find("launcher env      SLURM: rank 0 of 1"), std::string::npos) << info_out;
+  EXPECT_EQ(info_out.find("WARNING"), std::string::npos) << info_out;
   // Slurm's own record: the report started no earlier than both others ended.
   auto ja = show_job(ids[0]), jb = show_job(ids[1]);
   jc = show_job(ids[2]);

@@ -30,7 +30,22 @@ struct RuntimeLayout {
   int array_task_id = -1;       // SLURM_ARRAY_TASK_ID or -1
   int restart_count = 0;        // SLURM_RESTART_COUNT
   int gpus_on_node = 0;         // SLURM_GPUS_ON_NODE or count in CUDA_VISIBLE_DEVICES
+  // What the launcher's environment says, independent of MPI (-1 = not set).
+  // SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID/SLURM_JOB_NUM_NODES under srun,
+  // PMI_RANK/PMI_SIZE (and MPI_LOCALRANKID) under Hydra's mpiexec.
+  struct EnvLayout {
+    int rank = -1, size = -1, local_rank = -1, nodes = -1;
+    std::string source;  // "SLURM", "PMI" or ""
+  } env;
+  std::string array_job_id;  // SLURM_ARRAY_JOB_ID ("" outside arrays)
+  /// Non-empty when MPI and the launcher disagree, e.g. srun started N
+  /// independent singletons (no --mpi=pmi2) so every rank believes it is 0 of 1.
+  std::string mismatch;
 };
+
+/// The launcher's view of this process from SLURM_* / PMI_* variables alone
+/// (no MPI needed: usable before MPI_Init or in a batch shell).
+RuntimeLayout::EnvLayout detect_env_layout();
 
 /// Fills a RuntimeLayout from MPI numbers (given) and the environment.
 RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, int nodes,

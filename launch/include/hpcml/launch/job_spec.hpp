@@ -60,7 +60,8 @@ JobSpec read_job_spec(ConfigDoc& doc, const SiteProfile& site);
 
 /// Slurm time formats (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S) to whole minutes,
 /// rounded up; ConfigError (through doc.fail(key)) on anything else or zero.
-std::int64_t parse_time_minutes(const ConfigDoc& doc, const std::string& key, const std::string& text);
+std::int64_t parse_time_minutes(const ConfigDoc& doc, const std::string& key,
+                                const std::string& text);
 
 /// Reads a time key given as an integer (minutes) or a Slurm time string.
 std::int64_t read_time_minutes(ConfigDoc& doc, const std::string& key, const std::string& def);
