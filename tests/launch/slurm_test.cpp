@@ -29,6 +29,12 @@ using test::read_file;
 
 std::string g_skip_reason;
 
+// Site profile the jobs use: $HPCML_TEST_SITE (name or path) on a real cluster, else "local".
+std::string site() {
+  const char* s = std::getenv("HPCML_TEST_SITE");
+  return s && *s ? s : "local";
+}
+
 // Finds the cluster: SLURM_CONF if set, else the one scripts/slurm-local.sh starts.
 void find_slurm() {
   if (!std::getenv("SLURM_CONF")) {
@@ -54,7 +60,11 @@ class SlurmTest : public ::testing::Test {
   static void SetUpTestSuite() { find_slurm(); }
   void SetUp() override {
     if (!g_skip_reason.empty()) GTEST_SKIP() << g_skip_reason;
-    std::string templ = (fs::temp_directory_path() / "hpcml-slurm-test-XXXXXX").string();
+    // On a real cluster the run directories must be on a file system the compute nodes see.
+    const char* base = std::getenv("HPCML_TEST_DIR");
+    std::string templ =
+        ((base && *base ? fs::path(base) : fs::temp_directory_path()) / "hpcml-slurm-test-XXXXXX")
+            .string();
     dir_ = ::mkdtemp(templ.data());
     fs::current_path(dir_);
   }
@@ -150,10 +160,10 @@ TEST_F(SlurmTest, SbatchAndLibslurmSubmitTheSameJob) {
       "\"0-00:07:30\"\n"
       "mem_per_cpu = \"100M\"\nsignal_seconds = 40\nrequeue = true\noutput = \"out-%j.log\"\n"
       "mail_type = [\"FAIL\"]\ncommand = [\"info\"]\n[run]\ndir = \"runs\"\n");
-  auto a = submit(
-      {cfg, "--site", "local", "--hold", "--submitter", "sbatch", "--set", "run.name=\"a\""});
+  auto a =
+      submit({cfg, "--site", site(), "--hold", "--submitter", "sbatch", "--set", "run.name=\"a\""});
   auto b = submit(
-      {cfg, "--site", "local", "--hold", "--submitter", "libslurm", "--set", "run.name=\"b\""});
+      {cfg, "--site", site(), "--hold", "--submitter", "libslurm", "--set", "run.name=\"b\""});
   ASSERT_EQ(a.size(), 1u);
   ASSERT_EQ(b.size(), 1u);
   auto ja = show_job(a[0]), jb = show_job(b[0]);
@@ -185,7 +195,7 @@ TEST_F(SlurmTest, SbatchAndLibslurmSubmitTheSameJob) {
 TEST_F(SlurmTest, TwoRankMpiTrainingWithSrun) {
   const std::string cfg =
       write_config("train.toml", train_config("job_name = \"train2\"\nntasks_per_node = 2\n", 5));
-  auto ids = submit({cfg, "--site", "local", "--set", "run.name=\"t\""});
+  auto ids = submit({cfg, "--site", site(), "--set", "run.name=\"t\""});
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/t";
   ASSERT_TRUE(wait_for([&] { return starts_with_file(run + "/state", "exited"); }, 120))
@@ -204,7 +214,7 @@ TEST_F(SlurmTest, SixTaskSweepThrottledToTwoCollectsSixRows) {
                         "[sweep]\nmode = \"grid\"\nthrottle = 2\nmetric = \"final_test_acc\"\n"
                         "[sweep.params.optimizer]\nlr = [0.2, 0.05, 0.01]\n"
                         "[sweep.params.train]\nbatch_size = [16, 32]\n");
-  auto ids = submit({cfg, "--site", "local", "--set", "run.name=\"s\""});
+  auto ids = submit({cfg, "--site", site(), "--set", "run.name=\"s\""});
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/s";
   EXPECT_NE(show_job(ids[0]).count("ArrayTaskThrottle"), 0u);
@@ -267,7 +277,7 @@ TEST_F(SlurmTest, DependencyChainRunsTheLastJobAfterTheOthers) {
                                      "[slurm]\ntime = \"2\"\ndependency = \"afterany\"\ncommand = "
                                      "[\"info\"]\n[run]\ndir = \"runs\"\n"
                                      "name = \"report\"\n");
-  auto ids = submit({a, b, c, "--site", "local", "--submitter", "sbatch"});
+  auto ids = submit({a, b, c, "--site", site(), "--submitter", "sbatch"});
   ASSERT_EQ(ids.size(), 3u);
   auto jc = show_job(ids[2]);
   EXPECT_NE(jc["Dependency"].find("afterany:" + ids[0]), std::string::npos) << jc["Dependency"];
@@ -295,7 +305,7 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   const std::string cfg = write_config(
       "requeue.toml",
       train_config("job_name = \"requeue\"\nsignal_seconds = 50\nrequeue = true\n", 0));
-  auto ids = submit({cfg, "--site", "local", "--set", "slurm.time=1", "--set",
+  auto ids = submit({cfg, "--site", site(), "--set", "slurm.time=1", "--set",
                      "train.evaluate=false", "--set", "run.name=\"r\""});
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/r";
@@ -319,7 +329,7 @@ TEST_F(SlurmTest, HostileEnvironmentValuesRunNothingUnderSlurm) {
       "[slurm]\ntime = \"2\"\ncommand = [\"info\"]\n[slurm.env]\nHOSTILE = \"$(touch " + marker +
           ") `touch " + marker + "`; touch " + marker +
           " #\"\n[run]\ndir = \"runs\"\nname = \"h\"\n");
-  auto ids = submit({cfg, "--site", "local"});
+  auto ids = submit({cfg, "--site", site()});
   ASSERT_EQ(ids.size(), 1u);
   ASSERT_TRUE(wait_for([&] { return starts_with_file(dir_ + "/runs/h/state", "exited"); }, 60));
   EXPECT_TRUE(starts_with_file(dir_ + "/runs/h/state", "exited 0 "));
