@@ -22,6 +22,7 @@ struct ReportArgs {
   double bandwidth_gbps = analysis::kUnknown;
   double intra_bandwidth_gbps = analysis::kUnknown;
   bool no_png = false;
+  bool exclude_oversubscribed = false;
   std::string command_line;
 };
 
@@ -35,7 +36,13 @@ std::string command_line() {
   while (start < all.size()) {
     std::size_t end = all.find('\0', start);
     if (end == std::string::npos) end = all.size();
-    line += first ? std::string("hpcml") : " " + all.substr(start, end - start);
+    std::string arg = all.substr(start, end - start);
+    if (arg.find_first_of(" \"'$\\") != std::string::npos) {
+      std::string q = "'";
+      for (char c : arg) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      arg = q + "'";
+    }
+    line += first ? std::string("hpcml") : " " + arg;
     first = false;
     start = end + 1;
   }
@@ -58,6 +65,7 @@ int run_report(ReportArgs& a) {
   if (req.comm.inter.valid() && req.comm.source.empty())
     req.comm.source = "given on the command line";
   req.report.png = !a.no_png;
+  req.study.fit_oversubscribed = !a.exclude_oversubscribed;
   req.report.provenance.insert(req.report.provenance.begin(),
                                "produced by hpcml " HPCML_VERSION ": `" + a.command_line + "`");
   const auto out = analysis::make_report(req);
@@ -104,8 +112,14 @@ void add_report(CLI::App& app, Action& action) {
   cmd->add_option("--intra-bandwidth-gbps", a->intra_bandwidth_gbps,
                   "Intra-node bandwidth (GB/s), hierarchical");
   cmd->add_option("--allreduce-csv", r.allreduce_csv,
-                  "Fit alpha/beta to all-reduce timings (columns ranks, bytes, time_s)")
+                  "Fit alpha/beta to all-reduce timings: `hpcml bench allreduce` output or CSV "
+                  "(ranks, bytes, time_s)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--intra-allreduce-csv", r.intra_allreduce_csv,
+                  "Fit the intra-node alpha/beta (hierarchical model) to such timings")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--exclude-oversubscribed", a->exclude_oversubscribed,
+                "Leave oversubscribed points out of the fit (they stay in the table)");
   cmd->add_option("--grad-bytes", r.comm.grad_bytes,
                   "Bytes all-reduced per step (default: from the runs' summary.json)")
       ->check(CLI::PositiveNumber);

@@ -264,3 +264,21 @@ TEST(AnalysisCommModel, ModelMatchesBaselineAndDegradesWithN) {
   CommModelParams none;
   EXPECT_FALSE(model_study(r, none).ok);
 }
+
+TEST(AnalysisFit, OversubscribedPointsCanBeLeftOutOfTheFit) {
+  Study st = amdahl_study(0.9, {1, 2, 4, 8});
+  st.points[3].samples[0].step_s *= 3;  // the oversubscribed point is much slower
+  st.points[3].samples[0].oversubscribed = true;
+  const auto with = analyse(st, {});
+  EXPECT_GT(std::fabs(with.fit.p - 0.9), 0.01);
+  StudyOptions opt;
+  opt.fit_oversubscribed = false;
+  const auto without = analyse(st, opt);
+  EXPECT_NEAR(without.fit.p, 0.9, 1e-6);
+  EXPECT_EQ(without.rows.size(), 4u);  // still in the table
+  EXPECT_TRUE(without.rows[3].oversubscribed);
+  bool noted = false;
+  for (const auto& w : without.warnings)
+    noted = noted || w.find("left out of the fit") != std::string::npos;
+  EXPECT_TRUE(noted);
+}

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -264,4 +265,48 @@ TEST(AnalysisRuns, ReadsRunDirectoriesAndGroupsRepeats) {
   write(d.path() / "bad" / "summary.json", "{not json");
   EXPECT_THROW(read_runs(d.path().string(), ""), hpcml::DataError);
   EXPECT_THROW(read_runs((d.path() / "nowhere").string(), ""), hpcml::DataError);
+}
+
+TEST(AnalysisAllreduce, ReadsBenchOutputAndCsv) {
+  TempDir d;
+  // Two concatenated `hpcml bench allreduce` outputs (2 and 4 ranks) whose ring
+  // rows follow alpha = 10 us, beta = 1 ns/byte exactly; the mpi rows must be ignored.
+  const AlphaBeta truth{1e-5, 1e-9};
+  std::string text;
+  for (int n : {2, 4}) {
+    text += "# hpcml bench allreduce: " + std::to_string(n) + " ranks, 1 nodes, float, op sum\n";
+    text += "#       size       count algo               |     oop us    algbw\n";
+    for (double b : {1024.0, 65536.0, 4194304.0}) {
+      char row[256];
+      std::snprintf(row, sizeof row,
+                    "%12.0f %11.0f %-18s | %10.3f 0.1 0.1 0 | 1.0 0.1 0.1 0 | 1.0\n", b, b / 4,
+                    "ring", 1e6 * ring_allreduce_s(truth, n, b));
+      text += row;
+      std::snprintf(row, sizeof row,
+                    "%12.0f %11.0f %-18s | %10.3f 0.1 0.1 0 | 1.0 0.1 0.1 0 | 1.0\n", b, b / 4,
+                    "mpi", 5.0);
+      text += row;
+    }
+    text += "# Avg bus bandwidth    :    0.272 GB/s\n";
+  }
+  const auto path = write(d.path() / "bench.txt", text);
+  std::string what;
+  const auto samples = read_allreduce_file(path, &what);
+  ASSERT_EQ(samples.size(), 6u);
+  EXPECT_NE(what.find("algorithm ring"), std::string::npos) << what;
+  const auto ab = fit_alpha_beta(samples);
+  EXPECT_NEAR(ab.alpha_s, truth.alpha_s, 1e-9);
+  EXPECT_NEAR(ab.beta_s_per_byte, truth.beta_s_per_byte, 1e-12);
+
+  const auto csv = write(d.path() / "ar.csv", "ranks,bytes,time_s\n2,1000,1e-5\n2,1e6,1e-3\n");
+  EXPECT_EQ(read_allreduce_file(csv, &what).size(), 2u);
+  const auto bad = write(d.path() / "bad.txt", "# hpcml bench allreduce: 2 ranks\nfoo bar\n");
+  try {
+    read_allreduce_file(bad, nullptr);
+    FAIL();
+  } catch (const hpcml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.txt:2"), std::string::npos) << e.what();
+  }
+  const auto badcsv = write(d.path() / "b.csv", "ranks,bytes\n2,1000\n");
+  EXPECT_THROW(read_allreduce_file(badcsv, nullptr), hpcml::DataError);
 }

@@ -36,9 +36,9 @@ double hierarchical_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, 
   // binomial tree of whole buffers (latency-bound) and reduce-scatter + gather
   // (bandwidth-bound), as an MPI library's algorithm selection would pick.
   const double tree = tree_steps(g) * (intra.alpha_s + bytes * intra.beta_s_per_byte);
-  const double scatter_gather =
-      g > 1 ? 2.0 * (g - 1.0) * intra.alpha_s + 2.0 * ((g - 1.0) / g) * bytes * intra.beta_s_per_byte
-            : 0.0;
+  const double scatter_gather = g > 1 ? 2.0 * (g - 1.0) * intra.alpha_s +
+                                            2.0 * ((g - 1.0) / g) * bytes * intra.beta_s_per_byte
+                                      : 0.0;
   return 2.0 * std::min(tree, scatter_gather) + ring_allreduce_s(inter, nodes, bytes);
 }
 
@@ -79,8 +79,8 @@ AlphaBeta fit_alpha_beta(const std::vector<AllreduceSample>& samples) {
 }
 
 std::vector<CommVariant> comm_variants(const CommModelParams& params) {
-  std::vector<CommVariant> v = {{"ring", false, 1.0}, {"ring + fp16", false, 2.0},
-                                {"ring + int8", false, 4.0}};
+  std::vector<CommVariant> v = {
+      {"ring", false, 1.0}, {"ring + fp16", false, 2.0}, {"ring + int8", false, 4.0}};
   // Without separate intra-node parameters the hierarchical algorithm can only
   // look worse than the ring (it moves the same bytes twice more), so it is shown
   // only when intra-node alpha/beta are known.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "hpcml/analysis/inputs.hpp"
 #include "hpcml/analysis/report.hpp"
@@ -11,6 +12,64 @@
 namespace hpcml::analysis {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The table printed by `hpcml bench allreduce` (nccl-tests layout): a header
+// "# hpcml bench allreduce: N ranks, ...", then rows
+// "size count algo | oop_us algbw busbw #wrong | inp_us ...". Uses the
+// out-of-place times of one algorithm: `ring` when present, else `mpi`, else the
+// first one listed.
+std::vector<AllreduceSample> read_bench_output(const std::string& path, std::string* algo_used) {
+  std::ifstream in(path);
+  std::string line;
+  double ranks = 0;
+  int lineno = 0;
+  std::map<std::string, std::vector<AllreduceSample>> by_algo;
+  std::vector<std::string> order;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.rfind("# hpcml bench allreduce:", 0) == 0) {
+      std::istringstream h(line.substr(24));
+      h >> ranks;
+      HPCML_REQUIRE(ranks >= 1, DataError,
+                    path + ":" + std::to_string(lineno) + ": cannot read the rank count");
+      continue;
+    }
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream row(line);
+    double size = 0, count = 0, us = 0;
+    std::string algo, bar;
+    if (!(row >> size >> count >> algo >> bar >> us) || bar != "|")
+      HPCML_THROW(DataError, path + ":" + std::to_string(lineno) +
+                                 ": not a row of `hpcml bench allreduce` output: '" + line + "'");
+    HPCML_REQUIRE(ranks >= 1, DataError, path + ": no '# hpcml bench allreduce: N ranks' header");
+    if (!by_algo.count(algo)) order.push_back(algo);
+    by_algo[algo].push_back({ranks, size, us * 1e-6});
+  }
+  HPCML_REQUIRE(!order.empty(), DataError, path + ": no all-reduce measurements");
+  *algo_used = by_algo.count("ring") ? "ring" : by_algo.count("mpi") ? "mpi" : order.front();
+  return by_algo[*algo_used];
+}
+
+}  // namespace
+
+std::vector<AllreduceSample> read_allreduce_file(const std::string& path, std::string* what) {
+  std::ifstream in(path);
+  HPCML_REQUIRE(in, DataError, path + ": cannot open the all-reduce timings");
+  std::string first;
+  std::getline(in, first);
+  std::vector<AllreduceSample> out;
+  if (first.rfind("# hpcml bench allreduce:", 0) == 0) {
+    std::string algo;
+    // Several outputs (one per rank count) may be concatenated in one file.
+    out = read_bench_output(path, &algo);
+    if (what) *what = "`hpcml bench allreduce` output, algorithm " + algo + ", out-of-place times";
+    return out;
+  }
+  if (what) *what = "CSV (ranks, bytes, time_s)";
+  return read_allreduce_csv(path);
+}
 
 std::vector<AllreduceSample> read_allreduce_csv(const std::string& path) {
   std::ifstream in(path);
@@ -85,10 +144,19 @@ ReportOutput make_report(const ReportRequest& req) {
     if (out_dir.empty()) out_dir = (fs::path(req.runs_dir) / "report").string();
   }
   if (!req.allreduce_csv.empty()) {
-    const auto samples = read_allreduce_csv(req.allreduce_csv);
+    std::string what;
+    const auto samples = read_allreduce_file(req.allreduce_csv, &what);
     comm.inter = fit_alpha_beta(samples);
-    comm.source = "fitted to " + std::to_string(samples.size()) + " all-reduce timings in " +
-                  req.allreduce_csv + " (ring model, least squares)";
+    comm.source = "fitted (ring model, least squares) to " + std::to_string(samples.size()) +
+                  " all-reduce timings in " + req.allreduce_csv + " (" + what + ")";
+  }
+  if (!req.intra_allreduce_csv.empty()) {
+    std::string what;
+    const auto samples = read_allreduce_file(req.intra_allreduce_csv, &what);
+    comm.intra = fit_alpha_beta(samples);
+    comm.source += std::string(comm.source.empty() ? "" : "; ") + "intra-node fitted to " +
+                   std::to_string(samples.size()) + " all-reduce timings in " +
+                   req.intra_allreduce_csv + " (" + what + ")";
   }
   std::vector<ReportStudy> results;
   for (const auto& st : studies) {

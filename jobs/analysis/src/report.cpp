@@ -462,7 +462,8 @@ ReportOutput write_report(const std::string& out_dir, const std::vector<ReportSt
       jc["why_not"] = cm.why_not;
     } else {
       const auto& p = cm.params;
-      md << "- inter-node: alpha = " << format_number(p.inter.alpha_s * 1e6)
+      md << "- ring links (between ranks; between nodes in the hierarchical model): alpha = "
+         << format_number(p.inter.alpha_s * 1e6)
          << " us, beta = " << format_number(p.inter.beta_s_per_byte * 1e9) << " ns/byte (bandwidth "
          << format_number(1e-9 / p.inter.beta_s_per_byte) << " GB/s)";
       if (p.intra.valid())

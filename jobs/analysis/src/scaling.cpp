@@ -276,6 +276,7 @@ StudyResult analyse(const Study& study, const StudyOptions& options) {
   out.n0 = points.front().n();
 
   std::vector<double> fit_n, fit_rate;
+  int left_out = 0;
   for (const auto& pt : points) {
     Row row;
     row.ranks = pt.ranks;
@@ -291,8 +292,12 @@ StudyResult analyse(const Study& study, const StudyOptions& options) {
                           : study.mode == Mode::kStrong ? 1.0 / s.step_s
                                                         : row.n / s.step_s;
       rates.push_back(rate);
-      fit_n.push_back(row.n);
-      fit_rate.push_back(rate);
+      if (options.fit_oversubscribed || !s.oversubscribed) {
+        fit_n.push_back(row.n);
+        fit_rate.push_back(rate);
+      } else {
+        ++left_out;
+      }
       if (finite(s.split.compute_s)) comp.push_back(s.split.compute_s);
       if (finite(s.split.comm_exposed_s)) cexp.push_back(s.split.comm_exposed_s);
       if (finite(s.split.comm_overlapped_s)) cov.push_back(s.split.comm_overlapped_s);
@@ -344,10 +349,13 @@ StudyResult analyse(const Study& study, const StudyOptions& options) {
       out.warnings.push_back(
           "non-monotone: " + std::string(all_throughput ? "throughput" : "rate") +
           " drops from N=" + num(a.n) + " to N=" + num(b.n) + " (speedup " + num(a.speedup) +
-          " -> " + num(b.speedup) + "); the fit treats it as noise");
+          " -> " + num(b.speedup) + "): a larger N is slower");
   }
 
   const Law law = study.mode == Mode::kStrong ? Law::kAmdahl : Law::kGustafson;
+  if (left_out > 0)
+    out.warnings.push_back(std::to_string(left_out) +
+                           " oversubscribed measurement(s) are shown but left out of the fit");
   out.fit = fit_law(law, fit_n, fit_rate, options.fit);
   const double n_top = out.rows.back().n;
   out.max_n = options.max_n > 0 ? options.max_n : 64.0 * n_top;

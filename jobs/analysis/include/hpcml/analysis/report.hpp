@@ -53,7 +53,8 @@ struct ReportRequest {
   std::string mode;      // "" = from study.json (runs) or strong
   StudyOptions study;
   CommModelParams comm;       // grad_bytes NaN = from the runs; ranks_per_node <= 0 = from the data
-  std::string allreduce_csv;  // all-reduce timings to fit alpha/beta (overrides comm.inter)
+  std::string allreduce_csv;  // all-reduce timings (CSV or bench output) to fit alpha/beta
+  std::string intra_allreduce_csv;  // the same for the intra-node alpha/beta (hierarchical)
   ReportOptions report;
 };
 
@@ -64,5 +65,11 @@ ReportOutput make_report(const ReportRequest& request);
 /// Reads all-reduce timings (columns ranks, bytes, time_s; aliases n, size_bytes,
 /// seconds) for fit_alpha_beta. Errors name file:line.
 std::vector<AllreduceSample> read_allreduce_csv(const std::string& path);
+
+/// Reads all-reduce timings either as that CSV or as the text printed by
+/// `hpcml bench allreduce` (several runs may be concatenated; the out-of-place
+/// times of algorithm `ring`, else `mpi`, else the first listed are used).
+/// `what` (optional) receives a description for the report.
+std::vector<AllreduceSample> read_allreduce_file(const std::string& path, std::string* what);
 
 }  // namespace hpcml::analysis

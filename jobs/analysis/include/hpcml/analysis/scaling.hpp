@@ -133,7 +133,8 @@ double max_n_above(Law law, double p, double n0, double target);
 
 struct StudyOptions {
   double target_efficiency = 0.8;
-  double max_n = 0;  // 0: 64 x the largest measured N
+  double max_n = 0;                // 0: 64 x the largest measured N
+  bool fit_oversubscribed = true;  // false: oversubscribed points stay in the table, not in the fit
   FitOptions fit;
 };
 
