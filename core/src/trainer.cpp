@@ -336,6 +336,8 @@ TrainSummary Trainer::run() {
         {"stopped_by_signal", s.stopped_by_signal},
         {"samples_per_s", s.samples_per_s},
         {"train_flops_per_sample", model_.train_flops_per_sample()},
+        {"parameters", model_.parameters().size()},
+        {"grad_bytes", model_.parameters().size() * sizeof(float)},
         {"step_s_median", s.step_s_median},
         {"compute_s_per_step", s.compute_s_per_step},
         {"comm_s_per_step", s.comm_s_per_step},
