@@ -60,7 +60,12 @@ class SbatchSubmitter final : public Submitter {
   std::map<int, QueueState> states(const std::string& job_id) override {
     std::map<int, QueueState> out;
     ProcessResult p = run_process({"squeue", "-h", "-r", "-j", job_id, "-o", "%A|%a|%T|%r"});
-    if (p.exit_code != 0) return out;  // "Invalid job id": Slurm has forgotten the job
+    if (p.exit_code != 0) {
+      // Only a job Slurm has forgotten (MinJobAge passed) means "no live tasks"; any
+      // other failure must not be mistaken for it (tasks would look lost).
+      if (p.err.find("Invalid job id") != std::string::npos) return out;
+      HPCML_THROW(Error, "squeue -j " + job_id + " failed: " + first_line(p.err));
+    }
     std::istringstream in(p.out);
     std::string line;
     while (std::getline(in, line)) {

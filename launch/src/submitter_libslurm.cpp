@@ -234,7 +234,11 @@ class LibslurmSubmitter final : public Submitter {
     std::map<int, QueueState> out;
     job_info_msg_t* msg = nullptr;
     const auto id = static_cast<uint32_t>(std::strtoul(job_id.c_str(), nullptr, 10));
-    if (slurm_load_job(&msg, id, SHOW_ALL) != SLURM_SUCCESS || msg == nullptr) return out;
+    if (slurm_load_job(&msg, id, SHOW_ALL) != SLURM_SUCCESS || msg == nullptr) {
+      // Only a job Slurm has forgotten means "no live tasks"; other failures are errors.
+      if (slurm_get_errno() == ESLURM_INVALID_JOB_ID) return out;
+      HPCML_THROW(Error, slurm_error("slurm_load_job " + job_id));
+    }
     for (uint32_t i = 0; i < msg->record_count; ++i) {
       const slurm_job_info_t& ji = msg->job_array[i];
       QueueState q{state_name(ji.job_state), reason_name(ji.state_reason)};

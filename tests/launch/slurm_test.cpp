@@ -190,6 +190,8 @@ TEST_F(SlurmTest, SbatchAndLibslurmSubmitTheSameJob) {
     }
     EXPECT_GT(sub->max_array_size(), 1);
   }
+  EXPECT_EQ(make_submitter("sbatch")->max_array_size(),
+            make_submitter("libslurm")->max_array_size());
 }
 
 TEST_F(SlurmTest, TwoRankMpiTrainingWithSrun) {
@@ -232,11 +234,13 @@ TEST_F(SlurmTest, SixTaskSweepThrottledToTwoCollectsSixRows) {
     for (std::string id, state, rest; rows >> id >> state && std::getline(rows, rest);)
       running += id.find_first_not_of("0123456789") == std::string::npos && state == "RUNNING";
     max_running = std::max(max_running, running);
-    return r.out.find("6 tasks: 6 COMPLETED") != std::string::npos ||
-           (r.out.find("PENDING") == std::string::npos &&
-            r.out.find("RUNNING") == std::string::npos &&
-            r.out.find("6 tasks:") != std::string::npos &&
-            r.out.find("NOT_STARTED") == std::string::npos);
+    // Done when every task has finished one way or the other.
+    int finished = 0;
+    std::istringstream again(r.out);
+    for (std::string id, state, rest; again >> id >> state && std::getline(again, rest);)
+      finished += id.find_first_not_of("0123456789") == std::string::npos &&
+                  (state == "COMPLETED" || state == "FAILED");
+    return finished == 6;
   };
   ASSERT_TRUE(wait_for(all_done, 200)) << run_process({HPCML_EXE, "sweep", "status", run}).out;
   EXPECT_LE(max_running, 2);
@@ -263,6 +267,35 @@ TEST_F(SlurmTest, SixTaskSweepThrottledToTwoCollectsSixRows) {
     auto j = nlohmann::json::parse(read_file(s));
     EXPECT_EQ(j["local_batch"], t % 2 == 0 ? 16 : 32) << s;
   }
+}
+
+// MaxArraySize 2 (the site's value, as a config [site] override): three tasks
+// become two arrays, each indexed from 0, and the sweep still collects as one.
+TEST_F(SlurmTest, SweepLargerThanMaxArraySizeIsSplitIntoArraysFromZero) {
+  const std::string cfg =
+      write_config("split.toml",
+                   train_config("job_name = \"split\"\n", 2) +
+                       "[sweep]\nmode = \"zip\"\n[sweep.params.optimizer]\nlr = [0.1, 0.05, 0.01]\n"
+                       "[site]\nmax_array_size = 2\n");
+  auto ids = submit({cfg, "--site", site(), "--set", "run.name=\"z\""});
+  ASSERT_EQ(ids.size(), 2u);
+  const std::string run = dir_ + "/runs/z";
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return run_process({HPCML_EXE, "sweep", "status", run}).out.find("3 tasks: 3 COMPLETED") !=
+               std::string::npos;
+      },
+      150))
+      << run_process({HPCML_EXE, "sweep", "status", run}).out;
+  EXPECT_TRUE(fs::exists(run + "/sweep-0.sbatch"));
+  EXPECT_TRUE(fs::exists(run + "/slurm-" + ids[0] + "_1.out"));
+  EXPECT_TRUE(fs::exists(run + "/slurm-" + ids[1] +
+                         "_0.out"));  // the third task is index 0 of the second array
+  EXPECT_FALSE(fs::exists(run + "/slurm-" + ids[1] + "_1.out"));
+  auto last = nlohmann::json::parse(read_file(run + "/task-0002/train/summary.json"));
+  EXPECT_EQ(last["steps"], 2);
+  ProcessResult r = run_process({HPCML_EXE, "sweep", "collect", run});
+  EXPECT_NE(r.out.find("3 of 3 tasks completed"), std::string::npos) << r.out;
 }
 
 TEST_F(SlurmTest, DependencyChainRunsTheLastJobAfterTheOthers) {

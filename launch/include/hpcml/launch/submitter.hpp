@@ -34,7 +34,8 @@ class Submitter {
   /// Submits; returns the job id. Throws Error with Slurm's message on refusal.
   virtual std::string submit(const SubmitRequest& request) = 0;
   /// States of a job's tasks keyed by array task id (-1 for a job that is not an
-  /// array); empty when Slurm no longer knows the job.
+  /// array); empty when Slurm no longer knows the job. Throws Error when Slurm
+  /// cannot be asked (so a failed query is never read as "no live tasks").
   virtual std::map<int, QueueState> states(const std::string& job_id) = 0;
   /// The cluster's MaxArraySize (largest array index + 1).
   virtual long max_array_size() = 0;
