@@ -58,34 +58,55 @@ std::size_t encoded_bytes(Codec codec, std::size_t n, double topk_ratio) {
 
 namespace {
 
-std::uint16_t to_fp16(float x) {
-  const float c = std::clamp(x, -65504.0f, 65504.0f);  // saturate instead of inf
-  const _Float16 h = static_cast<_Float16>(std::isnan(x) ? x : c);
-  std::uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
+std::uint32_t bits_of(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float float_of(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
-float from_fp16(std::uint16_t bits) {
-  _Float16 h;
-  std::memcpy(&h, &bits, 2);
-  return static_cast<float>(h);
+// float -> IEEE half, round to nearest even, saturating at +-65504 (NaN stays
+// NaN). Integer arithmetic instead of the compiler's soft-float call: the
+// exponent is rebiased and the 13 dropped mantissa bits rounded in one add.
+std::uint16_t to_fp16(float f) {
+  std::uint32_t x = bits_of(f);
+  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x > 0x7f800000u) return sign | 0x7e00u;  // NaN
+  if (x > 0x477fe000u) return sign | 0x7bffu;  // beyond 65504: saturate
+  if (x < 0x38800000u) {                       // below 2^-14: half subnormal or zero
+    // Adding 0.5 puts the value's 2^-24 multiples in the low mantissa bits,
+    // rounded to nearest even by the FPU.
+    const std::uint32_t t = bits_of(float_of(x) + 0.5f);
+    return sign | static_cast<std::uint16_t>(t - 0x3f000000u);
+  }
+  x += 0xc8000fffu + ((x >> 13) & 1u);  // exponent -112, round half to even
+  return sign | static_cast<std::uint16_t>(x >> 13);
+}
+
+float from_fp16(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t em = h & 0x7fffu;
+  if (em >= 0x7c00u) return float_of(sign | 0x7f800000u | ((em & 0x3ffu) << 13));  // inf, NaN
+  if (em < 0x400u) {  // subnormal or zero: exact in float
+    const float v = static_cast<float>(em) * 5.9604644775390625e-08f;  // 2^-24
+    return sign ? -v : v;
+  }
+  return float_of(sign | ((em << 13) + 0x38000000u));
 }
 
 std::uint16_t to_bf16(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, 4);
+  std::uint32_t u = bits_of(x);
   if (std::isnan(x)) return static_cast<std::uint16_t>((u >> 16) | 0x40);  // stays a quiet NaN
   u += 0x7FFF + ((u >> 16) & 1);  // round to nearest, ties to even
   return static_cast<std::uint16_t>(u >> 16);
 }
 
-float from_bf16(std::uint16_t bits) {
-  const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
+float from_bf16(std::uint16_t bits) { return float_of(static_cast<std::uint32_t>(bits) << 16); }
 
 }  // namespace
 

@@ -91,6 +91,7 @@ class Engine {
   const char* what_ = "";
   Clock::time_point started_;
   Clock::time_point last_census_check_;
+  Clock::time_point wait_started_;
   std::vector<MPI_Request> census_sends_;
   std::vector<std::uint64_t> census_payload_;
   std::unique_ptr<ShmNode> shm_;

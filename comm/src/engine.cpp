@@ -103,24 +103,27 @@ Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
     std::string key = item.substr(0, eq), value = item.substr(eq + 1);
     if (key == "small_max_bytes") {
       t.small_max_bytes = parse_size(value, origin, key);
-    } else if (key == "small_algo" || key == "large_algo" || key == "large_multinode_algo") {
+    } else if (key == "small_algo" || key == "large_algo" || key == "large_multinode_algo" ||
+               key == "single_node_algo") {
       Algo a = parse_algo(value, origin + ": '" + key + "'");
       HPCML_REQUIRE(a != Algo::automatic && a != Algo::nccl, ConfigError,
                     origin + ": '" + key + "' must name a CPU algorithm, got '" + value + "'");
-      (key == "small_algo"   ? t.small_algo
-       : key == "large_algo" ? t.large_algo
-                             : t.large_multinode_algo) = a;
+      (key == "small_algo"         ? t.small_algo
+       : key == "large_algo"       ? t.large_algo
+       : key == "single_node_algo" ? t.single_node_algo
+                                   : t.large_multinode_algo) = a;
     } else {
       HPCML_THROW(ConfigError, origin + ": unknown threshold key '" + key +
-                                   "' (expected small_max_bytes, small_algo, large_algo, "
-                                   "large_multinode_algo)");
+                                   "' (expected single_node_algo, small_max_bytes, small_algo, "
+                                   "large_algo, large_multinode_algo)");
     }
   }
   return t;
 }
 
 std::string Thresholds::to_string() const {
-  return "small_max_bytes=" + std::to_string(small_max_bytes) +
+  return "single_node_algo=" + comm::to_string(single_node_algo) +
+         ",small_max_bytes=" + std::to_string(small_max_bytes) +
          ",small_algo=" + comm::to_string(small_algo) +
          ",large_algo=" + comm::to_string(large_algo) +
          ",large_multinode_algo=" + comm::to_string(large_multinode_algo);
@@ -257,9 +260,14 @@ void Engine::begin(const char* what) {
 }
 
 void Engine::idle(unsigned& spins) {
-  ++spins;
-  if (spins < 64) return;  // the partner is usually microseconds away
-  if ((spins & 63) == 0 && options_.stall_timeout_s > 0) {
+  // Phases by time since this wait began: spin (the partner is usually
+  // microseconds away, and MPI progresses only inside our test calls), then
+  // yield (ranks may share cores), and only in a long wait (a rank still
+  // computing) sleep, so the late rank gets the core.
+  if (spins++ == 0) wait_started_ = Clock::now();
+  if ((spins & 15) != 0) return;
+  const double waiting = seconds_since(wait_started_);
+  if (options_.stall_timeout_s > 0 && (spins & 255) == 0) {
     if (seconds_since(last_census_check_) > 1e-3) {
       last_census_check_ = Clock::now();
       answer_census();
@@ -267,12 +275,11 @@ void Engine::idle(unsigned& spins) {
     const double waited = seconds_since(started_);
     if (waited > options_.stall_timeout_s) stall(waited);
   }
-  // A long wait (a rank still computing, or ranks sharing cores) must not
-  // burn the core the late rank needs: yield, and after a while sleep.
-  if (spins < 4096) {
+  if (waiting < 100e-6) return;
+  if (waiting < 20e-3) {
     sched_yield();
   } else {
-    ::usleep(20);
+    ::usleep(50);
   }
 }
 

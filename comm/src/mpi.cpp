@@ -1,11 +1,11 @@
 #include "hpcml/comm/mpi.hpp"
 
 #include <algorithm>
-#include <exception>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 #include "detail.hpp"
@@ -277,8 +277,9 @@ bool Communicator::has_progress_thread() const {
 
 Algo Communicator::choose(std::size_t bytes) {
   const Thresholds& t = options_.thresholds;
-  if (bytes <= t.small_max_bytes) return t.small_algo;
   auto& shm = engine().shm();
+  if (shm.nodes() == 1 && shm.local_size() > 1) return t.single_node_algo;
+  if (bytes <= t.small_max_bytes) return t.small_algo;
   return shm.local_size() > 1 ? t.large_algo : t.large_multinode_algo;
 }
 

@@ -211,11 +211,19 @@ TEST(Allreduce, PartiallyOverlappingBuffersAreRejected) {
 
 TEST(Allreduce, AutomaticFollowsThresholds) {
   CommOptions o;
-  o.thresholds = hpcml::comm::Thresholds::parse("small_max_bytes=1K,small_algo=recursive_doubling",
-                                                o.thresholds, "test");
+  o.thresholds = hpcml::comm::Thresholds::parse(
+      "small_max_bytes=1K,small_algo=recursive_doubling,single_node_algo=ring", o.thresholds,
+      "test");
   Communicator comm = dup_world(o);
-  EXPECT_EQ(comm.choose(1024), Algo::recursive_doubling);
-  EXPECT_NE(comm.choose(1025), Algo::recursive_doubling);
+  const int n = comm.size();
+  // One machine: a single node, unless nodes are emulated.
+  EXPECT_EQ(comm.choose(1024), n > 1 ? Algo::ring : Algo::recursive_doubling);
+  o.emulate_node_size = 1;  // every rank its own "node": the multi-node rules apply
+  Communicator multi = dup_world(o);
+  if (n > 1) {
+    EXPECT_EQ(multi.choose(1024), Algo::recursive_doubling);
+    EXPECT_EQ(multi.choose(1025), Algo::ring);  // large_multinode_algo: one rank per node
+  }
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_max=3", o.thresholds, "test"),
                hpcml::ConfigError);
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_algo=fast", o.thresholds, "test"),

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -43,6 +44,32 @@ TEST(Codec, Fp16WithinBound) {
   const auto big = roundtrip(Codec::fp16, {1e6f, -1e6f}, 0);
   EXPECT_EQ(big[0], 65504.0f);
   EXPECT_EQ(big[1], -65504.0f);
+}
+
+// The integer conversion must agree bit for bit with the compiler's _Float16
+// (round to nearest even) over normal, subnormal and tie cases.
+TEST(Codec, Fp16MatchesCompilerConversion) {
+  std::vector<float> x = sample(20011, 7);
+  for (int e = -26; e <= 15; ++e)
+    for (float m : {1.0f, 1.00048828125f, 1.0009765625f, 1.5f, 1.99951171875f})
+      x.push_back(std::ldexp(m, e) * (e % 2 ? -1.0f : 1.0f));
+  std::vector<std::uint8_t> enc(encoded_bytes(Codec::fp16, x.size(), 0));
+  encode(Codec::fp16, x.data(), x.size(), 0, nullptr, enc.data());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (std::fabs(x[i]) > 65504.0f) continue;  // we saturate where the cast gives inf
+    const _Float16 h = static_cast<_Float16>(x[i]);
+    std::uint16_t want, got;
+    std::memcpy(&want, &h, 2);
+    std::memcpy(&got, enc.data() + 2 * i, 2);
+    ASSERT_EQ(got, want) << x[i];
+  }
+  std::vector<float> y(x.size(), 0.0f);
+  decode_add(Codec::fp16, enc.data(), x.size(), 0, y.data());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (std::fabs(x[i]) <= 65504.0f) {
+      ASSERT_EQ(y[i], static_cast<float>(static_cast<_Float16>(x[i]))) << x[i];
+    }
+  }
 }
 
 TEST(Codec, Bf16WithinBound) {

@@ -32,19 +32,22 @@ std::vector<Algo> concrete_algos();
 enum class ReduceOp { sum, average, max, min };
 std::string to_string(ReduceOp op);
 
-/// Automatic selection: messages of at most `small_max_bytes` use `small_algo`,
-/// larger ones use `large_algo` when more than one rank shares a node and
-/// `large_multinode_algo` otherwise. One rank: a copy. The defaults come from
-/// measurements on the development machine (docs/communication.md).
+/// Automatic selection. All ranks on one node (and more than one): every
+/// size uses `single_node_algo`. Several nodes: messages of at most
+/// `small_max_bytes` use `small_algo`, larger ones `large_algo` when more than
+/// one rank shares a node and `large_multinode_algo` with one rank per node.
+/// One rank: a copy. The defaults come from measurements on the development
+/// machine (docs/communication.md).
 struct Thresholds {
-  std::size_t small_max_bytes = 16 * 1024;
+  Algo single_node_algo = Algo::hierarchical;
+  std::size_t small_max_bytes = 64 * 1024;
   Algo small_algo = Algo::mpi;
   Algo large_algo = Algo::hierarchical;
   Algo large_multinode_algo = Algo::ring;
 
-  /// Parses "small_max_bytes=65536,small_algo=mpi,large_algo=hierarchical,
-  /// large_multinode_algo=ring" (any subset, sizes accept K/M suffixes) on top
-  /// of `base`. Throws ConfigError naming `origin` for unknown keys or values.
+  /// Parses "single_node_algo=hierarchical,small_max_bytes=65536,small_algo=mpi,
+  /// large_algo=hierarchical,large_multinode_algo=ring" (any subset, sizes accept K/M suffixes) on
+  /// top of `base`. Throws ConfigError naming `origin` for unknown keys or values.
   static Thresholds parse(const std::string& text, const Thresholds& base,
                           const std::string& origin);
   std::string to_string() const;

@@ -35,7 +35,7 @@ namespace hpcml::comm {
 
 struct ReducerOptions {
   Algo algo = Algo::automatic;  // parallel.algo
-  double fusion_mb = 4;         // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
+  double fusion_mb = 1;         // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
   Codec compression = Codec::none;  // parallel.compression
   double topk_ratio = 0.01;         // parallel.topk_ratio (fraction of a bucket top-k sends)
   double stall_timeout_s = 300;     // parallel.stall_timeout_s (0 = no stall inspector)
@@ -46,7 +46,7 @@ struct ReducerOptions {
 /// each. Throws ConfigError naming the key.
 ReducerOptions read_reducer_options(ConfigDoc& doc);
 
-/// One line for the start-of-run log: "algo=auto fusion_mb=4 compression=none ...".
+/// One line for the start-of-run log: "algo=auto fusion_mb=1 compression=none ...".
 std::string describe(const ReducerOptions& options, const Communicator& comm);
 
 class GradientReducer final : public Collectives {
