@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 
 #include "hpcml/core/error.hpp"
@@ -143,23 +144,30 @@ void encode(Codec codec, const float* in, std::size_t n, double topk_ratio, floa
       HPCML_REQUIRE(residual != nullptr || n == 0, Error, "topk encode: no residual buffer");
       const std::size_t k = topk_count(n, topk_ratio);
       for (std::size_t i = 0; i < n; ++i) residual[i] += in[i];
-      std::vector<std::uint32_t> idx(n);
-      std::iota(idx.begin(), idx.end(), 0u);
-      // Largest magnitude first; ties broken by index so every run selects the same.
-      auto larger = [&](std::uint32_t a, std::uint32_t b) {
-        const float fa = std::fabs(residual[a]), fb = std::fabs(residual[b]);
-        return fa > fb || (fa == fb && a < b);
-      };
-      std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
-                       larger);
-      std::sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k));
-      for (std::size_t j = 0; j < k; ++j) {
-        const std::uint32_t i = idx[j];
+      if (k == 0) return;
+      // The k-th largest magnitude by selection on plain floats (much faster
+      // than sorting indices), then one pass in index order: entries above it,
+      // and as many equal to it as fit, lowest index first. Deterministic.
+      std::vector<float> mag(n);
+      for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(residual[i]);
+      std::nth_element(mag.begin(), mag.begin() + static_cast<std::ptrdiff_t>(k - 1), mag.end(),
+                       std::greater<float>());
+      const float kth = mag[k - 1];
+      std::size_t above = 0;
+      for (std::size_t i = 0; i < n; ++i) above += std::fabs(residual[i]) > kth;
+      std::size_t ties = k - above, j = 0;
+      for (std::size_t i = 0; i < n && j < k; ++i) {
+        const float a = std::fabs(residual[i]);
+        if (a < kth || (a == kth && ties == 0)) continue;
+        if (a == kth) --ties;
+        const auto idx = static_cast<std::uint32_t>(i);
         const float v = residual[i];
         residual[i] = 0;
-        std::memcpy(out + j * 8, &i, 4);
+        std::memcpy(out + j * 8, &idx, 4);
         std::memcpy(out + j * 8 + 4, &v, 4);
+        ++j;
       }
+      std::memset(out + j * 8, 0, (k - j) * 8);  // only with NaNs about: adds 0 at index 0
       return;
     }
   }
