@@ -33,7 +33,7 @@ function(hpcml_add_test)
       endif()
       set_tests_properties(${_name} PROPERTIES LABELS "${T_LABELS}" PROCESSORS ${_procs}
                            TIMEOUT ${T_TIMEOUT}
-                           ENVIRONMENT "OMP_NUM_THREADS=1;HPCML_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+                           ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;HPCML_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
     endforeach()
   else()
     target_link_libraries(${T_NAME} PRIVATE GTest::gtest_main GTest::gtest)
@@ -42,6 +42,6 @@ function(hpcml_add_test)
     endif()
     add_test(NAME ${T_NAME} COMMAND ${T_NAME})
     set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
-                         ENVIRONMENT "OMP_NUM_THREADS=1;HPCML_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+                         ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;HPCML_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   endif()
 endfunction()
