@@ -41,6 +41,8 @@ struct BenchArgs {
   double target_ms = 40;
   int reps = 3;
   bool check = true;
+  std::string shm_slot_bytes;  // "" = CommOptions default
+  std::string ring_piece_bytes;
 };
 
 std::size_t parse_bytes(const std::string& text, const char* flag) {
@@ -184,6 +186,12 @@ int run(const BenchArgs& args) {
   comm::MpiEnvironment env(MPI_THREAD_MULTIPLE);
   Communicator comm = Communicator::world();
   const int n = comm.size(), rank = comm.rank();
+  comm::CommOptions options = comm.options();
+  if (!args.shm_slot_bytes.empty())
+    options.shm_slot_bytes = parse_bytes(args.shm_slot_bytes, "--shm-slot-bytes");
+  if (!args.ring_piece_bytes.empty())
+    options.ring_piece_bytes = parse_bytes(args.ring_piece_bytes, "--ring-piece-bytes");
+  comm.set_options(options);
   const std::size_t lo = parse_bytes(args.min_bytes, "--min-bytes");
   const std::size_t hi = parse_bytes(args.max_bytes, "--max-bytes");
   HPCML_REQUIRE(lo >= sizeof(T) && lo <= hi, ConfigError,
@@ -339,6 +347,10 @@ void add_bench_allreduce(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   cmd->add_flag("!--no-check", args->check, "Skip the correctness check");
+  cmd->add_option("--shm-slot-bytes", args->shm_slot_bytes,
+                  "Staging segment of the shared-memory algorithm (default 512K)");
+  cmd->add_option("--ring-piece-bytes", args->ring_piece_bytes,
+                  "Pipelining unit of the ring (default 256K)");
   cmd->callback([args, &action] {
     action = [args]() -> int {
       return args->dtype == "double" ? run<double>(*args) : run<float>(*args);
