@@ -214,6 +214,45 @@ std::string make_run_dir(Prepared& p) {
 
 }  // namespace
 
+SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter) {
+  SingleJobResult r;
+  if (job.args.empty()) HPCML_THROW(ConfigError, "submit: a job needs at least the hpcml command");
+  for (const auto& x : job.args) {
+    if (has_control_char(x))
+      HPCML_THROW(ConfigError, job.plan.run_dir + ": argument '" + printable(x) +
+                                   "' contains a control character");
+  }
+  if (!job.after.empty()) {
+    if (job.dependency_type != "afterok" && job.dependency_type != "afterany" &&
+        job.dependency_type != "afternotok")
+      HPCML_THROW(ConfigError, "submit: dependency type '" + printable(job.dependency_type) +
+                                   "': expected afterok, afterany or afternotok");
+    r.dependency = job.dependency_type;
+    for (const auto& id : job.after) {
+      if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+        HPCML_THROW(ConfigError,
+                    "submit: dependency on job id '" + printable(id) + "': expected digits");
+      r.dependency += ":" + id;
+    }
+  }
+  // Validates run_dir, work_dir, the executable and every directive.
+  r.script_text = render_batch_script(job.plan);
+  r.args_text = join_lines(job.args);
+  const fs::path dir = job.plan.run_dir;
+  r.script_path = (dir / "job.sbatch").string();
+  if (!submitter) return r;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    HPCML_THROW(ConfigError, "cannot create run directory '" + dir.string() + "': " + ec.message());
+  write_text(dir / "args", r.args_text);
+  write_text(dir / "job.sbatch", r.script_text, true);
+  SubmitRequest req{&job.plan, r.script_path, r.script_text, r.dependency, job.hold};
+  r.job_id = submitter->submit(req);
+  write_text(dir / "jobs.tsv", r.job_id + "\tjob.sbatch\n");
+  return r;
+}
+
 std::string self_executable() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);

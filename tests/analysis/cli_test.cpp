@@ -87,3 +87,110 @@ TEST(AnalysisCli, DegenerateCsvGivesWarningsNotNaN) {
   EXPECT_NE(md.find("no time per step"), std::string::npos);
   expect_clean(out);
 }
+
+namespace {
+
+// The text of one "== point NAME:" section of `hpcml scale --slurm --dry-run` output.
+std::string section(const std::string& out, const std::string& head) {
+  const auto at = out.find("== " + head);
+  if (at == std::string::npos) return "";
+  const auto next = out.find("\n== ", at + 1);
+  return out.substr(at, next == std::string::npos ? std::string::npos : next - at);
+}
+
+const char* kSlurmConfig = R"([synthetic]
+serial_fraction = 0.2
+work_s = 0.1
+
+[train]
+max_steps = 2
+batch_size = 8
+
+[slurm]
+time = "5"
+)";
+
+}  // namespace
+
+// `hpcml scale --slurm --dry-run`: one script per point with that point's
+// geometry, the point's arguments only in its args file, and a report job;
+// nothing is written and no Slurm is needed.
+TEST(AnalysisCli, ScaleSlurmDryRunScriptsPerPoint) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("scale-slurm-dry");
+  write_text(d.path() / "syn.toml", kSlurmConfig);
+  const auto study = d.path() / "study";
+  const auto r =
+      run(hpcml_exe() + " scale " + (d.path() / "syn.toml").string() +
+          " --slurm --dry-run --site local --ranks 1,2 --threads 1,2 --out " + study.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(study)) << "a dry run writes nothing";
+  for (int ranks : {1, 2}) {
+    for (int threads : {1, 2}) {
+      const std::string name = "r" + std::to_string(ranks) + "-t" + std::to_string(threads) + "-k0";
+      const std::string s = section(r.output, "point " + name + ":");
+      ASSERT_FALSE(s.empty()) << name << "\n" << r.output;
+      const std::string rs = std::to_string(ranks), ts = std::to_string(threads);
+      EXPECT_NE(s.find("#SBATCH --nodes=1\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("#SBATCH --ntasks-per-node=" + rs + "\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("#SBATCH --cpus-per-task=" + ts + "\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("#SBATCH --partition=debug\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("srun -n " + rs + " --ntasks-per-node=" + rs + " -c " + ts + " "),
+                std::string::npos)
+          << s;
+      EXPECT_NE(s.find("export OMP_NUM_THREADS=" + ts + "\n"), std::string::npos) << s;
+      // Arguments: strong scaling splits the global batch 8, the run lands in <study>/<name>.
+      EXPECT_NE(s.find("\nbench\nsynthetic\n" + (study / "slurm" / "config.toml").string() + "\n"),
+                std::string::npos)
+          << s;
+      EXPECT_NE(s.find("\ntrain.batch_size=" + std::to_string(8 / ranks) + "\n"), std::string::npos)
+          << s;
+      EXPECT_NE(s.find("\nparallel.threads=" + ts + "\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("\nrun.dir=\"" + study.string() + "\"\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("\nrun.name=\"" + name + "\"\n"), std::string::npos) << s;
+      EXPECT_NE(s.find("#SBATCH --output=" + (study / "slurm" / name).string() + "/slurm-%j.out"),
+                std::string::npos)
+          << s;
+    }
+  }
+  const std::string rep = section(r.output, "report");
+  ASSERT_FALSE(rep.empty()) << r.output;
+  EXPECT_NE(rep.find("afterany"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("#SBATCH --ntasks-per-node=1\n"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("\nreport\n" + study.string() + "\n--out\n" + study.string() + "/report\n"),
+            std::string::npos)
+      << rep;
+  EXPECT_EQ(rep.find("srun "), std::string::npos) << "the report is not an MPI job\n" << rep;
+}
+
+// slurm.ntasks_per_node caps the ranks per node: more ranks spread over nodes evenly.
+TEST(AnalysisCli, ScaleSlurmDryRunSpreadsRanksOverNodes) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("scale-slurm-nodes");
+  write_text(d.path() / "syn.toml", std::string(kSlurmConfig) + "ntasks_per_node = 2\n");
+  const std::string base = hpcml_exe() + " scale " + (d.path() / "syn.toml").string() +
+                           " --slurm --dry-run --site local --global-batch 24 --out " +
+                           (d.path() / "study").string();
+  auto r = run(base + " --ranks 2,4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string s = section(r.output, "point r4-t1-k0:");
+  EXPECT_NE(s.find("#SBATCH --nodes=2\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("#SBATCH --ntasks-per-node=2\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("srun -n 4 "), std::string::npos) << s;
+  r = run(base + " --ranks 3");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("cannot fill 2 nodes evenly"), std::string::npos) << r.output;
+}
+
+// A study directory the script allowlist refuses fails before anything is submitted.
+TEST(AnalysisCli, ScaleSlurmRefusesUnsafeStudyDir) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("scale-slurm-unsafe");
+  write_text(d.path() / "syn.toml", kSlurmConfig);
+  const auto r = run(hpcml_exe() + " scale " + (d.path() / "syn.toml").string() +
+                     " --slurm --dry-run --site local --ranks 1,2 --out '" +
+                     (d.path() / "st$(x)udy").string() + "'");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("study directory"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d.path() / "st$(x)udy"));
+}

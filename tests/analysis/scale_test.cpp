@@ -111,10 +111,10 @@ TEST(AnalysisScale, BadStudiesFailClearly) {
   TempDir d("scale-bad");
   write_text(d.path() / "syn.toml", kConfig);
   const std::string cfg = (d.path() / "syn.toml").string();
-  auto r = run(hpcml_exe() + " scale " + cfg + " --ranks 1,2 --slurm --out " +
+  auto r = run(hpcml_exe() + " scale " + cfg + " --ranks 1,2 --slurm --local --out " +
                (d.path() / "s1").string());
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("scale --slurm is not implemented"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("give --local or --slurm, not both"), std::string::npos) << r.output;
   r = run(hpcml_exe() + " scale " + cfg + " --ranks 1,5 --global-batch 96 --out " +
           (d.path() / "s2").string());
   EXPECT_NE(r.code, 0);

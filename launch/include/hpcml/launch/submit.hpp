@@ -15,7 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/launch/batch_script.hpp"
+
 namespace hpcml::launch {
+
+class Submitter;
 
 struct SubmitOptions {
   std::vector<std::string> configs;
@@ -42,6 +46,36 @@ struct SubmittedJob {
 /// the scripts to `out`. Throws ConfigError for bad configs, Error when Slurm refuses.
 std::vector<SubmittedJob> submit_configs(const SubmitOptions& options, std::ostream& out,
                                          std::ostream& log);
+
+/// One batch job whose caller decides everything submit_configs reads from a
+/// config: the geometry (plan.job), the exact hpcml arguments and the jobs it
+/// waits on. For tools that build their own job sets (`hpcml scale --slurm`:
+/// one job per point, then a report job after all of them).
+struct SingleJob {
+  // plan.run_dir (absolute) holds job.sbatch, args, state and the Slurm log;
+  // plan.job.command and plan.job.dependency are not used (see args, after).
+  ScriptPlan plan;
+  std::vector<std::string> args;             // hpcml's arguments, one per line in <run_dir>/args
+  std::string dependency_type = "afterany";  // afterok | afterany | afternotok
+  std::vector<std::string> after;            // job ids to wait on; empty = no dependency
+  bool hold = false;                         // submit held (priority 0)
+};
+
+struct SingleJobResult {
+  std::string script_path;  // <run_dir>/job.sbatch
+  std::string script_text;
+  std::string args_text;   // what <run_dir>/args holds
+  std::string dependency;  // "" or e.g. "afterany:12:13"
+  std::string job_id;      // "" when not submitted
+};
+
+/// Renders and validates the script (batch_script.hpp's allowlists) and the
+/// arguments (no control characters; they reach the job only through the args
+/// file, never the shell) and checks the dependency ids. With `submitter` null
+/// that is all (a dry run: nothing is written). Otherwise creates run_dir,
+/// writes job.sbatch and args there and submits. ConfigError for bad values,
+/// Error when Slurm refuses.
+SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter);
 
 /// The path of the running executable (/proc/self/exe).
 std::string self_executable();
