@@ -138,6 +138,13 @@ void GradientReducer::gradient_ready(std::size_t index) {
 
 void GradientReducer::launch(std::size_t b) {
   Bucket& bucket = *buckets_[b];
+  if (comm_.size() == 1 && options_.compression == Codec::none) {
+    // The mean over one rank is the gradient itself: no copies, no hand-off to the
+    // progress thread. (With a codec the round trip still runs, so a 1-rank run
+    // trains with the same lossy gradients as a multi-rank one.)
+    bucket.start = bucket.end = detail::Clock::now();
+    return;
+  }
   std::vector<std::span<float>> spans;
   for (std::size_t m = 0; m < bucket.members.size(); ++m) {
     const auto& src = buffers_[bucket.members[m]];
