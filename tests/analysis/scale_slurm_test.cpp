@@ -68,6 +68,7 @@ class ScaleSlurm : public ::testing::Test {
   void TearDown() override {
     for (const auto& id : ids_) run("scancel " + id);
   }
+  void run_study(const std::string& submitter);
   std::vector<std::string> ids_;
 };
 
@@ -82,7 +83,8 @@ bool all_ended(const std::vector<std::string>& ids) {
 
 }  // namespace
 
-TEST_F(ScaleSlurm, StudyOfSyntheticJobSubmitsPointsAndReport) {
+// The study through `--submitter submitter`; every check is a gtest assertion.
+void ScaleSlurm::run_study(const std::string& submitter) {
   ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
   // On a real cluster the study must be on a file system the compute nodes see.
   const char* base = std::getenv("HPCML_TEST_DIR");
@@ -90,15 +92,18 @@ TEST_F(ScaleSlurm, StudyOfSyntheticJobSubmitsPointsAndReport) {
   const fs::path root = base && *base ? fs::path(base) / d.path().filename() : d.path();
   write_text(root / "syn.toml", kConfig);
   const auto study = root / "study";
-  const auto r =
-      run("cd " + root.string() + " && " + hpcml_exe() + " scale syn.toml --slurm --site " +
-          site() + " --ranks 1,2 --mode strong --no-png --max-n 16 --out " + study.string());
+  const auto r = run("cd " + root.string() + " && " + hpcml_exe() +
+                     " scale syn.toml --slurm --submitter " + submitter + " --site " + site() +
+                     " --ranks 1,2 --mode strong --no-png --max-n 16 --out " + study.string());
   ASSERT_EQ(r.code, 0) << r.output;
 
   // study.json is there at once, with a job id per point and the report's.
   const auto sj = nlohmann::json::parse(slurp(study / "study.json"));
   EXPECT_EQ(sj["mode"], "strong");
   EXPECT_EQ(sj["job"], "synthetic");
+  if (submitter != "auto") {
+    EXPECT_EQ(sj["launcher"], "slurm (" + submitter + ")");
+  }
   ASSERT_EQ(sj["points"].size(), 2u);
   for (const auto& p : sj["points"]) {
     ids_.push_back(p["job_id"].get<std::string>());
@@ -142,3 +147,8 @@ TEST_F(ScaleSlurm, StudyOfSyntheticJobSubmitsPointsAndReport) {
   EXPECT_NEAR(fit["p"].get<double>(), 0.8, 0.1) << fit.dump();
   if (base && *base) fs::remove_all(root);
 }
+
+TEST_F(ScaleSlurm, StudyOfSyntheticJobSubmitsPointsAndReport) { run_study("auto"); }
+
+// The same through sbatch (auto is libslurm in builds that have it).
+TEST_F(ScaleSlurm, StudyThroughSbatch) { run_study("sbatch"); }
