@@ -146,44 +146,65 @@ void GradientReducer::launch(std::size_t b) {
     return;
   }
   std::vector<std::span<float>> spans;
-  for (std::size_t m = 0; m < bucket.members.size(); ++m) {
-    const auto& src = buffers_[bucket.members[m]];
-    std::copy(src.begin(), src.end(),
-              bucket.data.begin() + static_cast<std::ptrdiff_t>(bucket.offsets[m]));
-    spans.push_back(src);
-  }
+  for (std::size_t m = 0; m < bucket.members.size(); ++m)
+    spans.push_back(buffers_[bucket.members[m]]);
   const Codec codec = options_.compression;
   const double ratio = options_.topk_ratio;
-  inflight_.push_back(
-      comm_.submit([&bucket, spans = std::move(spans), codec, ratio](detail::Engine& e) {
-        bucket.start = detail::Clock::now();
-        float* data = bucket.data.data();
-        const std::size_t n = bucket.elems;
-        if (codec == Codec::none) {
-          e.begin("allreduce of a gradient bucket");
-          detail::run_allreduce(data, data, n, ReduceOp::average, bucket.algo, e);
-        } else {
-          const std::size_t bytes = encoded_bytes(codec, n, ratio);
-          bucket.encoded.resize(bytes);
-          bucket.gathered.resize(bytes * static_cast<std::size_t>(e.size()));
-          encode(codec, data, n, ratio, bucket.residual.data(), bucket.encoded.data());
-          e.begin("allgather of a compressed gradient bucket");
-          MPI_Request req = MPI_REQUEST_NULL;
-          const int c = detail::checked_int(bytes);
-          HPCML_CHECK_MPI(MPI_Iallgather(bucket.encoded.data(), c, MPI_BYTE, bucket.gathered.data(),
-                                         c, MPI_BYTE, e.comm(), &req));
-          e.wait_all(1, &req);
-          std::fill(bucket.data.begin(), bucket.data.end(), 0.0f);
-          // Every rank decodes every contribution in rank order: identical sums everywhere.
-          for (int p = 0; p < e.size(); ++p)
-            decode_add(codec, bucket.gathered.data() + bytes * static_cast<std::size_t>(p), n,
-                       ratio, data);
-          detail::scale(data, n, e.size());
-        }
-        for (std::size_t m = 0; m < spans.size(); ++m)
-          std::copy_n(data + bucket.offsets[m], spans[m].size(), spans[m].begin());
-        bucket.end = detail::Clock::now();
-      }));
+  // Gradients that already tile one contiguous range (the trainer's flat
+  // gradient buffer) are reduced where they lie: no pack and unpack copies.
+  // An all-reduce is element-wise, so the order of members inside the range
+  // does not matter.
+  float* in_place = nullptr;
+  if (codec == Codec::none && !spans.empty()) {
+    std::vector<std::span<float>> sorted = spans;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& x, const auto& y) { return x.data() < y.data(); });
+    bool tiles = true;
+    for (std::size_t m = 1; m < sorted.size() && tiles; ++m)
+      tiles = sorted[m].data() == sorted[m - 1].data() + sorted[m - 1].size();
+    if (tiles) in_place = sorted.front().data();
+  }
+  if (!in_place) {
+    for (std::size_t m = 0; m < spans.size(); ++m)
+      std::copy(spans[m].begin(), spans[m].end(),
+                bucket.data.begin() + static_cast<std::ptrdiff_t>(bucket.offsets[m]));
+  }
+  inflight_.push_back(comm_.submit([&bucket, spans = std::move(spans), codec, ratio,
+                                    in_place](detail::Engine& e) {
+    bucket.start = detail::Clock::now();
+    if (in_place) {
+      e.begin("allreduce of a gradient bucket");
+      detail::run_allreduce(in_place, in_place, bucket.elems, ReduceOp::average, bucket.algo, e);
+      bucket.end = detail::Clock::now();
+      return;
+    }
+    float* data = bucket.data.data();
+    const std::size_t n = bucket.elems;
+    if (codec == Codec::none) {
+      e.begin("allreduce of a gradient bucket");
+      detail::run_allreduce(data, data, n, ReduceOp::average, bucket.algo, e);
+    } else {
+      const std::size_t bytes = encoded_bytes(codec, n, ratio);
+      bucket.encoded.resize(bytes);
+      bucket.gathered.resize(bytes * static_cast<std::size_t>(e.size()));
+      encode(codec, data, n, ratio, bucket.residual.data(), bucket.encoded.data());
+      e.begin("allgather of a compressed gradient bucket");
+      MPI_Request req = MPI_REQUEST_NULL;
+      const int c = detail::checked_int(bytes);
+      HPCML_CHECK_MPI(MPI_Iallgather(bucket.encoded.data(), c, MPI_BYTE, bucket.gathered.data(), c,
+                                     MPI_BYTE, e.comm(), &req));
+      e.wait_all(1, &req);
+      std::fill(bucket.data.begin(), bucket.data.end(), 0.0f);
+      // Every rank decodes every contribution in rank order: identical sums everywhere.
+      for (int p = 0; p < e.size(); ++p)
+        decode_add(codec, bucket.gathered.data() + bytes * static_cast<std::size_t>(p), n, ratio,
+                   data);
+      detail::scale(data, n, e.size());
+    }
+    for (std::size_t m = 0; m < spans.size(); ++m)
+      std::copy_n(data + bucket.offsets[m], spans[m].size(), spans[m].begin());
+    bucket.end = detail::Clock::now();
+  }));
 }
 
 void GradientReducer::finish_gradients() {
