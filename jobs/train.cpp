@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -19,6 +18,7 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/signals.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/core/train_config.hpp"
 #include "hpcml/core/trainer.hpp"
 #include "hpcml/io/dataset.hpp"
@@ -36,12 +36,7 @@ std::string default_run_name(const std::string& config_path) {
   for (char& c : stem) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
   }
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char ts[32];
-  std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
-  std::string name = stem + "-" + ts;
+  std::string name = stem + "-" + utc_timestamp();
   if (const char* job = std::getenv("SLURM_JOB_ID")) name += std::string("-") + job;
   return name;
 }

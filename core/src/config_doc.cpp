@@ -8,25 +8,13 @@
 #include <toml.hpp>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml {
 
 namespace {
 
-std::vector<std::string> split_key(const std::string& key) {
-  std::vector<std::string> parts;
-  std::string cur;
-  for (char c : key) {
-    if (c == '.') {
-      parts.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  parts.push_back(cur);
-  return parts;
-}
+std::vector<std::string> split_key(const std::string& key) { return split(key, '.'); }
 
 std::string join_key(const std::string& prefix, const std::string& k) {
   return prefix.empty() ? k : prefix + "." + k;
