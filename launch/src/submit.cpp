@@ -217,6 +217,10 @@ std::string make_run_dir(Prepared& p) {
 SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter) {
   SingleJobResult r;
   if (job.args.empty()) HPCML_THROW(ConfigError, "submit: a job needs at least the hpcml command");
+  // batch_directives writes the name as given (read_job_spec checked the config's).
+  if (auto why = check_field(Field::kJobName, job.plan.job.job_name); !why.empty())
+    HPCML_THROW(ConfigError, "job name '" + printable(job.plan.job.job_name) + "' " + why +
+                                 " (allowed: " + std::string(describe(Field::kJobName)) + ")");
   for (const auto& x : job.args) {
     if (has_control_char(x))
       HPCML_THROW(ConfigError, job.plan.run_dir + ": argument '" + printable(x) +
