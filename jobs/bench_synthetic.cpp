@@ -40,6 +40,7 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/launch/environment.hpp"
 
 namespace hpcml::jobs {
@@ -105,17 +106,8 @@ void polite_wait(MPI_Request* req) {
   }
 }
 
-std::string timestamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char ts[32];
-  std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
-  return ts;
-}
-
 std::string create_run_dir(const SyntheticConfig& cfg) {
-  const std::string name = cfg.run_name.empty() ? "synthetic-" + timestamp() : cfg.run_name;
+  const std::string name = cfg.run_name.empty() ? "synthetic-" + utc_timestamp() : cfg.run_name;
   std::error_code ec;
   fs::create_directories(cfg.run_dir, ec);
   HPCML_REQUIRE(!ec, ConfigError,

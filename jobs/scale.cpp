@@ -34,6 +34,7 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/launch/job_spec.hpp"
 #include "hpcml/launch/process.hpp"
 #include "hpcml/launch/script_safety.hpp"
@@ -70,15 +71,6 @@ struct ScaleArgs {
   std::string site;                // --slurm: site profile (name or path); "" = config's site.name
   std::string submitter = "auto";  // --slurm: auto | sbatch | libslurm
 };
-
-std::string utc_stamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char ts[32];
-  std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
-  return ts;
-}
 
 int hardware_threads() {
   cpu_set_t set;
@@ -293,7 +285,7 @@ int submit_scale_slurm(ScaleArgs& a, const SlurmStudy& s) {
       {"config", a.config},
       {"command", s.cmdline},
       {"hpcml_version", HPCML_VERSION},
-      {"created_utc", utc_stamp()},
+      {"created_utc", utc_timestamp()},
       {"launcher", std::string("slurm (") + (submitter ? submitter->name() : a.submitter) + ")"},
       {"site", site.name},
       {"global_batch", a.mode == "strong" ? s.global_batch : 0},
@@ -463,7 +455,7 @@ int run_scale(ScaleArgs& a) {
   }
 
   const std::string study_dir =
-      a.out.empty() ? (fs::path(run_parent) / ("scale-" + utc_stamp())).string() : a.out;
+      a.out.empty() ? (fs::path(run_parent) / ("scale-" + utc_timestamp())).string() : a.out;
   const std::string cmdline = command_line();
   if (a.slurm) {
     SlurmStudy s{job, config_batch, global_batch, steps, study_dir, cmdline};
@@ -488,7 +480,7 @@ int run_scale(ScaleArgs& a) {
                           {"config", a.config},
                           {"command", cmdline},
                           {"hpcml_version", HPCML_VERSION},
-                          {"created_utc", utc_stamp()},
+                          {"created_utc", utc_timestamp()},
                           {"launcher", "mpiexec (local)"},
                           {"hardware_threads", cores},
                           {"global_batch", a.mode == "strong" ? global_batch : 0},

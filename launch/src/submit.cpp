@@ -14,6 +14,7 @@
 
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/core/train_config.hpp"
 #include "hpcml/launch/batch_script.hpp"
 #include "hpcml/launch/job_spec.hpp"
@@ -34,15 +35,6 @@ namespace {
 const std::vector<std::string>& foreign_tables() {
   static const std::vector<std::string> t{"parallel", "scale"};
   return t;
-}
-
-std::string utc_stamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char ts[32];
-  std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
-  return ts;
 }
 
 std::string read_text(const std::string& path) {
@@ -154,7 +146,7 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
 
   p.run_parent = fs::absolute(train.run.dir).lexically_normal().string();
   while (p.run_parent.size() > 1 && p.run_parent.back() == '/') p.run_parent.pop_back();
-  p.run_name = train.run.name.empty() ? fs::path(config).stem().string() + "-" + utc_stamp()
+  p.run_name = train.run.name.empty() ? fs::path(config).stem().string() + "-" + utc_timestamp()
                                       : train.run.name;
   for (char& c : p.run_name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';

@@ -7,6 +7,7 @@
 
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/launch/process.hpp"
 #include "submitter_impl.hpp"
 
@@ -18,21 +19,6 @@ std::string first_line(const std::string& s) {
   std::string l = s.substr(0, s.find('\n'));
   while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
   return l;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
 }
 
 class SbatchSubmitter final : public Submitter {

@@ -13,6 +13,8 @@
 
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/random.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/launch/script_safety.hpp"
 
 namespace hpcml::launch {
@@ -66,33 +68,6 @@ std::string fmt_double(double x) {
   std::string s(buf, r.ptr);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
-}
-
-// SplitMix64: portable, so a seed gives the same sweep on every machine.
-struct Rng {
-  std::uint64_t s;
-  std::uint64_t next() {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
 }
 
 std::string read_file(const fs::path& p) {
@@ -252,7 +227,7 @@ std::vector<Assignment> expand_sweep(const SweepSpec& s) {
       tasks.push_back(std::move(a));
     }
   } else {
-    Rng rng{s.seed};
+    SplitMix64 rng(s.seed);  // portable: a seed gives the same sweep everywhere
     for (int t = 0; t < s.samples; ++t) {
       Assignment a;
       for (const auto& p : s.params) a.emplace_back(p.key, p.values[rng.next() % p.values.size()]);
