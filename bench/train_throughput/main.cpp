@@ -9,6 +9,10 @@
 // E(2) = T(1) / (2 T(2)) where T(N) is the time N ranks take for the same
 // number of samples per rank (equivalently E(2) = X(2) / (2 X(1)) for
 // throughputs X), and the training step's achieved GFLOP/s against sgemm.
+// Ranks are bound to cores (mpiexec -bind-to core), so in both configurations
+// each rank, with its reader and progress threads, owns exactly one core:
+// unbound, the 1-rank baseline would get the idle second core for its reader
+// thread for free and the comparison would not be per processing element.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,8 +50,9 @@ struct Point {
 
 Point train(int ranks, const std::string& data, int steps, int batch, const std::string& dir,
             const std::string& name) {
-  std::string cmd = std::string(HPCML_MPIEXEC) + " -n " + std::to_string(ranks) + " " + HPCML_EXE +
-                    " train " + HPCML_DEFAULT_CONFIG + " --set data.path=" + data +
+  std::string cmd = std::string(HPCML_MPIEXEC) + " -bind-to core -n " + std::to_string(ranks) +
+                    " " + HPCML_EXE + " train " + HPCML_DEFAULT_CONFIG +
+                    " --set data.path=" + data +
                     " --set data.verify=false --set train.evaluate=false --set parallel.threads=1" +
                     " --set train.batch_size=" + std::to_string(batch) +
                     " --set train.max_steps=" + std::to_string(steps) + " --set run.dir=" + dir +
