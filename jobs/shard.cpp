@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/io/dataset.hpp"
 #include "hpcml/io/format.hpp"
@@ -37,7 +38,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::function<void(const std::string&)> printer(const io::MpiSession& mpi) {
+std::function<void(const std::string&)> printer(const comm::Communicator& mpi) {
   const int rank = mpi.rank(), size = mpi.size();
   return [rank, size](const std::string& line) {
     if (size > 1)
@@ -58,8 +59,8 @@ std::string default_name(const std::string& out) {
 // Reads the inputs on every rank (each rank needs the rows of its shards) and
 // writes one split. Reading errors are agreed on so no rank is left waiting.
 template <typename Load>
-int convert(const io::MpiSession& mpi, const CommonOptions& o, const std::string& split, Load load,
-            const std::string& dataset_name) {
+int convert(const comm::Communicator& mpi, const CommonOptions& o, const std::string& split,
+            Load load, const std::string& dataset_name) {
   auto print = printer(mpi);
   const auto start = std::chrono::steady_clock::now();
   io::LabeledData data;
@@ -125,7 +126,8 @@ std::vector<std::size_t> parse_shape(const std::string& text) {
 }
 
 int verify(const std::string& dir) {
-  io::MpiSession mpi;
+  comm::MpiEnvironment env;
+  const auto mpi = comm::Communicator::world();
   io::Manifest manifest;
   std::exception_ptr error;
   try {
@@ -195,7 +197,8 @@ void add_shard(CLI::App& app, Action& action) {
       ->capture_default_str();
   fm->callback([&action, common, source] {
     action = [common, source]() -> int {
-      io::MpiSession mpi;
+      comm::MpiEnvironment env;
+      const auto mpi = comm::Communicator::world();
       const fs::path dir(*source);
       CommonOptions o = *common;
       o.classes = 10;
@@ -217,7 +220,8 @@ void add_shard(CLI::App& app, Action& action) {
   npy->add_option("--labels", *npy_y, "Labels .npy, integer, shape (n,)")->required();
   npy->callback([&action, common, npy_x, npy_y] {
     action = [common, npy_x, npy_y]() -> int {
-      io::MpiSession mpi;
+      comm::MpiEnvironment env;
+      const auto mpi = comm::Communicator::world();
       const CommonOptions& o = *common;
       return convert(
           mpi, o, o.split, [&] { return io::read_npy(*npy_x, *npy_y, o.scale); },
@@ -246,7 +250,8 @@ void add_shard(CLI::App& app, Action& action) {
       const CommonOptions& o = *common;
       io::CsvOptions c = *csv_opts;
       c.scale = o.scale;
-      io::MpiSession mpi;
+      comm::MpiEnvironment env;
+      const auto mpi = comm::Communicator::world();
       return convert(
           mpi, o, o.split, [&] { return io::read_csv(*csv_file, c); },
           o.name.empty() ? default_name(o.out) : o.name);
@@ -276,7 +281,8 @@ void add_shard(CLI::App& app, Action& action) {
       const auto shape = a.shape.empty() ? std::vector<std::size_t>{} : parse_shape(a.shape);
       const auto type =
           a.label_dtype == "int32" ? io::RawLabelType::kInt32 : io::RawLabelType::kUint8;
-      io::MpiSession mpi;
+      comm::MpiEnvironment env;
+      const auto mpi = comm::Communicator::world();
       return convert(
           mpi, o, o.split,
           [&] { return io::read_raw(a.features, a.labels, a.num_features, type, shape, o.scale); },

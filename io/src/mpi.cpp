@@ -7,26 +7,6 @@
 
 namespace hpcml::io {
 
-MpiSession::MpiSession() {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) {
-    int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-      HPCML_THROW(Error, "MPI_Init_thread failed");
-    owns_ = true;
-  }
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &size_);
-}
-
-MpiSession::~MpiSession() {
-  if (!owns_ || std::uncaught_exceptions() > 0) return;
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
-}
-
 namespace {
 template <typename E>
 [[noreturn]] void raise_collective(E error) {
