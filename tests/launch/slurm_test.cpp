@@ -343,16 +343,22 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/r";
   const std::string log = run + "/slurm-" + ids[0] + ".out";
+  // Wait for the restarted run to start, then cancel it at once: left running, it
+  // would get its own USR1 and requeue again (Restarts 2) before the checks below.
   ASSERT_TRUE(wait_for(
-      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
+      [&] {
+        const std::string state = read_file(run + "/state");
+        return state.rfind("running ", 0) == 0 && state.find("restart=1") != std::string::npos;
+      },
+      200))
       << read_file(run + "/state") << read_file(log);
+  run_process({"scancel", ids[0]});
   const std::string out = read_file(log);
   EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
   EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
   EXPECT_NE(out.find("requeueing job " + ids[0]), std::string::npos) << out;
   EXPECT_EQ(show_job(ids[0])["Restarts"], "1");
   // The first run's messages above are still in the log after the restart (--open-mode=append).
-  run_process({"scancel", ids[0]});
 }
 
 TEST_F(SlurmTest, HostileEnvironmentValuesRunNothingUnderSlurm) {
