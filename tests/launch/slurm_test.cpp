@@ -343,21 +343,20 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/r";
   const std::string log = run + "/slurm-" + ids[0] + ".out";
-  // Wait for the restarted run to start, then cancel it at once: left running, it
-  // would get its own USR1 and requeue again (Restarts 2) before the checks below.
+  // The restarted run exists as soon as the state file reports restart=1. Slurm
+  // re-sends the pending USR1 to a restarted job almost at once, so it may already
+  // have stopped and requeued again: cancel it now and expect at least one restart.
   ASSERT_TRUE(wait_for(
-      [&] {
-        const std::string state = read_file(run + "/state");
-        return state.rfind("running ", 0) == 0 && state.find("restart=1") != std::string::npos;
-      },
-      200))
+      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
       << read_file(run + "/state") << read_file(log);
   run_process({"scancel", ids[0]});
   const std::string out = read_file(log);
   EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
   EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
   EXPECT_NE(out.find("requeueing job " + ids[0]), std::string::npos) << out;
-  EXPECT_EQ(show_job(ids[0])["Restarts"], "1");
+  const std::string restarts = show_job(ids[0])["Restarts"];
+  ASSERT_FALSE(restarts.empty());
+  EXPECT_GE(std::stoi(restarts), 1) << "Restarts=" << restarts;
   // The first run's messages above are still in the log after the restart (--open-mode=append).
 }
 
