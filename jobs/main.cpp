@@ -13,6 +13,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "hpcml/comm/mpi.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
 
@@ -51,11 +52,9 @@ int report_and_exit(const std::string& message, bool collective) {
     MPI_Finalize();
     return 1;
   }
-  std::fprintf(stderr, "hpcml: error on rank %d of %d: %s (aborting the job)\n", rank, size,
-               message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  return 1;
+  hpcml::comm::abort_job("hpcml: error on rank " + std::to_string(rank) + " of " +
+                             std::to_string(size) + ": " + message + " (aborting the job)",
+                         1);
 }
 
 }  // namespace

@@ -362,17 +362,14 @@ void Engine::stall(double waited) {
       ::usleep(1000);
     }
   }
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  std::fprintf(
-      stderr,
+  char line[512];
+  std::snprintf(
+      line, sizeof line,
       "hpcml: stall: %s #%llu waited %.1f s; ranks not arrived: %s (reported by rank %d; "
-      "aborting the job)\n",
+      "aborting the job)",
       what_, static_cast<unsigned long long>(mine), waited,
       missing.empty() ? "none (all waiting: a deadlock in the algorithm)" : missing.c_str(), rank_);
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 3);
-  std::_Exit(3);
+  abort_job(line, 3);
 }
 
 // ---- AsyncEngine -------------------------------------------------------------

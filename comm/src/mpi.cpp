@@ -1,9 +1,12 @@
 #include "hpcml/comm/mpi.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -33,6 +36,15 @@ std::string mpi_error_string(int code) {
   int len = 0;
   if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
   return std::string(text, static_cast<std::size_t>(len));
+}
+
+void abort_job(const std::string& line, int code) {
+  const std::string text = line + "\n";
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+  ::usleep(500 * 1000);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
 }
 
 // ---- MpiEnvironment ---------------------------------------------------------

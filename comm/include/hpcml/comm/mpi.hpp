@@ -26,6 +26,12 @@ class AsyncEngine;
 /// Text of an MPI error code ("MPI_ERR_COUNT: invalid count argument").
 std::string mpi_error_string(int code);
 
+/// Writes `line` (plus a newline) to stderr, gives the launcher (mpiexec's
+/// proxies, srun) a moment to forward it, then aborts the whole job with
+/// MPI_Abort(MPI_COMM_WORLD, code). Without the pause a loaded machine can kill
+/// the processes before their last output reaches the user.
+[[noreturn]] void abort_job(const std::string& line, int code);
+
 }  // namespace hpcml::comm
 
 /// Throws hpcml::Error naming the call and MPI's message when an MPI call fails.
