@@ -3,7 +3,8 @@
 //
 // For each size (bytes, doubling by --factor from --min-bytes to --max-bytes)
 // and each algorithm it measures the out-of-place and in-place all-reduce:
-// time per call (the slowest rank's mean over the best of --reps batches),
+// time per call (the slowest rank's mean over the best of --reps batches, the
+// batches of all algorithms and the memcpy interleaved round by round),
 // algbw = bytes/time, busbw = algbw * 2(n-1)/n (GB = 1e9), and #wrong, the
 // number of elements differing from the exactly known result (inputs are
 // multiples of 1/8, so sums are exact in any order). A plain memcpy of the same
@@ -15,7 +16,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,7 @@ struct BenchArgs {
   bool check = true;
   std::string shm_slot_bytes;  // "" = CommOptions default
   std::string ring_piece_bytes;
+  std::string buffers = "shared";  // shared (Communicator::allocate_shared) or private
 };
 
 std::size_t parse_bytes(const std::string& text, const char* flag) {
@@ -97,36 +101,55 @@ struct Result {
 template <class T>
 class Bench {
  public:
-  Bench(Communicator& comm, const BenchArgs& args, ReduceOp op)
-      : comm_(comm), args_(args), op_(op) {}
+  Bench(Communicator& comm, const BenchArgs& args, ReduceOp op, std::size_t max_count)
+      : comm_(comm), args_(args), op_(op) {
+    // Every algorithm, MPI_Allreduce included, runs on the same two buffers.
+    if (args.buffers == "shared") {
+      shared_send_ = comm.allocate_shared(max_count * sizeof(T));
+      shared_recv_ = comm.allocate_shared(max_count * sizeof(T));
+      send_all_ = shared_send_.as<T>().data();
+      recv_all_ = shared_recv_.as<T>().data();
+    } else {
+      private_send_.resize(max_count);
+      private_recv_.resize(max_count);
+      send_all_ = private_send_.data();
+      recv_all_ = private_recv_.data();
+    }
+  }
 
-  // Seconds per call of fn: iterations sized from one timed call (the same on
-  // all ranks), best mean of `reps` batches, slowest rank.
-  template <class Fn>
-  double time(Fn&& fn) {
-    MPI_Barrier(MPI_COMM_WORLD);
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const double once = max_over_ranks(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    const int iters =
-        static_cast<int>(std::clamp(args_.target_ms * 1e-3 / std::max(once, 1e-7), 1.0, 2000.0));
-    double best = 1e300;
-    for (int r = 0; r < args_.reps; ++r) {
+  // Seconds per call of each function: iterations sized from one timed call
+  // (the same on all ranks), then `reps` rounds that run one batch of every
+  // function in turn, so a slow phase of a shared machine hits all of them
+  // alike; per function the best batch mean of the slowest rank.
+  std::vector<double> time(const std::vector<std::function<void()>>& fns) {
+    std::vector<int> iters;
+    for (const auto& fn : fns) {
       MPI_Barrier(MPI_COMM_WORLD);
-      t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) fn();
-      const double t =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
-      best = std::min(best, max_over_ranks(t));
+      const auto t0 = std::chrono::steady_clock::now();
+      fn();
+      const double once = max_over_ranks(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      iters.push_back(
+          static_cast<int>(std::clamp(args_.target_ms * 1e-3 / std::max(once, 1e-7), 1.0, 2000.0)));
+    }
+    std::vector<double> best(fns.size(), 1e300);
+    for (int r = 0; r < args_.reps; ++r) {
+      for (std::size_t k = 0; k < fns.size(); ++k) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < iters[k]; ++i) fns[k]();
+        const double t =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters[k];
+        best[k] = std::min(best[k], max_over_ranks(t));
+      }
     }
     return best;
   }
 
   void prepare(std::size_t count) {
     count_ = count;
-    send_.resize(count);
-    recv_.resize(count);
+    send_ = {send_all_, count};
+    recv_ = {recv_all_, count};
     expect_.resize(count);
     const int n = comm_.size();
     for (std::size_t i = 0; i < count; ++i) {
@@ -142,7 +165,7 @@ class Bench {
     }
   }
 
-  std::size_t wrong(const std::vector<T>& got) const {
+  std::size_t wrong(std::span<const T> got) const {
     std::size_t w = 0;
     for (std::size_t i = 0; i < count_; ++i) w += std::memcmp(&got[i], &expect_[i], sizeof(T)) != 0;
     std::size_t total = 0;
@@ -150,27 +173,26 @@ class Bench {
     return total;
   }
 
-  Result out_of_place(Algo algo) {
-    Result r;
+  /// Elements wrong after one out-of-place call (summed over ranks).
+  std::size_t check_out_of_place(Algo algo) {
     std::fill(recv_.begin(), recv_.end(), T(0));
     comm_.allreduce(send_.data(), recv_.data(), count_, op_, algo);
-    if (args_.check) r.wrong = wrong(recv_);
-    r.time_us = 1e6 * time([&] { comm_.allreduce(send_.data(), recv_.data(), count_, op_, algo); });
-    return r;
+    return args_.check ? wrong(recv_) : 0;
   }
-
-  Result in_place(Algo algo) {
-    Result r;
-    recv_ = send_;
+  std::size_t check_in_place(Algo algo) {
+    std::copy(send_.begin(), send_.end(), recv_.begin());
     comm_.allreduce(recv_.data(), recv_.data(), count_, op_, algo);
-    if (args_.check) r.wrong = wrong(recv_);
-    // Values keep growing call after call (same sign on all ranks): harmless.
-    r.time_us = 1e6 * time([&] { comm_.allreduce(recv_.data(), recv_.data(), count_, op_, algo); });
-    return r;
+    return args_.check ? wrong(recv_) : 0;
   }
-
-  double memcpy_us() {
-    return 1e6 * time([&] { std::memcpy(recv_.data(), send_.data(), count_ * sizeof(T)); });
+  std::function<void()> out_of_place(Algo algo) {
+    return [this, algo] { comm_.allreduce(send_.data(), recv_.data(), count_, op_, algo); };
+  }
+  // Values keep growing call after call (same sign on all ranks): harmless.
+  std::function<void()> in_place(Algo algo) {
+    return [this, algo] { comm_.allreduce(recv_.data(), recv_.data(), count_, op_, algo); };
+  }
+  std::function<void()> memcpy_fn() {
+    return [this] { std::memcpy(recv_.data(), send_.data(), count_ * sizeof(T)); };
   }
 
  private:
@@ -178,7 +200,12 @@ class Bench {
   const BenchArgs& args_;
   ReduceOp op_;
   std::size_t count_ = 0;
-  std::vector<T> send_, recv_, expect_;
+  comm::SharedBuffer shared_send_, shared_recv_;
+  std::vector<T> private_send_, private_recv_;
+  T* send_all_ = nullptr;
+  T* recv_all_ = nullptr;
+  std::span<T> send_, recv_;
+  std::vector<T> expect_;
 };
 
 template <class T>
@@ -215,7 +242,12 @@ int run(const BenchArgs& args) {
   else
     HPCML_REQUIRE(args.op == "sum", ConfigError, "--op: expected sum, average, max or min");
 
-  Bench<T> bench(comm, args, op);
+  std::size_t max_count = 0;
+  for (std::size_t bytes = lo; bytes <= hi; bytes *= static_cast<std::size_t>(args.factor)) {
+    max_count = bytes / sizeof(T);
+    if (bytes > hi / static_cast<std::size_t>(args.factor)) break;
+  }
+  Bench<T> bench(comm, args, op, max_count);
   const double busfactor = n > 1 ? 2.0 * (n - 1) / n : 0.0;
   if (rank == 0) {
     std::printf("# hpcml bench allreduce: %d ranks, %d nodes, %s, op %s, %s\n", n,
@@ -224,6 +256,10 @@ int run(const BenchArgs& args) {
     std::printf(
         "# thresholds: %s; busbw = algbw * 2(n-1)/n; GB = 1e9; time = slowest rank, best of %d\n",
         comm.options().thresholds.to_string().c_str(), args.reps);
+    std::printf("# buffers: %s (every algorithm, MPI_Allreduce included, uses the same ones)\n",
+                args.buffers == "shared"
+                    ? "node-shared (Communicator::allocate_shared: zero-copy hierarchical path)"
+                    : "private (std::vector: the hierarchical path stages through its slots)");
     std::printf("#%11s %11s %-18s |%11s %8s %8s %7s |%11s %8s %8s %7s | %9s\n", "size", "count",
                 "algo", "oop us", "algbw", "busbw", "#wrong", "inp us", "algbw", "busbw", "#wrong",
                 "memcpy");
@@ -243,9 +279,24 @@ int run(const BenchArgs& args) {
   for (std::size_t bytes = lo; bytes <= hi; bytes *= static_cast<std::size_t>(args.factor)) {
     const std::size_t count = bytes / sizeof(T);
     bench.prepare(count);
-    const double copy_us = bench.memcpy_us();
+    std::vector<Row> size_rows;
     for (Algo algo : algos) {
-      Row row{count * sizeof(T), algo, bench.out_of_place(algo), bench.in_place(algo), copy_us};
+      Row row{count * sizeof(T), algo, {}, {}, 0};
+      row.oop.wrong = bench.check_out_of_place(algo);
+      row.inp.wrong = bench.check_in_place(algo);
+      size_rows.push_back(row);
+    }
+    std::vector<std::function<void()>> fns{bench.memcpy_fn()};
+    for (Algo algo : algos) {
+      fns.push_back(bench.out_of_place(algo));
+      fns.push_back(bench.in_place(algo));
+    }
+    const std::vector<double> secs = bench.time(fns);
+    for (std::size_t k = 0; k < size_rows.size(); ++k) {
+      Row& row = size_rows[k];
+      row.copy_us = 1e6 * secs[0];
+      row.oop.time_us = 1e6 * secs[1 + 2 * k];
+      row.inp.time_us = 1e6 * secs[2 + 2 * k];
       total_wrong += row.oop.wrong + row.inp.wrong;
       rows.push_back(row);
       if (rank == 0) {
@@ -253,9 +304,9 @@ int run(const BenchArgs& args) {
         auto bw = [&](double us) { return us > 0 ? b / us * 1e-3 : 0.0; };
         std::printf(
             " %11zu %11zu %-18s |%11.1f %8.3f %8.3f %7zu |%11.1f %8.3f %8.3f %7zu | %9.3f\n",
-            row.bytes, count, comm::to_string(algo).c_str(), row.oop.time_us, bw(row.oop.time_us),
-            bw(row.oop.time_us) * busfactor, row.oop.wrong, row.inp.time_us, bw(row.inp.time_us),
-            bw(row.inp.time_us) * busfactor, row.inp.wrong, bw(copy_us));
+            row.bytes, count, comm::to_string(row.algo).c_str(), row.oop.time_us,
+            bw(row.oop.time_us), bw(row.oop.time_us) * busfactor, row.oop.wrong, row.inp.time_us,
+            bw(row.inp.time_us), bw(row.inp.time_us) * busfactor, row.inp.wrong, bw(row.copy_us));
         std::fflush(stdout);
       }
     }
@@ -351,6 +402,11 @@ void add_bench_allreduce(CLI::App& app, Action& action) {
                   "Staging segment of the shared-memory algorithm (default 512K)");
   cmd->add_option("--ring-piece-bytes", args->ring_piece_bytes,
                   "Pipelining unit of the ring (default 256K)");
+  cmd->add_option("--buffers", args->buffers,
+                  "shared: node-shared buffers (Communicator::allocate_shared), private: "
+                  "ordinary memory")
+      ->check(CLI::IsMember({"shared", "private"}))
+      ->capture_default_str();
   cmd->callback([args, &action] {
     action = [args]() -> int {
       return args->dtype == "double" ? run<double>(*args) : run<float>(*args);

@@ -115,9 +115,29 @@ class ShmNode {
   struct alignas(64) Flag {
     std::atomic<std::uint64_t> value{0};
   };
+  // What a rank passes to the current all-reduce: which node-shared buffers (0
+  // = private memory, staged through the slots) at which byte offsets, tagged
+  // with the segment it belongs to. Ranks compare them before touching peers'
+  // memory, so mismatched calls fail on every rank instead of corrupting data.
+  // Two per rank, by segment parity: a rank can publish segment g+1 only
+  // after passing the arrival of g, and nobody passes the arrival of g+1
+  // before every rank has checked g, so segment g's descriptors stay readable
+  // until all ranks have compared them.
+  struct alignas(64) Descriptor {
+    std::atomic<std::uint64_t> segment{0}, send_id{0}, send_offset{0}, recv_id{0}, recv_offset{0};
+  };
   struct Control {
     Flag arrived, reduced, final, done;
+    Descriptor descriptor[2];
   };
+  // Zero-copy path over node-shared buffers (one segment, no staging).
+  template <class T>
+  void allreduce_shared(const T* send, T* recv, std::size_t count, ReduceOp op,
+                        const std::vector<char*>& send_bases, std::size_t send_offset,
+                        std::uint64_t send_id, const std::vector<char*>& recv_bases,
+                        std::size_t recv_offset, std::uint64_t recv_id);
+  void publish_and_check(std::uint64_t g, std::uint64_t send_id, std::uint64_t send_offset,
+                         std::uint64_t recv_id, std::uint64_t recv_offset);
   Control& control(int p) {
     return *reinterpret_cast<Control*>(base_[static_cast<std::size_t>(p)]);
   }
@@ -135,7 +155,36 @@ class ShmNode {
   std::size_t slot_bytes_ = 0;
   std::uint64_t segment_ = 0;  // segments processed so far, same on all local ranks
   std::vector<char> leader_buffer_;
+  std::vector<int> members_;  // ranks of engine.comm() on this node, by local rank
 };
+
+/// One node-shared allocation (see SharedBuffer): the window, this rank's
+/// segment and every local rank's segment address, registered in a
+/// process-wide table that ShmNode::allreduce consults.
+class SharedWindow {
+ public:
+  SharedWindow(MPI_Comm comm, std::size_t bytes);  // collective over comm
+  ~SharedWindow();
+  SharedWindow(const SharedWindow&) = delete;
+  SharedWindow& operator=(const SharedWindow&) = delete;
+  char* data() const { return mine_; }
+
+ private:
+  MPI_Comm local_ = MPI_COMM_NULL;
+  MPI_Win win_ = MPI_WIN_NULL;
+  char* mine_ = nullptr;
+  std::uint64_t id_ = 0;
+};
+
+/// The node-shared allocation holding [p, p + bytes) in this process, if any.
+struct SharedHit {
+  std::uint64_t id = 0;  // same on every local rank for the same allocation
+  std::size_t offset = 0;
+  const std::vector<char*>* bases = nullptr;  // segment start per local rank
+  const std::vector<int>* members =
+      nullptr;  // ranks (of the allocating comm's world) per local rank
+};
+bool find_shared(const void* p, std::size_t bytes, SharedHit& hit);
 
 /// Element-wise acc[i] = in[i] (op) acc[i].
 template <class T>

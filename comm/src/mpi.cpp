@@ -152,6 +152,31 @@ int Communicator::size() const {
   return s;
 }
 
+// ---- SharedBuffer -----------------------------------------------------------
+
+SharedBuffer::SharedBuffer() = default;
+SharedBuffer::~SharedBuffer() = default;
+SharedBuffer::SharedBuffer(SharedBuffer&& other) noexcept
+    : window_(std::move(other.window_)),
+      data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)) {}
+SharedBuffer& SharedBuffer::operator=(SharedBuffer&& other) noexcept {
+  if (this != &other) {
+    window_ = std::move(other.window_);
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
+  SharedBuffer b;
+  b.window_ = std::make_unique<detail::SharedWindow>(comm_, bytes);
+  b.data_ = b.window_->data();
+  b.bytes_ = bytes;
+  return b;
+}
+
 Communicator Communicator::split_shared() const {
   MPI_Comm local = MPI_COMM_NULL;
   HPCML_CHECK_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &local));

@@ -78,6 +78,13 @@ GradientReducer::~GradientReducer() {
   inflight_.clear();
 }
 
+std::span<float> GradientReducer::gradient_storage(std::size_t count) {
+  // Collective decision: every rank sees the same size, codec and algorithm.
+  if (comm_.size() == 1 || options_.compression != Codec::none) return {};
+  storage_ = comm_.allocate_shared(count * sizeof(float));
+  return storage_.as<float>().subspan(0, count);
+}
+
 void GradientReducer::plan(const std::vector<std::span<float>>& buffers) {
   buckets_.clear();
   bucket_of_.assign(buffers.size(), 0);

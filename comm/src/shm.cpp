@@ -11,15 +11,145 @@
 // sum, runs the ring with the other leaders, publishes the result in its slot
 // and raises `final`. Flags are monotonic segment counters in the window, so
 // waiting is a load-acquire spin (yielding, stall-aware) with no MPI call.
+//
+// Zero-copy path: when send and recv lie in node-shared buffers
+// (Communicator::allocate_shared) on a single node, nothing is staged. Each
+// rank reduces its part straight from the peers' send buffers into its own
+// recv buffer, raises `reduced`, copies the other parts from the peers' recv
+// buffers, raises `done`, and returns once every rank is done (so nobody still
+// reads its buffers). Per rank that is one read of the message, one write of
+// it and one read of its own part, against a copy in, a reduction and a copy
+// out through the slots.
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <new>
 
 #include "detail.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm::detail {
+
+namespace {
+
+std::vector<int> world_ranks(MPI_Comm comm) {
+  MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+  MPI_Comm_group(comm, &group);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  int n = 0;
+  MPI_Group_size(group, &n);
+  std::vector<int> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
+  MPI_Group_translate_ranks(group, n, in.data(), world, out.data());
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
+  return out;
+}
+
+struct Registered {
+  std::uint64_t id;
+  char* mine;
+  std::size_t bytes;
+  std::vector<char*> bases;
+  std::vector<int> members;
+};
+
+// Process-wide table of node-shared allocations. Entries are created and
+// removed by the thread that owns the SharedBuffer; lookups come from any
+// thread running a collective on a buffer that is alive by contract.
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Registered>> entries;
+  std::uint64_t next_id = 1;
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+bool find_shared(const void* p, std::size_t bytes, SharedHit& hit) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const char* c = static_cast<const char*>(p);
+  for (const auto& e : r.entries) {
+    if (c >= e->mine && c + bytes <= e->mine + e->bytes) {
+      hit.id = e->id;
+      hit.offset = static_cast<std::size_t>(c - e->mine);
+      hit.bases = &e->bases;
+      hit.members = &e->members;
+      return true;
+    }
+  }
+  return false;
+}
+
+SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  HPCML_CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local_));
+  int local_size = 0;
+  MPI_Comm_size(local_, &local_size);
+  // Ids agree across the node: the largest next id of any local rank.
+  std::uint64_t proposal = 0;
+  {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    proposal = registry().next_id;
+  }
+  std::uint64_t id = 0;
+  HPCML_CHECK_MPI(MPI_Allreduce(&proposal, &id, 1, MPI_UINT64_T, MPI_MAX, local_));
+  const std::size_t padded = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  void* mine = nullptr;
+  const int rc =
+      MPI_Win_allocate_shared(static_cast<MPI_Aint>(padded), 1, info, local_, &mine, &win_);
+  MPI_Info_free(&info);
+  if (rc != MPI_SUCCESS) {
+    MPI_Comm_free(&local_);
+    HPCML_THROW(Error, "node-shared allocation of " + std::to_string(bytes) +
+                           " bytes failed (MPI_Win_allocate_shared): " + mpi_error_string(rc));
+  }
+  mine_ = static_cast<char*>(mine);
+  std::memset(mine_, 0, padded);
+  auto entry = std::make_unique<Registered>();
+  entry->id = id;
+  entry->mine = mine_;
+  entry->bytes = bytes;
+  entry->members = world_ranks(local_);
+  for (int p = 0; p < local_size; ++p) {
+    MPI_Aint size = 0;
+    int disp = 0;
+    void* ptr = nullptr;
+    HPCML_CHECK_MPI(MPI_Win_shared_query(win_, p, &size, &disp, &ptr));
+    entry->bases.push_back(static_cast<char*>(ptr));
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().next_id = id + 1;
+    registry().entries.push_back(std::move(entry));
+  }
+  id_ = id;
+  HPCML_CHECK_MPI(MPI_Barrier(local_));  // zero-filled everywhere before use
+}
+
+SharedWindow::~SharedWindow() {
+  {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    std::erase_if(r.entries, [&](const auto& e) { return e->id == id_ && e->mine == mine_; });
+  }
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  if (win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
+  if (local_ != MPI_COMM_NULL) MPI_Comm_free(&local_);
+}
 
 ShmNode::ShmNode(Engine& engine) : engine_(engine) {
   const MPI_Comm comm = engine.comm();
@@ -55,6 +185,7 @@ ShmNode::ShmNode(Engine& engine) : engine_(engine) {
     HPCML_CHECK_MPI(MPI_Win_shared_query(win_, p, &size, &disp, &ptr));
     base_[static_cast<std::size_t>(p)] = static_cast<char*>(ptr);
   }
+  members_ = world_ranks(local_);
   HPCML_CHECK_MPI(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_));
   HPCML_CHECK_MPI(MPI_Barrier(local_));  // every Control constructed before anyone polls
 }
@@ -92,6 +223,16 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
   constexpr std::size_t kChunk = 2048;  // reduction unit that stays in L1
   std::array<T, kChunk> acc;
 
+  if (!multi && count > 0) {
+    SharedHit s, r;
+    const std::size_t bytes = count * sizeof(T);
+    if (find_shared(send, bytes, s) && find_shared(recv, bytes, r) && *s.members == members_ &&
+        *r.members == members_) {
+      allreduce_shared(send, recv, count, op, *s.bases, s.offset, s.id, *r.bases, r.offset, r.id);
+      return;
+    }
+  }
+
   for (std::size_t off = 0; off < count; off += seg) {
     const std::size_t len = std::min(seg, count - off);
     auto part_lo = [&](int p) {
@@ -102,8 +243,7 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
     if (g >= 2) wait_until([&] { return all(&Control::done, g - 1); });  // slot g%2 free again
     T* mine = reinterpret_cast<T*>(slot(me, g));
     std::memcpy(mine, send + off, len * sizeof(T));
-    control(me).arrived.value.store(g + 1, std::memory_order_release);
-    wait_until([&] { return all(&Control::arrived, g + 1); });
+    publish_and_check(g, 0, 0, 0, 0);
 
     // Reduce my part in the fixed order 0, 1, ..., L-1.
     const std::size_t plo = part_lo(me), phi = part_lo(me + 1);
@@ -146,6 +286,111 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
     }
     control(me).done.value.store(g + 1, std::memory_order_release);
   }
+}
+
+void ShmNode::publish_and_check(std::uint64_t g, std::uint64_t send_id, std::uint64_t send_offset,
+                                std::uint64_t recv_id, std::uint64_t recv_offset) {
+  const int L = local_size_;
+  Descriptor& d = control(local_rank_).descriptor[g % 2];
+  d.send_id.store(send_id, std::memory_order_relaxed);
+  d.send_offset.store(send_offset, std::memory_order_relaxed);
+  d.recv_id.store(recv_id, std::memory_order_relaxed);
+  d.recv_offset.store(recv_offset, std::memory_order_relaxed);
+  d.segment.store(g + 1, std::memory_order_relaxed);
+  control(local_rank_).arrived.value.store(g + 1, std::memory_order_release);
+  wait_until([&] {
+    for (int p = 0; p < L; ++p)
+      if (control(p).arrived.value.load(std::memory_order_acquire) < g + 1) return false;
+    return true;
+  });
+  // A mismatch is seen by every rank (each differs from at least one peer),
+  // so all of them throw and none waits forever.
+  for (int p = 0; p < L; ++p) {
+    const Descriptor& o = control(p).descriptor[g % 2];
+    const bool same = o.segment.load(std::memory_order_relaxed) == g + 1 &&
+                      o.send_id.load(std::memory_order_relaxed) == send_id &&
+                      o.send_offset.load(std::memory_order_relaxed) == send_offset &&
+                      o.recv_id.load(std::memory_order_relaxed) == recv_id &&
+                      o.recv_offset.load(std::memory_order_relaxed) == recv_offset;
+    if (!same) {
+      // Every rank fails this collective; closing it keeps later segments'
+      // waits consistent on this node.
+      control(local_rank_).reduced.value.store(g + 1, std::memory_order_release);
+      control(local_rank_).done.value.store(g + 1, std::memory_order_release);
+    }
+    HPCML_REQUIRE(same, Error,
+                  "hierarchical all-reduce: local ranks " + std::to_string(local_rank_) + " and " +
+                      std::to_string(p) +
+                      " passed different kinds of buffers (node-shared from "
+                      "Communicator::allocate_shared on one, private or at another offset on the "
+                      "other); every rank must pass the same kind at the same offsets");
+  }
+}
+
+template <class T>
+void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, ReduceOp op,
+                               const std::vector<char*>& send_bases, std::size_t send_offset,
+                               std::uint64_t send_id, const std::vector<char*>& recv_bases,
+                               std::size_t recv_offset, std::uint64_t recv_id) {
+  const int L = local_size_, me = local_rank_;
+  const auto NL = static_cast<std::size_t>(L);
+  auto peer_send = [&](int p) {
+    return reinterpret_cast<const T*>(send_bases[static_cast<std::size_t>(p)] + send_offset);
+  };
+  auto peer_recv = [&](int p) {
+    return reinterpret_cast<T*>(recv_bases[static_cast<std::size_t>(p)] + recv_offset);
+  };
+  auto part_lo = [&](int p) {
+    const auto q = static_cast<std::size_t>(p);
+    return count / NL * q + std::min(q, count % NL);
+  };
+  const std::uint64_t g = segment_++;
+  publish_and_check(g, send_id, send_offset, recv_id, recv_offset);
+
+  // My part, reduced in the fixed order 0, 1, ..., L-1 straight into my recv.
+  // Writing recv in place is safe: peers read my send only in their own parts.
+  const std::size_t plo = part_lo(me), phi = part_lo(me + 1);
+  const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
+  (void)send;
+  T* out = recv;
+  if (L == 2 && local_op == ReduceOp::sum) {
+    const T* a = peer_send(0);
+    const T* b = peer_send(1);
+    const T d = static_cast<T>(L);
+    if (op == ReduceOp::average) {
+#pragma GCC ivdep
+      for (std::size_t i = plo; i < phi; ++i) out[i] = (b[i] + a[i]) / d;
+    } else {
+#pragma GCC ivdep
+      for (std::size_t i = plo; i < phi; ++i) out[i] = b[i] + a[i];
+    }
+  } else {
+    constexpr std::size_t kChunk = 2048;
+    std::array<T, kChunk> acc;
+    for (std::size_t i = plo; i < phi; i += kChunk) {
+      const std::size_t n = std::min(kChunk, phi - i);
+      std::memcpy(acc.data(), peer_send(0) + i, n * sizeof(T));
+      for (int p = 1; p < L; ++p) reduce_into(acc.data(), peer_send(p) + i, n, local_op);
+      if (op == ReduceOp::average) scale(acc.data(), n, L);
+      std::memcpy(out + i, acc.data(), n * sizeof(T));
+    }
+  }
+  control(me).reduced.value.store(g + 1, std::memory_order_release);
+
+  // The other parts, from their owners' recv buffers once final.
+  for (int k = 1; k < L; ++k) {
+    const int p = (me + k) % L;  // start with different owners on different ranks
+    wait_until([&] { return control(p).reduced.value.load(std::memory_order_acquire) > g; });
+    const std::size_t lo = part_lo(p), hi = part_lo(p + 1);
+    std::memcpy(out + lo, peer_recv(p) + lo, (hi - lo) * sizeof(T));
+  }
+  control(me).done.value.store(g + 1, std::memory_order_release);
+  // Nobody may still be reading my buffers when the caller gets them back.
+  wait_until([&] {
+    for (int p = 0; p < L; ++p)
+      if (control(p).done.value.load(std::memory_order_acquire) <= g) return false;
+    return true;
+  });
 }
 
 template void ShmNode::allreduce<float>(const float*, float*, std::size_t, ReduceOp);

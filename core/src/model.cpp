@@ -1,5 +1,6 @@
 #include "hpcml/core/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "hpcml/core/error.hpp"
@@ -25,7 +26,8 @@ Mlp::Mlp(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_
     off += widths_[l + 1];
   }
   params_.assign(off, 0.0f);
-  grads_.assign(off, 0.0f);
+  own_grads_.assign(off, 0.0f);
+  grads_ = own_grads_;
   acts_.resize(widths_.size() - 1);
 }
 
@@ -40,6 +42,17 @@ void Mlp::init(std::uint64_t seed) {
     const double std_dev = std::sqrt(2.0 / static_cast<double>(t.rows));
     for (std::size_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(rng.normal() * std_dev);
   }
+}
+
+void Mlp::use_gradient_storage(std::span<float> storage) {
+  HPCML_REQUIRE(storage.size() == params_.size(), Error,
+                "gradient storage of " + std::to_string(storage.size()) +
+                    " elements given to a model with " + std::to_string(params_.size()) +
+                    " parameters");
+  std::copy(grads_.begin(), grads_.end(), storage.begin());
+  grads_ = storage;
+  own_grads_.clear();
+  own_grads_.shrink_to_fit();
 }
 
 std::vector<std::span<float>> Mlp::gradient_buffers() {

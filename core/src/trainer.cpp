@@ -68,6 +68,8 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
                       train_.describe() + ") in features or classes");
   }
   model_.init(config_.train.seed);
+  if (auto storage = comm_.gradient_storage(model_.parameters().size()); !storage.empty())
+    model_.use_gradient_storage(storage);
   // Identical by construction; the broadcast makes it a guarantee.
   comm_.broadcast(model_.parameters(), 0);
 }

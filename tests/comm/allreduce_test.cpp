@@ -82,30 +82,58 @@ CommOptions tiny_segments() {
 }
 
 // `max_count` keeps the many-segment variants quick on a loaded machine.
+// Send and receive buffers: private vectors, or node-shared memory from
+// Communicator::allocate_shared (the hierarchical algorithm's zero-copy path).
+template <class T>
+struct Buffers {
+  std::vector<T> private_send, private_recv;
+  hpcml::comm::SharedBuffer shared_send, shared_recv;
+  T* send = nullptr;
+  T* recv = nullptr;
+  Buffers(Communicator& comm, std::size_t count, bool shared) {
+    if (shared) {
+      // At an offset inside the allocation, as a bucket of a gradient buffer is.
+      shared_send = comm.allocate_shared((count + 5) * sizeof(T));
+      shared_recv = comm.allocate_shared((count + 9) * sizeof(T));
+      send = shared_send.as<T>().data() + 5;
+      recv = shared_recv.as<T>().data() + 9;
+    } else {
+      private_send.resize(count);
+      private_recv.resize(count);
+      send = private_send.data();
+      recv = private_recv.data();
+    }
+  }
+};
+
 template <class T>
 void check_all(Communicator& comm, Algo algo, bool nonblocking,
-               std::size_t max_count = std::size_t(-1)) {
+               std::size_t max_count = std::size_t(-1), bool shared = false) {
   const int n = comm.size();
   for (std::size_t count : counts(n)) {
     if (count > max_count) continue;
+    Buffers<T> buffers(comm, count, shared);
     for (ReduceOp op : {ReduceOp::sum, ReduceOp::average, ReduceOp::max}) {
       const auto ref = reference<T>(count, op, n);
       for (bool in_place : {false, true}) {
-        std::vector<T> send(count), recv(count, T(-99));
+        T* send = buffers.send;
+        T* recv = buffers.recv;
+        std::fill(recv, recv + count, T(-99));
         for (std::size_t i = 0; i < count; ++i) send[i] = value<T>(comm.rank(), i);
-        T* out = in_place ? send.data() : recv.data();
+        T* out = in_place ? send : recv;
         if (nonblocking) {
-          Request r = comm.iallreduce(send.data(), out, count, op, algo);
+          Request r = comm.iallreduce(send, out, count, op, algo);
           r.wait();
         } else {
-          comm.allreduce(send.data(), out, count, op, algo);
+          comm.allreduce(send, out, count, op, algo);
         }
         std::size_t wrong = 0, first = 0;
         for (std::size_t i = 0; i < count; ++i)
           if (std::memcmp(&out[i], &ref[i], sizeof(T)) != 0 && wrong++ == 0) first = i;
         EXPECT_EQ(wrong, 0u) << "algo " << to_string(algo) << " count " << count << " op "
                              << to_string(op) << (in_place ? " in place" : " out of place")
-                             << (nonblocking ? " non-blocking" : "") << " type size " << sizeof(T)
+                             << (nonblocking ? " non-blocking" : "")
+                             << (shared ? " node-shared buffers" : "") << " type size " << sizeof(T)
                              << " first wrong index " << first << " on rank " << comm.rank();
         if (!in_place) {
           for (std::size_t i = 0; i < count; ++i)
@@ -136,6 +164,12 @@ TEST_P(AllreduceAlgo, TinySegmentsMatchReference) {
 TEST_P(AllreduceAlgo, NonBlockingMatchesReference) {
   Communicator comm = dup_world(CommOptions{});
   check_all<double>(comm, GetParam(), true);
+}
+
+TEST_P(AllreduceAlgo, SharedBuffersMatchReference) {
+  Communicator comm = dup_world(CommOptions{});
+  check_all<float>(comm, GetParam(), false, std::size_t(-1), true);
+  check_all<double>(comm, GetParam(), true, std::size_t(-1), true);
 }
 
 TEST_P(AllreduceAlgo, ResultsBitIdenticalAcrossRanksAndRuns) {
@@ -194,6 +228,42 @@ TEST(Hierarchical, EmulatedNodesMatchReference) {
   big.emulate_node_size = 2;
   comm.set_options(big);  // segments as in production, several MiB
   check_all<float>(comm, Algo::hierarchical, false);
+}
+
+// The zero-copy path gives the same bits as the staged one.
+TEST(Hierarchical, SharedEqualsPrivateBitForBit) {
+  Communicator comm = dup_world(CommOptions{});
+  std::mt19937 gen(99u + static_cast<unsigned>(comm.rank()));
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const std::size_t count = 300001;
+  hpcml::comm::SharedBuffer shared = comm.allocate_shared(count * sizeof(float));
+  std::vector<float> priv(count);
+  for (std::size_t i = 0; i < count; ++i) priv[i] = shared.as<float>()[i] = dist(gen) * 1e3f;
+  comm.allreduce(priv.data(), priv.data(), count, ReduceOp::average, Algo::hierarchical);
+  float* s = shared.as<float>().data();
+  comm.allreduce(s, s, count, ReduceOp::average, Algo::hierarchical);
+  EXPECT_EQ(std::memcmp(priv.data(), s, count * sizeof(float)), 0);
+}
+
+// One rank passes node-shared buffers, the others private ones: every rank
+// gets an error naming the mismatch, nobody hangs, and the node stays usable.
+TEST(Hierarchical, MixedBufferKindsFailOnEveryRank) {
+  Communicator comm = dup_world(CommOptions{});
+  if (comm.size() < 2) GTEST_SKIP() << "needs two ranks";
+  const std::size_t count = 1000;
+  hpcml::comm::SharedBuffer shared = comm.allocate_shared(count * sizeof(float));
+  std::vector<float> priv(count, 1.0f);
+  float* buf = comm.rank() == 0 ? shared.as<float>().data() : priv.data();
+  try {
+    comm.allreduce(buf, buf, count, ReduceOp::sum, Algo::hierarchical);
+    ADD_FAILURE() << "no error on rank " << comm.rank();
+  } catch (const hpcml::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("different kinds of buffers"), std::string::npos)
+        << e.what();
+  }
+  std::vector<float> ok(count, 1.0f);
+  comm.allreduce(ok.data(), ok.data(), count, ReduceOp::sum, Algo::hierarchical);
+  EXPECT_EQ(ok[0], static_cast<float>(comm.size()));
 }
 
 TEST(Allreduce, NcclIsNotAvailable) {

@@ -104,6 +104,44 @@ TEST(Reducer, FusedEqualsUnfusedBitForBit) {
   }
 }
 
+// The trainer's flat gradient buffer in the reducer's gradient_storage():
+// node-shared memory reduced in place gives the same bits as private buffers.
+TEST(Reducer, GradientStorageGivesTheSameBits) {
+  Communicator comm = dup_world();
+  ReducerOptions o;
+  o.fusion_mb = 0.02;  // several buckets at different offsets of the storage
+  Grads expected = make_grads(comm.rank(), 3);
+  std::size_t total = 0;
+  for (const auto& d : expected.data) total += d.size();
+  GradientReducer shared(comm, o);
+  std::span<float> storage = shared.gradient_storage(total);
+  if (comm.size() == 1) {
+    EXPECT_TRUE(storage.empty()) << "one rank needs no node-shared memory";
+    return;
+  }
+  ASSERT_EQ(storage.size(), total);
+  std::vector<std::span<float>> spans;
+  std::size_t off = 0;
+  for (const auto& d : expected.data) {
+    std::copy(d.begin(), d.end(), storage.begin() + static_cast<std::ptrdiff_t>(off));
+    spans.push_back(storage.subspan(off, d.size()));
+    off += d.size();
+  }
+  for (int step = 0; step < 2; ++step) {  // the buffer is reused step after step
+    shared.begin_gradients(spans);
+    for (std::size_t i = spans.size(); i-- > 0;) shared.gradient_ready(i);
+    shared.finish_gradients();
+  }
+  GradientReducer plain(comm, o);
+  for (int step = 0; step < 2; ++step) reduce_step(plain, expected, false);
+  for (std::size_t k = 0; k < spans.size(); ++k)
+    EXPECT_EQ(std::memcmp(spans[k].data(), expected.data[k].data(), spans[k].size_bytes()), 0)
+        << "buffer " << k;
+  o.compression = Codec::fp16;
+  GradientReducer lossy(comm, o);
+  EXPECT_TRUE(lossy.gradient_storage(total).empty()) << "codecs pack into their own buffers";
+}
+
 TEST(Reducer, AutomaticMatchesMean) {
   Communicator comm = dup_world();
   const int n = comm.size();

@@ -21,6 +21,7 @@ namespace hpcml::comm {
 namespace detail {
 class Engine;
 class AsyncEngine;
+class SharedWindow;
 }  // namespace detail
 
 /// Text of an MPI error code ("MPI_ERR_COUNT: invalid count argument").
@@ -70,6 +71,39 @@ class MpiEnvironment {
   int provided_ = MPI_THREAD_SINGLE;
 };
 
+/// Node-shared memory for collective buffers, the analogue of MPI_Alloc_mem or
+/// NCCL's registered buffers: this rank's segment of an MPI_Win_allocate_shared
+/// window over the ranks of its node. The hierarchical all-reduce reads and
+/// writes peers' node-shared buffers directly, with no staging copies, when
+/// every rank passes send and recv buffers that lie in node-shared buffers from
+/// the same allocation at the same offsets (Communicator::allocate_shared).
+/// Creating and destroying one are collective over the communicator that
+/// allocated it; a default-constructed one is empty. Move-only.
+class SharedBuffer {
+ public:
+  SharedBuffer();
+  ~SharedBuffer();
+  SharedBuffer(SharedBuffer&&) noexcept;
+  SharedBuffer& operator=(SharedBuffer&&) noexcept;
+  SharedBuffer(const SharedBuffer&) = delete;
+  SharedBuffer& operator=(const SharedBuffer&) = delete;
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  bool empty() const { return bytes_ == 0; }
+  /// The memory as `bytes() / sizeof(T)` elements of T (64-byte aligned start).
+  template <class T>
+  std::span<T> as() const {
+    return {static_cast<T*>(data_), bytes_ / sizeof(T)};
+  }
+
+ private:
+  friend class Communicator;
+  std::unique_ptr<detail::SharedWindow> window_;
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 /// A communicator. Owning instances free their MPI_Comm on destruction (skipped
 /// after MPI_Finalize); borrowed ones (world(), wrap()) never do.
 ///
@@ -101,6 +135,11 @@ class Communicator final : public Collectives {
   MPI_Comm get() const { return comm_; }
   int rank() const override;
   int size() const override;
+
+  /// `bytes` of node-shared memory for this rank, zero-filled (see
+  /// SharedBuffer). Collective; every rank may ask for a different size, but
+  /// the zero-copy all-reduce needs the same offsets on every rank.
+  SharedBuffer allocate_shared(std::size_t bytes);
 
   /// The ranks sharing this rank's node (MPI_COMM_TYPE_SHARED), owning.
   Communicator split_shared() const;

@@ -69,6 +69,10 @@ class GradientReducer final : public Collectives {
   void begin_gradients(const std::vector<std::span<float>>& buffers) override;
   void gradient_ready(std::size_t index) override;
   void finish_gradients() override;
+  /// Node-shared memory (Communicator::allocate_shared) with more than one
+  /// rank and no codec, else empty. On a single node the trainer's flat
+  /// gradient buffer then goes through the zero-copy hierarchical path.
+  std::span<float> gradient_storage(std::size_t count) override;
 
   /// Seconds the last finish_gradients() waited for reductions still in flight.
   double last_wait_s() const { return last_wait_s_; }
@@ -89,6 +93,7 @@ class GradientReducer final : public Collectives {
   std::vector<std::size_t> missing_;    // per bucket: buffers not yet ready this step
   std::vector<bool> ready_;
   std::vector<Request> inflight_;
+  SharedBuffer storage_;
   std::size_t next_launch_ = 0;
   bool active_ = false;
   double last_wait_s_ = 0;

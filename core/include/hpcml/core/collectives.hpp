@@ -52,6 +52,12 @@ class Collectives {
     for (const auto& b : pending_) last_stats_.raw_bytes += b.size_bytes();
     last_stats_.wire_bytes = last_stats_.raw_bytes;
   }
+  /// Memory for `count` gradient elements that this implementation reduces
+  /// fastest (comm/: node-shared memory, which the hierarchical all-reduce
+  /// reads and writes in place, without staging copies), or an empty span when
+  /// ordinary memory is as good. Collective; the memory stays valid as long as
+  /// this object lives.
+  virtual std::span<float> gradient_storage(std::size_t /*count*/) { return {}; }
   /// Statistics of the last finish_gradients().
   virtual GradientCommStats last_gradient_stats() const { return last_stats_; }
 

@@ -35,6 +35,9 @@ class Mlp {
  public:
   /// inputs -> hidden[0] -> ... -> classes. All sizes >= 1.
   Mlp(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_t classes);
+  // Gradients may live in storage the model does not own: no copies.
+  Mlp(const Mlp&) = delete;
+  Mlp& operator=(const Mlp&) = delete;
 
   /// He-normal weights (std = sqrt(2 / fan_in)) from a splitmix64 stream seeded by
   /// `seed`, zero biases. Same seed, same weights, on every platform.
@@ -45,6 +48,11 @@ class Mlp {
   std::span<float> parameters() { return params_; }
   std::span<const float> parameters() const { return params_; }
   std::span<float> gradients() { return grads_; }
+  /// Keeps the gradients in `storage` (parameters().size() elements, owned by
+  /// the caller and alive as long as this model) instead of own memory, so a
+  /// communication layer can reduce them where they lie. Current gradients
+  /// are copied over.
+  void use_gradient_storage(std::span<float> storage);
   const std::vector<TensorView>& tensors() const { return tensors_; }
   /// Gradient buffer of each tensor, in tensors() order.
   std::vector<std::span<float>> gradient_buffers();
@@ -67,7 +75,8 @@ class Mlp {
   std::size_t inputs_, classes_;
   std::vector<std::size_t> widths_;  // inputs, hidden..., classes
   std::vector<TensorView> tensors_;
-  std::vector<float> params_, grads_;
+  std::vector<float> params_, own_grads_;
+  std::span<float> grads_;                // own_grads_ or storage given by use_gradient_storage
   std::vector<std::vector<float>> acts_;  // per layer output (post-ReLU for hidden)
   std::vector<float> delta_, delta_prev_;
 };
