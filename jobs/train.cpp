@@ -11,6 +11,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "commands.hpp"
 #include "hpcml/comm/mpi.hpp"
@@ -92,16 +93,34 @@ int run_train(const TrainArgs& args) {
     backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
   });
 
+  // A reader thread pays off only when a core is left for it: with every core
+  // busy computing it just time-slices with training, at moments that differ
+  // from rank to rank, and the ranks wait for each other at every all-reduce.
+  std::size_t prefetch = 0;
+  std::string reader;
+  if (cfg.data.prefetch == TrainConfig::Data::kAutoPrefetch) {
+    const int t = layout.threads_per_rank;
+    const auto node_cpus = static_cast<int>(std::thread::hardware_concurrency());
+    const bool spare = layout.hardware_threads > t && node_cpus > layout.local_size * t;
+    prefetch = spare ? 2 : 0;
+    reader = spare ? "reader thread 2 batches ahead (prefetch auto: spare core)"
+                   : "reads on the training thread (prefetch auto: no spare core)";
+  } else {
+    prefetch = static_cast<std::size_t>(cfg.data.prefetch);
+    reader = prefetch ? "reader thread " + std::to_string(prefetch) + " batches ahead"
+                      : "reads on the training thread (prefetch 0)";
+  }
+
   // Every rank opens the splits (metadata only); shard verification is spread
   // over the ranks: rank r checks shards r, r+R, ... of each split.
   std::unique_ptr<io::ShardDataset> train, test;
   const auto t_open = std::chrono::steady_clock::now();
   comm::agree(world, [&] {
     train = io::open_dataset(cfg.data.path, cfg.data.train_split);
-    train->set_prefetch_depth(static_cast<std::size_t>(cfg.data.prefetch));
+    train->set_prefetch_depth(prefetch);
     if (cfg.train.evaluate) {
       test = io::open_dataset(cfg.data.path, cfg.data.test_split);
-      test->set_prefetch_depth(static_cast<std::size_t>(cfg.data.prefetch));
+      test->set_prefetch_depth(prefetch);
     }
   });
   if (cfg.data.verify) {
@@ -143,7 +162,7 @@ int run_train(const TrainArgs& args) {
        << "  data  " << train->describe() << (test ? "; " + test->describe() : "")
        << (cfg.data.verify ? " (verified" : " (not verified") << ", " << std::fixed;
     os.precision(2);
-    os << open_s << " s)\n";
+    os << open_s << " s); " << reader << "\n";
     os << "  model " << train->features();
     for (auto h : cfg.model.hidden) os << "-" << h;
     os << "-" << train->classes() << " relu, batch " << cfg.train.batch_size << "/rank ("

@@ -226,6 +226,29 @@ std::int64_t ConfigDoc::get_int(const std::string& key, std::int64_t def, std::i
   return x;
 }
 
+std::int64_t ConfigDoc::get_int_or_auto(const std::string& key, std::int64_t def, std::int64_t min,
+                                        std::int64_t max, std::int64_t auto_value) {
+  const toml::value* v = impl_->find(key);
+  std::int64_t x = def;
+  const std::string expected = "expected an integer in [" + std::to_string(min) + ", " +
+                               std::to_string(max) + "] or \"auto\"";
+  if (v) {
+    if (v->is_string() && v->as_string() == "auto")
+      x = auto_value;
+    else if (v->is_integer())
+      x = v->as_integer();
+    else
+      fail(key, expected + ", got " + type_name(*v) + " " + render(*v));
+  }
+  if (x == auto_value) {
+    impl_->record(key, toml::value("auto"));
+    return x;
+  }
+  if (x < min || x > max) fail(key, expected + ", got " + std::to_string(x));
+  impl_->record(key, toml::value(x));
+  return x;
+}
+
 double ConfigDoc::get_double(const std::string& key, double def, double min, double max) {
   const toml::value* v = impl_->find(key);
   double x = def;

@@ -12,7 +12,8 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.data.train_split = doc.get_string("data.train_split", c.data.train_split);
   c.data.test_split = doc.get_string("data.test_split", c.data.test_split);
   c.data.verify = doc.get_bool("data.verify", c.data.verify);
-  c.data.prefetch = static_cast<int>(doc.get_int("data.prefetch", c.data.prefetch, 1, 64));
+  c.data.prefetch = static_cast<int>(doc.get_int_or_auto("data.prefetch", c.data.prefetch, 0, 64,
+                                                         TrainConfig::Data::kAutoPrefetch));
 
   c.model.hidden = doc.get_int_list("model.hidden", c.model.hidden, 1);
   for (auto h : c.model.hidden) {

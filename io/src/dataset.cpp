@@ -499,6 +499,36 @@ class PrefetchReader final : public BatchReader {
   std::thread thread_;  // last: started after every other member exists
 };
 
+// Depth 0: each batch is read on the caller's thread inside next(). With one
+// core per rank a reader thread only time-slices with training, at moments
+// that differ from rank to rank; reading in place keeps the ranks in step.
+class SyncReader final : public BatchReader {
+ public:
+  SyncReader(std::shared_ptr<const DatasetState> state, std::vector<std::size_t> indices,
+             std::size_t batch_rows, ReadMethod method)
+      : state_(std::move(state)),
+        indices_(std::move(indices)),
+        batch_rows_(batch_rows),
+        method_(method) {}
+
+  bool next(Batch& batch) override {
+    if (begin_ >= indices_.size()) return false;
+    const std::size_t end = std::min(indices_.size(), begin_ + batch_rows_);
+    read_rows_impl(*state_, std::span(indices_).subspan(begin_, end - begin_), batch, scratch_,
+                   method_);
+    begin_ = end;
+    return true;
+  }
+
+ private:
+  std::shared_ptr<const DatasetState> state_;
+  std::vector<std::size_t> indices_;
+  std::size_t batch_rows_;
+  ReadMethod method_;
+  Scratch scratch_;
+  std::size_t begin_ = 0;
+};
+
 }  // namespace
 
 // ---- ShardDataset -------------------------------------------------------------
@@ -523,10 +553,7 @@ std::string ShardDataset::describe() const {
          state_->dir + ")";
 }
 
-void ShardDataset::set_prefetch_depth(std::size_t depth) {
-  if (depth < 1) HPCML_THROW(ConfigError, "prefetch depth must be >= 1, got 0");
-  prefetch_depth_ = depth;
-}
+void ShardDataset::set_prefetch_depth(std::size_t depth) { prefetch_depth_ = depth; }
 
 std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices,
                                                 std::size_t batch_rows) {
@@ -536,6 +563,8 @@ std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices
       HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
                                  " is out of range for split '" + state_->split + "' with " +
                                  std::to_string(samples()) + " samples");
+  if (prefetch_depth_ == 0)
+    return std::make_unique<SyncReader>(state_, std::move(indices), batch_rows, method_);
   return std::make_unique<PrefetchReader>(state_, std::move(indices), batch_rows, prefetch_depth_,
                                           method_);
 }

@@ -45,6 +45,22 @@ TEST(ConfigDoc, RangeErrors) {
             "a.toml: key 'train.batch_size': expected an integer >= 1, got 0");
 }
 
+TEST(ConfigDoc, IntegerOrAuto) {
+  auto d =
+      ConfigDoc::parse("[data]\na = \"auto\"\nb = 0\nc = 65\nd = \"two\"\ne = 1.5\n", "p.toml");
+  EXPECT_EQ(d.get_int_or_auto("data.a", 2, 0, 64, -1), -1);
+  EXPECT_EQ(d.get_int_or_auto("data.b", 2, 0, 64, -1), 0);
+  EXPECT_EQ(d.get_int_or_auto("data.missing", -1, 0, 64, -1), -1);
+  EXPECT_EQ(error_of([&] { d.get_int_or_auto("data.c", -1, 0, 64, -1); }),
+            "p.toml: key 'data.c': expected an integer in [0, 64] or \"auto\", got 65");
+  EXPECT_EQ(error_of([&] { d.get_int_or_auto("data.d", -1, 0, 64, -1); }),
+            "p.toml: key 'data.d': expected an integer in [0, 64] or \"auto\", got a string "
+            "\"two\"");
+  EXPECT_NE(error_of([&] { d.get_int_or_auto("data.e", -1, 0, 64, -1); }).find("got a float"),
+            std::string::npos);
+  EXPECT_NE(d.effective_toml().find("missing = \"auto\""), std::string::npos);
+}
+
 TEST(ConfigDoc, UnknownKeyIsAnErrorWithSuggestion) {
   auto d = ConfigDoc::parse("[train]\nepoch = 3\n", "a.toml");
   d.get_int("train.epochs", 1);

@@ -105,7 +105,7 @@ TEST_P(IoReadPaths, HonoursOrderRepeatsAndBatching) {
   std::shuffle(idx.begin(), idx.end(), rng);
   // Repeats, neighbours (merged runs), shard-crossing runs and an in-order stretch.
   idx.insert(idx.end(), {5, 5, 24, 25, 26, 27, 100, 0, 26, 40, 41, 42, 43, 44});
-  for (std::size_t depth : {1u, 2u, 5u}) {
+  for (std::size_t depth : {0u, 1u, 2u, 5u}) {  // 0: no thread, read inside next()
     ds->set_prefetch_depth(depth);
     for (std::size_t batch_rows : {1u, 7u, 32u, 500u}) {
       auto reader = ds->read(idx, batch_rows);
@@ -382,6 +382,12 @@ TEST_F(IoBrokenShards, BadLabelsAndNonFiniteValuesInsideShards) {
   ASSERT_TRUE(reader->next(b));
   ASSERT_TRUE(reader->next(b));
   EXPECT_DATA_ERROR(reader->next(b), file, "label 9 of sample 14");
+  // Without a thread the same error comes from the same next() call.
+  ds->set_prefetch_depth(0);
+  auto sync = ds->read({0, 1, 2, 3, 14, 5}, 2);
+  ASSERT_TRUE(sync->next(b));
+  ASSERT_TRUE(sync->next(b));
+  EXPECT_DATA_ERROR(sync->next(b), file, "label 9 of sample 14");
 }
 
 TEST_F(IoBrokenShards, MalformedManifestFields) {

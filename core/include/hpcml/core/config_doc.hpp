@@ -46,6 +46,10 @@ class ConfigDoc {
   double get_double(const std::string& key, double def,
                     double min = -std::numeric_limits<double>::infinity(),
                     double max = std::numeric_limits<double>::infinity());
+  /// An integer in [min, max] or the string "auto" (returned as `auto_value`,
+  /// which must lie outside [min, max]); absent gives `def`.
+  std::int64_t get_int_or_auto(const std::string& key, std::int64_t def, std::int64_t min,
+                               std::int64_t max, std::int64_t auto_value);
   bool get_bool(const std::string& key, bool def);
   std::string get_string(const std::string& key, const std::string& def);
   /// A string that must be one of `allowed`.

@@ -16,7 +16,10 @@ struct TrainConfig {
     std::string train_split = "train";
     std::string test_split = "test";
     bool verify = true;  // check every shard's checksum, NaN/Inf and labels at start
-    int prefetch = 2;    // batches read ahead by the background reader
+    // Batches read ahead by a background reader thread; 0 = read on the
+    // training thread; kAutoPrefetch = a thread only when a spare core exists.
+    static constexpr int kAutoPrefetch = -1;
+    int prefetch = kAutoPrefetch;
   } data;
   struct Model {
     std::vector<std::int64_t> hidden{512, 256};

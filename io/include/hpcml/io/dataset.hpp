@@ -4,7 +4,8 @@
 // How the trainer uses it: every rank opens the split (open_dataset is not
 // collective), computes its own indices with core's epoch_indices() and calls
 // read(indices, local_batch). Only the rows a rank trains on are read; a
-// background thread reads ahead up to prefetch_depth() batches.
+// background thread reads ahead up to prefetch_depth() batches (depth 0: read
+// on the caller's thread).
 //
 // Checks, and where they happen:
 // - open_dataset(): manifest.json fully validated; every shard opened; dataset
@@ -66,7 +67,8 @@ class ShardDataset final : public Dataset {
   std::unique_ptr<BatchReader> read(std::vector<std::size_t> indices,
                                     std::size_t batch_rows) override;
 
-  /// Batches read ahead by read()'s background thread (default 2, >= 1).
+  /// Batches read ahead by read()'s background thread (default 2); 0 reads
+  /// each batch on the caller's thread inside next(), with no thread at all.
   void set_prefetch_depth(std::size_t depth);
   std::size_t prefetch_depth() const { return prefetch_depth_; }
   /// Applies to later read()/read_rows() calls (default kAuto).
