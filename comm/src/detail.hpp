@@ -128,6 +128,7 @@ class ShmNode {
   };
   struct Control {
     Flag arrived, reduced, final, done;
+    Flag progress;  // zero-copy path: pieces of its part this rank has reduced, cumulative
     Descriptor descriptor[2];
   };
   // Zero-copy path over node-shared buffers (one segment, no staging).
@@ -156,6 +157,10 @@ class ShmNode {
   std::uint64_t segment_ = 0;  // segments processed so far, same on all local ranks
   std::vector<char> leader_buffer_;
   std::vector<int> members_;  // ranks of engine.comm() on this node, by local rank
+  // Zero-copy path: every local rank's progress counter at the start of the
+  // next call (all ranks track all counters identically), pieces copied so far.
+  std::vector<std::uint64_t> progress_base_;
+  std::vector<std::size_t> copied_;
 };
 
 /// One node-shared allocation (see SharedBuffer): the window, this rank's

@@ -347,43 +347,73 @@ void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, Reduce
   const std::uint64_t g = segment_++;
   publish_and_check(g, send_id, send_offset, recv_id, recv_offset);
 
-  // My part, reduced in the fixed order 0, 1, ..., L-1 straight into my recv.
-  // Writing recv in place is safe: peers read my send only in their own parts.
-  const std::size_t plo = part_lo(me), phi = part_lo(me + 1);
+  // My part, reduced in the fixed order 0, 1, ..., L-1 straight into my recv,
+  // in pieces of half a slot. After each piece the cumulative `progress`
+  // counter goes up, and ready pieces of the other parts are copied at once,
+  // while they are still in their owner's cache. Writing recv in place is
+  // safe: a peer reads my send only in its own part, and I overwrite a piece
+  // of its part only after its counter shows the piece reduced.
   const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
   (void)send;
   T* out = recv;
-  if (L == 2 && local_op == ReduceOp::sum) {
-    const T* a = peer_send(0);
-    const T* b = peer_send(1);
-    const T d = static_cast<T>(L);
-    if (op == ReduceOp::average) {
+  const std::size_t piece = std::max<std::size_t>(slot_bytes_ / 2 / sizeof(T), 64);
+  auto pieces = [&](int p) { return (part_lo(p + 1) - part_lo(p) + piece - 1) / piece; };
+  if (progress_base_.size() != NL) progress_base_.assign(NL, 0);
+  auto reduce_piece = [&](std::size_t lo, std::size_t hi) {
+    if (L == 2 && local_op == ReduceOp::sum) {
+      const T* a = peer_send(0);
+      const T* b = peer_send(1);
+      const T d = static_cast<T>(L);
+      if (op == ReduceOp::average) {
 #pragma GCC ivdep
-      for (std::size_t i = plo; i < phi; ++i) out[i] = (b[i] + a[i]) / d;
-    } else {
+        for (std::size_t i = lo; i < hi; ++i) out[i] = (b[i] + a[i]) / d;
+      } else {
 #pragma GCC ivdep
-      for (std::size_t i = plo; i < phi; ++i) out[i] = b[i] + a[i];
+        for (std::size_t i = lo; i < hi; ++i) out[i] = b[i] + a[i];
+      }
+      return;
     }
-  } else {
     constexpr std::size_t kChunk = 2048;
     std::array<T, kChunk> acc;
-    for (std::size_t i = plo; i < phi; i += kChunk) {
-      const std::size_t n = std::min(kChunk, phi - i);
+    for (std::size_t i = lo; i < hi; i += kChunk) {
+      const std::size_t n = std::min(kChunk, hi - i);
       std::memcpy(acc.data(), peer_send(0) + i, n * sizeof(T));
       for (int p = 1; p < L; ++p) reduce_into(acc.data(), peer_send(p) + i, n, local_op);
       if (op == ReduceOp::average) scale(acc.data(), n, L);
       std::memcpy(out + i, acc.data(), n * sizeof(T));
     }
+  };
+  copied_.assign(NL, 0);
+  // Copies the pieces of part p that are ready; with `wait`, all of them.
+  auto copy_ready = [&](int p, bool wait) {
+    const auto q = static_cast<std::size_t>(p);
+    const std::size_t lo = part_lo(p), hi = part_lo(p + 1), total = pieces(p);
+    while (copied_[q] < total) {
+      const std::uint64_t need = progress_base_[q] + copied_[q] + 1;
+      auto ready = [&] {
+        return control(p).progress.value.load(std::memory_order_acquire) >= need;
+      };
+      if (!ready()) {
+        if (!wait) return;
+        wait_until(ready);
+      }
+      const std::size_t a = lo + copied_[q] * piece, b = std::min(hi, a + piece);
+      std::memcpy(out + a, peer_recv(p) + a, (b - a) * sizeof(T));
+      ++copied_[q];
+    }
+  };
+  {
+    const std::size_t lo = part_lo(me), hi = part_lo(me + 1);
+    const auto qm = static_cast<std::size_t>(me);
+    for (std::size_t c = 0; lo + c * piece < hi; ++c) {
+      reduce_piece(lo + c * piece, std::min(hi, lo + (c + 1) * piece));
+      control(me).progress.value.store(progress_base_[qm] + c + 1, std::memory_order_release);
+      for (int k = 1; k < L; ++k) copy_ready((me + k) % L, false);
+    }
   }
   control(me).reduced.value.store(g + 1, std::memory_order_release);
-
-  // The other parts, from their owners' recv buffers once final.
-  for (int k = 1; k < L; ++k) {
-    const int p = (me + k) % L;  // start with different owners on different ranks
-    wait_until([&] { return control(p).reduced.value.load(std::memory_order_acquire) > g; });
-    const std::size_t lo = part_lo(p), hi = part_lo(p + 1);
-    std::memcpy(out + lo, peer_recv(p) + lo, (hi - lo) * sizeof(T));
-  }
+  for (int k = 1; k < L; ++k) copy_ready((me + k) % L, true);  // different owners first
+  for (int p = 0; p < L; ++p) progress_base_[static_cast<std::size_t>(p)] += pieces(p);
   control(me).done.value.store(g + 1, std::memory_order_release);
   // Nobody may still be reading my buffers when the caller gets them back.
   wait_until([&] {
