@@ -42,7 +42,7 @@ struct BenchArgs {
   std::string dtype = "float";
   std::string op = "sum";
   double target_ms = 40;
-  int reps = 3;
+  int reps = 5;
   bool check = true;
   std::string shm_slot_bytes;  // "" = CommOptions default
   std::string ring_piece_bytes;

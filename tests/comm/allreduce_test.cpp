@@ -250,7 +250,7 @@ TEST(Hierarchical, SharedEqualsPrivateBitForBit) {
 TEST(Hierarchical, MixedBufferKindsFailOnEveryRank) {
   Communicator comm = dup_world(CommOptions{});
   if (comm.size() < 2) GTEST_SKIP() << "needs two ranks";
-  const std::size_t count = 1000;
+  const std::size_t count = 5000;  // above the size where the zero-copy path starts
   hpcml::comm::SharedBuffer shared = comm.allocate_shared(count * sizeof(float));
   std::vector<float> priv(count, 1.0f);
   float* buf = comm.rank() == 0 ? shared.as<float>().data() : priv.data();
