@@ -169,6 +169,8 @@ SharedBuffer& SharedBuffer::operator=(SharedBuffer&& other) noexcept {
   return *this;
 }
 
+int SharedBuffer::local_size() const { return window_ ? window_->local_size() : 0; }
+
 SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
   SharedBuffer b;
   b.window_ = std::make_unique<detail::SharedWindow>(comm_, bytes);
@@ -310,6 +312,16 @@ bool Communicator::has_progress_thread() const {
   int level = MPI_THREAD_SINGLE;
   MPI_Query_thread(&level);
   return level == MPI_THREAD_MULTIPLE;
+}
+
+bool Communicator::reduce_update_gather(
+    const float* grads, float* params, std::size_t count,
+    const std::function<void(std::size_t, std::size_t, const float*)>& update) {
+  validate(grads, params, count, "reduce_update_gather");
+  HPCML_REQUIRE(grads != params, Error, "reduce_update_gather: grads and params must differ");
+  auto& e = engine();
+  e.begin("sharded update");
+  return e.shm().reduce_update_gather<float>(grads, params, count, update);
 }
 
 Algo Communicator::choose(std::size_t bytes) {

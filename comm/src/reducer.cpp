@@ -25,6 +25,7 @@ ReducerOptions read_reducer_options(ConfigDoc& doc) {
   o.topk_ratio = doc.get_double("parallel.topk_ratio", o.topk_ratio, 1e-6, 1);
   o.stall_timeout_s = doc.get_double("parallel.stall_timeout_s", o.stall_timeout_s, 0);
   o.thresholds = doc.get_string("parallel.allreduce_thresholds", "");
+  o.sharded_update = doc.get_bool("parallel.sharded_update", o.sharded_update);
   try {
     (void)Thresholds::parse(o.thresholds, Thresholds{}, "parallel.allreduce_thresholds");
   } catch (const ConfigError& e) {
@@ -38,6 +39,7 @@ std::string describe(const ReducerOptions& o, const Communicator& comm) {
   s << "comm: algo=" << to_string(o.algo) << " fusion_mb=" << o.fusion_mb
     << " compression=" << to_string(o.compression);
   if (o.compression == Codec::topk) s << " topk_ratio=" << o.topk_ratio;
+  s << " sharded_update=" << (o.sharded_update ? "true" : "false");
   s << " stall_timeout_s=" << comm.options().stall_timeout_s
     << " thresholds=" << comm.options().thresholds.to_string()
     << " progress_thread=" << (comm.has_progress_thread() ? "yes" : "no (MPI thread level)");
@@ -85,6 +87,38 @@ std::span<float> GradientReducer::gradient_storage(std::size_t count) {
   return storage_.as<float>().subspan(0, count);
 }
 
+std::span<float> GradientReducer::parameter_storage(std::size_t count) {
+  // Every input of the decision is the same on all ranks.
+  if (!options_.sharded_update || storage_.empty() || count * sizeof(float) < 4096 ||
+      storage_.local_size() != comm_.size() ||
+      (options_.algo != Algo::automatic && options_.algo != Algo::hierarchical) ||
+      count > storage_.bytes() / sizeof(float))
+    return {};
+  params_ = comm_.allocate_shared(count * sizeof(float));
+  return params_.as<float>().subspan(0, count);
+}
+
+bool GradientReducer::finish_gradients_sharded(const RangeUpdate& update) {
+  if (!sharded_step_) return false;
+  HPCML_REQUIRE(active_, Error, "finish_gradients_sharded without begin_gradients");
+  active_ = false;
+  const auto t0 = detail::Clock::now();
+  const std::size_t count = params_.bytes() / sizeof(float);
+  const bool done = comm_.reduce_update_gather(storage_.as<float>().data(),
+                                               params_.as<float>().data(), count, update);
+  HPCML_REQUIRE(done, Error,
+                "sharded update: the node-shared gradient and parameter buffers were not accepted "
+                "by the hierarchical all-reduce");
+  last_wait_s_ = detail::seconds_since(t0);
+  last_stats_ = {};
+  last_stats_.raw_bytes = count * sizeof(float);
+  const auto n = static_cast<std::size_t>(comm_.size());
+  // Gradients of the other parts read during the reduction plus the other
+  // parts' parameters copied afterwards: what a ring would send.
+  last_stats_.wire_bytes = 2 * (n - 1) * last_stats_.raw_bytes / n;
+  return true;
+}
+
 void GradientReducer::plan(const std::vector<std::span<float>>& buffers) {
   buckets_.clear();
   bucket_of_.assign(buffers.size(), 0);
@@ -123,6 +157,20 @@ void GradientReducer::begin_gradients(const std::vector<std::span<float>>& buffe
     buffers_ = buffers;
     plan(buffers_);
   }
+  // Sharded update: only when the buffers are exactly the gradient storage's
+  // first elements, as the trainer's flat gradient buffer is.
+  sharded_step_ = false;
+  if (!params_.empty()) {
+    const float* base = storage_.as<float>().data();
+    const std::size_t count = params_.bytes() / sizeof(float);
+    std::size_t covered = 0;
+    bool inside = true;
+    for (const auto& b : buffers_) {
+      inside = inside && b.data() >= base && b.data() + b.size() <= base + count;
+      covered += b.size();
+    }
+    sharded_step_ = inside && covered == count;
+  }
   ready_.assign(buffers_.size(), false);
   missing_.assign(buckets_.size(), 0);
   for (const auto& b : buckets_) missing_[&b - buckets_.data()] = b->members.size();
@@ -140,6 +188,7 @@ void GradientReducer::gradient_ready(std::size_t index) {
   if (ready_[index]) return;
   ready_[index] = true;
   --missing_[bucket_of_[index]];
+  if (sharded_step_) return;  // finish_gradients_sharded() does it all
   while (next_launch_ < buckets_.size() && missing_[next_launch_] == 0) launch(next_launch_++);
 }
 
@@ -217,9 +266,12 @@ void GradientReducer::launch(std::size_t b) {
 void GradientReducer::finish_gradients() {
   HPCML_REQUIRE(active_, Error, "finish_gradients without begin_gradients");
   const auto t_finish = detail::Clock::now();
+  // A step prepared for the sharded update but finished plainly: launch now.
+  sharded_step_ = false;
   // Buffers the trainer never announced are final now.
   for (std::size_t i = 0; i < buffers_.size(); ++i)
     if (!ready_[i]) gradient_ready(i);
+  while (next_launch_ < buckets_.size() && missing_[next_launch_] == 0) launch(next_launch_++);
   active_ = false;
   wait_all(inflight_);
   last_wait_s_ = detail::seconds_since(t_finish);

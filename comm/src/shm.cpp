@@ -94,6 +94,7 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
   HPCML_CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local_));
   int local_size = 0;
   MPI_Comm_size(local_, &local_size);
+  local_size_ = local_size;
   // Ids agree across the node: the largest next id of any local rank.
   std::uint64_t proposal = 0;
   {
@@ -226,13 +227,13 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
   // Below a few KiB the staged path's two synchronisations beat the zero-copy
   // path's three (measured crossover on 2 ranks: about 4 KiB). The choice
   // depends on the count only, so every rank makes the same one.
-  constexpr std::size_t kZeroCopyMinBytes = 4096;
   if (!multi && count * sizeof(T) >= kZeroCopyMinBytes) {
     SharedHit s, r;
     const std::size_t bytes = count * sizeof(T);
     if (find_shared(send, bytes, s) && find_shared(recv, bytes, r) && *s.members == members_ &&
         *r.members == members_) {
-      allreduce_shared(send, recv, count, op, *s.bases, s.offset, s.id, *r.bases, r.offset, r.id);
+      allreduce_shared(send, recv, count, op, *s.bases, s.offset, s.id, *r.bases, r.offset, r.id,
+                       static_cast<const Epilogue<T>*>(nullptr));
       return;
     }
   }
@@ -335,7 +336,8 @@ template <class T>
 void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, ReduceOp op,
                                const std::vector<char*>& send_bases, std::size_t send_offset,
                                std::uint64_t send_id, const std::vector<char*>& recv_bases,
-                               std::size_t recv_offset, std::uint64_t recv_id) {
+                               std::size_t recv_offset, std::uint64_t recv_id,
+                               const Epilogue<T>* epilogue) {
   const int L = local_size_, me = local_rank_;
   const auto NL = static_cast<std::size_t>(L);
   auto peer_send = [&](int p) {
@@ -363,29 +365,35 @@ void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, Reduce
   const std::size_t piece = std::max<std::size_t>(slot_bytes_ / 2 / sizeof(T), 64);
   auto pieces = [&](int p) { return (part_lo(p + 1) - part_lo(p) + piece - 1) / piece; };
   if (progress_base_.size() != NL) progress_base_.assign(NL, 0);
+  // With an epilogue the piece's result goes to a scratch buffer and the
+  // epilogue writes recv[lo, hi) from it (the sharded update).
+  if (epilogue) scratch_.resize(piece * sizeof(T));
   auto reduce_piece = [&](std::size_t lo, std::size_t hi) {
+    T* dst = epilogue ? reinterpret_cast<T*>(scratch_.data()) : out + lo;  // dst[i - lo]
     if (L == 2 && local_op == ReduceOp::sum) {
-      const T* a = peer_send(0);
-      const T* b = peer_send(1);
+      const T* a = peer_send(0) + lo;
+      const T* b = peer_send(1) + lo;
       const T d = static_cast<T>(L);
+      const std::size_t n = hi - lo;
       if (op == ReduceOp::average) {
 #pragma GCC ivdep
-        for (std::size_t i = lo; i < hi; ++i) out[i] = (b[i] + a[i]) / d;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = (b[i] + a[i]) / d;
       } else {
 #pragma GCC ivdep
-        for (std::size_t i = lo; i < hi; ++i) out[i] = b[i] + a[i];
+        for (std::size_t i = 0; i < n; ++i) dst[i] = b[i] + a[i];
       }
-      return;
+    } else {
+      constexpr std::size_t kChunk = 2048;
+      std::array<T, kChunk> acc;
+      for (std::size_t i = lo; i < hi; i += kChunk) {
+        const std::size_t n = std::min(kChunk, hi - i);
+        std::memcpy(acc.data(), peer_send(0) + i, n * sizeof(T));
+        for (int p = 1; p < L; ++p) reduce_into(acc.data(), peer_send(p) + i, n, local_op);
+        if (op == ReduceOp::average) scale(acc.data(), n, L);
+        std::memcpy(dst + (i - lo), acc.data(), n * sizeof(T));
+      }
     }
-    constexpr std::size_t kChunk = 2048;
-    std::array<T, kChunk> acc;
-    for (std::size_t i = lo; i < hi; i += kChunk) {
-      const std::size_t n = std::min(kChunk, hi - i);
-      std::memcpy(acc.data(), peer_send(0) + i, n * sizeof(T));
-      for (int p = 1; p < L; ++p) reduce_into(acc.data(), peer_send(p) + i, n, local_op);
-      if (op == ReduceOp::average) scale(acc.data(), n, L);
-      std::memcpy(out + i, acc.data(), n * sizeof(T));
-    }
+    if (epilogue) (*epilogue)(lo, hi, dst);
   };
   copied_.assign(NL, 0);
   // Copies the pieces of part p that are ready; with `wait`, all of them.
@@ -427,6 +435,25 @@ void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, Reduce
   });
 }
 
+template <class T>
+bool ShmNode::reduce_update_gather(const T* grads, T* params, std::size_t count,
+                                   const Epilogue<T>& update) {
+  SharedHit s, r;
+  const std::size_t bytes = count * sizeof(T);
+  // Same decision on every rank (same count, same kind of buffers); the
+  // descriptors catch asymmetric calls.
+  if (nodes_ > 1 || bytes < kZeroCopyMinBytes || !find_shared(grads, bytes, s) ||
+      !find_shared(params, bytes, r) || *s.members != members_ || *r.members != members_)
+    return false;
+  allreduce_shared(grads, params, count, ReduceOp::average, *s.bases, s.offset, s.id, *r.bases,
+                   r.offset, r.id, &update);
+  return true;
+}
+
+template bool ShmNode::reduce_update_gather<float>(const float*, float*, std::size_t,
+                                                   const Epilogue<float>&);
+template bool ShmNode::reduce_update_gather<double>(const double*, double*, std::size_t,
+                                                    const Epilogue<double>&);
 template void ShmNode::allreduce<float>(const float*, float*, std::size_t, ReduceOp);
 template void ShmNode::allreduce<double>(const double*, double*, std::size_t, ReduceOp);
 

@@ -25,7 +25,8 @@ Mlp::Mlp(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_
     tensors_.push_back({base + ".bias", off, 1, widths_[l + 1], true});
     off += widths_[l + 1];
   }
-  params_.assign(off, 0.0f);
+  own_params_.assign(off, 0.0f);
+  params_ = own_params_;
   own_grads_.assign(off, 0.0f);
   grads_ = own_grads_;
   acts_.resize(widths_.size() - 1);
@@ -53,6 +54,17 @@ void Mlp::use_gradient_storage(std::span<float> storage) {
   grads_ = storage;
   own_grads_.clear();
   own_grads_.shrink_to_fit();
+}
+
+void Mlp::use_parameter_storage(std::span<float> storage) {
+  HPCML_REQUIRE(storage.size() == params_.size(), Error,
+                "parameter storage of " + std::to_string(storage.size()) +
+                    " elements given to a model with " + std::to_string(params_.size()) +
+                    " parameters");
+  std::copy(params_.begin(), params_.end(), storage.begin());
+  params_ = storage;
+  own_params_.clear();
+  own_params_.shrink_to_fit();
 }
 
 std::vector<std::span<float>> Mlp::gradient_buffers() {
@@ -146,6 +158,20 @@ void SgdMomentum::step(Backend& be, double lr) {
   auto g = model_.gradients();
   for (const auto& t : model_.tensors()) {
     be.sgd_momentum(p.data() + t.offset, g.data() + t.offset, velocity_.data() + t.offset, t.size(),
+                    static_cast<float>(lr), momentum_, t.is_bias ? 0.0f : weight_decay_);
+  }
+}
+
+void SgdMomentum::step_range(Backend& be, double lr, std::size_t lo, std::size_t hi,
+                             const float* mean_grad) {
+  auto p = model_.parameters();
+  HPCML_REQUIRE(lo <= hi && hi <= p.size(), Error,
+                "step_range [" + std::to_string(lo) + ", " + std::to_string(hi) + ") outside the " +
+                    std::to_string(p.size()) + " parameters");
+  for (const auto& t : model_.tensors()) {
+    const std::size_t a = std::max(lo, t.offset), b = std::min(hi, t.offset + t.size());
+    if (a >= b) continue;
+    be.sgd_momentum(p.data() + a, mean_grad + (a - lo), velocity_.data() + a, b - a,
                     static_cast<float>(lr), momentum_, t.is_bias ? 0.0f : weight_decay_);
   }
 }

@@ -70,6 +70,8 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
   model_.init(config_.train.seed);
   if (auto storage = comm_.gradient_storage(model_.parameters().size()); !storage.empty())
     model_.use_gradient_storage(storage);
+  if (auto storage = comm_.parameter_storage(model_.parameters().size()); !storage.empty())
+    model_.use_parameter_storage(storage);
   // Identical by construction; the broadcast makes it a guarantee.
   comm_.broadcast(model_.parameters(), 0);
 }
@@ -162,16 +164,28 @@ TrainSummary Trainer::run() {
                                            comm_.gradient_ready(i);
                                            comm += seconds_since(tc);
                                          });
+      const double lr = learning_rate(config_.optimizer.schedule, config_.optimizer.lr, global_step,
+                                      warmup_steps, total_steps);
       const auto t2 = Clock::now();
-      comm_.finish_gradients();
-      comm += seconds_since(t2);
+      // Sharded: the comm layer calls the update for this rank's ranges in
+      // between reducing and exchanging; that time counts as compute.
+      double optimizer_s = 0;
+      const bool sharded =
+          comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
+            const auto tu = Clock::now();
+            optimizer_.step_range(backend_, lr, lo, hi, mean);
+            optimizer_s += seconds_since(tu);
+          });
+      if (!sharded) comm_.finish_gradients();
+      comm += std::max(0.0, seconds_since(t2) - optimizer_s);
       const auto t3 = Clock::now();
-      optimizer_.step(backend_, learning_rate(config_.optimizer.schedule, config_.optimizer.lr,
-                                              global_step, warmup_steps, total_steps));
-      const double optimizer_s = seconds_since(t3);
+      if (!sharded) {
+        optimizer_.step(backend_, lr);
+        optimizer_s = seconds_since(t3);
+      }
       const double step_s = seconds_since(t0);
-      const double compute =
-          std::max(0.0, std::chrono::duration<double>(t3 - t1).count() - comm) + optimizer_s;
+      const double compute = std::max(0.0, std::chrono::duration<double>(t3 - t1).count() - comm) +
+                             (sharded ? 0.0 : optimizer_s);
       rec.insert(rec.end(), {step_s, compute, comm, io, comm_.last_gradient_stats().overlapped_s,
                              r.loss_sum / static_cast<double>(r.rows)});
       loss_sum += r.loss_sum;

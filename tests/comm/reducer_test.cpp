@@ -142,6 +142,84 @@ TEST(Reducer, GradientStorageGivesTheSameBits) {
   EXPECT_TRUE(lossy.gradient_storage(total).empty()) << "codecs pack into their own buffers";
 }
 
+// Sharded update: each rank updates the ranges it owns from the averaged
+// gradients and copies the rest; the result has the bits of averaging first
+// and updating everything, on every rank, and every element has one owner.
+TEST(Reducer, ShardedUpdateMatchesAverageThenUpdate) {
+  Communicator comm = dup_world();
+  ReducerOptions o;
+  o.fusion_mb = 0.02;
+  Grads g = make_grads(comm.rank(), 5);
+  std::size_t total = 0;
+  for (const auto& d : g.data) total += d.size();
+  GradientReducer red(comm, o);
+  std::span<float> gs = red.gradient_storage(total);
+  std::span<float> ps = red.parameter_storage(total);
+  if (comm.size() == 1) {
+    EXPECT_TRUE(ps.empty());
+    return;
+  }
+  ASSERT_EQ(ps.size(), total);
+  ASSERT_TRUE(red.sharded());
+  std::vector<float> p0(total);
+  for (std::size_t i = 0; i < total; ++i) p0[i] = ps[i] = 0.001f * static_cast<float>(i % 997);
+  std::vector<std::span<float>> spans;
+  std::size_t off = 0;
+  for (const auto& d : g.data) {
+    std::copy(d.begin(), d.end(), gs.begin() + static_cast<std::ptrdiff_t>(off));
+    spans.push_back(gs.subspan(off, d.size()));
+    off += d.size();
+  }
+  std::vector<int> owned(total, 0);
+  red.begin_gradients(spans);
+  for (std::size_t i = spans.size(); i-- > 0;) red.gradient_ready(i);
+  const bool sharded =
+      red.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
+        for (std::size_t i = lo; i < hi; ++i) {
+          ps[i] -= 0.5f * mean[i - lo];
+          ++owned[i];
+        }
+      });
+  ASSERT_TRUE(sharded);
+  Grads ref = make_grads(comm.rank(), 5);
+  GradientReducer plain(comm, o);
+  reduce_step(plain, ref, false);
+  std::size_t wrong = 0, k = 0;
+  for (const auto& d : ref.data) {
+    for (float x : d) {
+      const float expect = p0[k] - 0.5f * x;
+      wrong += std::memcmp(&expect, &ps[k], sizeof(float)) != 0;
+      ++k;
+    }
+  }
+  EXPECT_EQ(wrong, 0u);
+  std::vector<int> owners(total, 0);
+  MPI_Allreduce(owned.data(), owners.data(), static_cast<int>(total), MPI_INT, MPI_SUM,
+                MPI_COMM_WORLD);
+  EXPECT_EQ(std::count(owners.begin(), owners.end(), 1), static_cast<std::ptrdiff_t>(total))
+      << "every parameter updated by exactly one rank";
+  std::vector<float> root(ps.begin(), ps.end());
+  MPI_Bcast(root.data(), static_cast<int>(total), MPI_FLOAT, 0, MPI_COMM_WORLD);
+  EXPECT_EQ(std::memcmp(root.data(), ps.data(), total * sizeof(float)), 0);
+
+  // The same storage finished the plain way still gets the mean.
+  for (std::size_t i = 0; i < total; ++i) gs[i] = 0;
+  std::copy(g.data[0].begin(), g.data[0].end(), gs.begin());
+  red.begin_gradients(spans);
+  red.finish_gradients();
+  Grads again = make_grads(comm.rank(), 5);
+  for (std::size_t k2 = 1; k2 < again.data.size(); ++k2)
+    std::fill(again.data[k2].begin(), again.data[k2].end(), 0.0f);
+  GradientReducer plain2(comm, o);
+  reduce_step(plain2, again, false);
+  EXPECT_EQ(std::memcmp(gs.data(), again.data[0].data(), again.data[0].size() * sizeof(float)), 0);
+
+  o.sharded_update = false;
+  GradientReducer unsharded(comm, o);
+  (void)unsharded.gradient_storage(total);
+  EXPECT_TRUE(unsharded.parameter_storage(total).empty());
+}
+
 TEST(Reducer, AutomaticMatchesMean) {
   Communicator comm = dup_world();
   const int n = comm.size();

@@ -165,14 +165,26 @@ TEST_F(Cli, TrainsFashionMnistOnTwoRanksAboveThreshold) {
 }
 
 // Same config, seed and rank count: every step's loss and the final metrics are
-// bit-identical between two runs (losses are computed from the weights).
+// bit-identical between two runs (losses are computed from the weights). A
+// third run takes the other paths that must not change a bit: a reader thread
+// instead of reads on the training thread, and the all-reduce plus full
+// optimizer step instead of the sharded update.
 TEST_F(Cli, RunsAreBitReproducible) {
-  std::vector<std::string> losses[2];
-  std::string finals[2];
-  for (int k = 0; k < 2; ++k) {
-    auto r = hpcml_mpi(
-        2, {"train", config(), "--set", "data.path=" + fmnist(), "--set", "train.max_steps=40",
-            "--set", "run.dir=" + path("runs"), "--set", "run.name=r" + std::to_string(k)});
+  std::vector<std::string> losses[3];
+  std::string finals[3];
+  for (int k = 0; k < 3; ++k) {
+    std::vector<std::string> args = {"train", config(),
+                                     "--set", "data.path=" + fmnist(),
+                                     "--set", "train.max_steps=40",
+                                     "--set", "run.dir=" + path("runs"),
+                                     "--set", "run.name=r" + std::to_string(k)};
+    if (k == 2) {
+      for (const char* s : {"data.prefetch=2", "parallel.sharded_update=false"}) {
+        args.push_back("--set");
+        args.push_back(s);
+      }
+    }
+    auto r = hpcml_mpi(2, args);
     ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
     std::ifstream m(path("runs") + "/r" + std::to_string(k) + "/metrics.jsonl");
     for (std::string line; std::getline(m, line);) {
@@ -185,6 +197,8 @@ TEST_F(Cli, RunsAreBitReproducible) {
   EXPECT_EQ(losses[0].size(), 40u);
   EXPECT_EQ(losses[0], losses[1]);
   EXPECT_EQ(finals[0], finals[1]);
+  EXPECT_EQ(losses[0], losses[2]) << "reader thread + all-reduce path differs";
+  EXPECT_EQ(finals[0], finals[2]);
 }
 
 TEST_F(Cli, SmallCsvDatasetTrains) {

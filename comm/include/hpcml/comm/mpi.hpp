@@ -96,6 +96,8 @@ class SharedBuffer {
   std::span<T> as() const {
     return {static_cast<T*>(data_), bytes_ / sizeof(T)};
   }
+  /// Ranks of the node that share this allocation (0 when empty).
+  int local_size() const;
 
  private:
   friend class Communicator;
@@ -171,6 +173,19 @@ class Communicator final : public Collectives {
   template <class T>
   Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
                      Algo algo = Algo::automatic);
+  /// Sharded update over node-shared memory (ZeRO stage 1 style, without
+  /// sharding the optimizer state's memory): averages `grads` over the ranks,
+  /// calls update(lo, hi, mean) for the ranges [lo, hi) of `params` this rank
+  /// owns (mean[0, hi - lo) their averaged gradients; update must write those
+  /// params), then copies the other ranges of `params` from their owners, so
+  /// all ranks end with identical params. The mean has the bits of
+  /// allreduce(average, hierarchical). Returns false, having done nothing on
+  /// every rank, unless both buffers lie in node-shared buffers
+  /// (allocate_shared) at the same offsets on every rank, all ranks share one
+  /// node and count * 4 >= 4 KiB. Collective.
+  bool reduce_update_gather(
+      const float* grads, float* params, std::size_t count,
+      const std::function<void(std::size_t, std::size_t, const float*)>& update);
   /// The algorithm `automatic` resolves to for a message of `bytes` here.
   Algo choose(std::size_t bytes);
 

@@ -40,6 +40,7 @@ struct ReducerOptions {
   double topk_ratio = 0.01;         // parallel.topk_ratio (fraction of a bucket top-k sends)
   double stall_timeout_s = 300;     // parallel.stall_timeout_s (0 = no stall inspector)
   std::string thresholds;           // parallel.allreduce_thresholds (Thresholds::parse syntax)
+  bool sharded_update = true;       // parallel.sharded_update (see GradientReducer)
 };
 
 /// Reads the comm keys of the `parallel` table (defaults as above), validating
@@ -73,6 +74,19 @@ class GradientReducer final : public Collectives {
   /// rank and no codec, else empty. On a single node the trainer's flat
   /// gradient buffer then goes through the zero-copy hierarchical path.
   std::span<float> gradient_storage(std::size_t count) override;
+  /// Node-shared memory for the parameters when sharded updates apply: more
+  /// than one rank, all on one node, no codec, algo auto or hierarchical,
+  /// sharded_update on, and at least 1024 parameters; else empty.
+  std::span<float> parameter_storage(std::size_t count) override;
+  /// With both storages in use and the step's buffers inside the gradient
+  /// storage: no buckets are launched during backprop; this averages the
+  /// gradients with the zero-copy hierarchical path, lets each rank update
+  /// the parameter ranges it owns (half each on 2 ranks) and copies the rest
+  /// from their owners (Communicator::reduce_update_gather). Same bits as
+  /// finish_gradients() plus the full optimizer step.
+  bool finish_gradients_sharded(const RangeUpdate& update) override;
+  /// True once parameter_storage() has enabled sharded updates.
+  bool sharded() const { return !params_.empty(); }
 
   /// Seconds the last finish_gradients() waited for reductions still in flight.
   double last_wait_s() const { return last_wait_s_; }
@@ -94,6 +108,8 @@ class GradientReducer final : public Collectives {
   std::vector<bool> ready_;
   std::vector<Request> inflight_;
   SharedBuffer storage_;
+  SharedBuffer params_;
+  bool sharded_step_ = false;  // this step's buffers take the sharded update
   std::size_t next_launch_ = 0;
   bool active_ = false;
   double last_wait_s_ = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -58,6 +59,19 @@ class Collectives {
   /// ordinary memory is as good. Collective; the memory stays valid as long as
   /// this object lives.
   virtual std::span<float> gradient_storage(std::size_t /*count*/) { return {}; }
+  /// Node-shared memory for the `count` parameters, under the same contract
+  /// as gradient_storage(); empty when sharded updates are not available.
+  virtual std::span<float> parameter_storage(std::size_t /*count*/) { return {}; }
+  /// Sharded update (optimizer work split across ranks): when it returns
+  /// true it has replaced finish_gradients() and the optimizer step. It
+  /// averaged the gradients, called update(lo, hi, mean) for the ranges
+  /// [lo, hi) of the flat parameter vector this rank owns (mean[0, hi - lo)
+  /// their averaged gradients; update writes those parameters), and made every
+  /// rank's parameters identical by copying the other ranges from their
+  /// owners. Needs the gradients and the parameters in gradient_storage() and
+  /// parameter_storage(). False: nothing happened; call finish_gradients().
+  using RangeUpdate = std::function<void(std::size_t lo, std::size_t hi, const float* mean)>;
+  virtual bool finish_gradients_sharded(const RangeUpdate& /*update*/) { return false; }
   /// Statistics of the last finish_gradients().
   virtual GradientCommStats last_gradient_stats() const { return last_stats_; }
 

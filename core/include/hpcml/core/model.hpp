@@ -53,6 +53,8 @@ class Mlp {
   /// communication layer can reduce them where they lie. Current gradients
   /// are copied over.
   void use_gradient_storage(std::span<float> storage);
+  /// The same for the parameters (current values copied over).
+  void use_parameter_storage(std::span<float> storage);
   const std::vector<TensorView>& tensors() const { return tensors_; }
   /// Gradient buffer of each tensor, in tensors() order.
   std::vector<std::span<float>> gradient_buffers();
@@ -75,7 +77,8 @@ class Mlp {
   std::size_t inputs_, classes_;
   std::vector<std::size_t> widths_;  // inputs, hidden..., classes
   std::vector<TensorView> tensors_;
-  std::vector<float> params_, own_grads_;
+  std::vector<float> own_params_, own_grads_;
+  std::span<float> params_;               // own_params_ or storage given by use_parameter_storage
   std::span<float> grads_;                // own_grads_ or storage given by use_gradient_storage
   std::vector<std::vector<float>> acts_;  // per layer output (post-ReLU for hidden)
   std::vector<float> delta_, delta_prev_;
@@ -86,6 +89,10 @@ class SgdMomentum {
  public:
   SgdMomentum(Mlp& model, double momentum, double weight_decay);
   void step(Backend& be, double lr);
+  /// The update of parameters [lo, hi) of the flat vector only, with
+  /// mean_grad[0, hi - lo) their averaged gradients (a sharded update: each
+  /// rank updates the ranges it owns). Same bits per element as step().
+  void step_range(Backend& be, double lr, std::size_t lo, std::size_t hi, const float* mean_grad);
   std::span<float> velocity() { return velocity_; }
 
  private:
