@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -145,6 +146,10 @@ SharedWindow::~SharedWindow() {
     std::lock_guard<std::mutex> lock(r.mutex);
     std::erase_if(r.entries, [&](const auto& e) { return e->id == id_ && e->mine == mine_; });
   }
+  // Freeing a window is collective: a rank unwinding from an error of its own
+  // would wait there for peers that are busy elsewhere, instead of reaching
+  // main's handler, which aborts the job. Leak it then; the process is ending.
+  if (std::uncaught_exceptions() > 0) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
@@ -192,6 +197,7 @@ ShmNode::ShmNode(Engine& engine) : engine_(engine) {
 }
 
 ShmNode::~ShmNode() {
+  if (std::uncaught_exceptions() > 0) return;  // see ~SharedWindow
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;

@@ -49,9 +49,11 @@ std::string args_string(const std::vector<std::string>& args) {
 }
 
 // Runs hpcml on `ranks` ranks; each rank prints "[rank-exit=N]" after hpcml returns.
+// A hang ends in SIGKILL 10 s after the SIGTERM (hpcml treats SIGTERM as a
+// request to stop at the next step, which a hung rank never reaches).
 Result hpcml_mpi(int ranks, const std::vector<std::string>& args, int timeout_s = 300) {
   std::string inner = quote(HPCML_EXE) + " \"$@\"; echo \"[rank-exit=$?]\"";
-  return run("timeout " + std::to_string(timeout_s) + " " + HPCML_MPIEXEC + " -n " +
+  return run("timeout -k 10 " + std::to_string(timeout_s) + " " + HPCML_MPIEXEC + " -n " +
              std::to_string(ranks) + " sh -c " + quote(inner) + " sh" + args_string(args));
 }
 
@@ -67,7 +69,7 @@ int count(const std::string& text, const std::string& what) {
 
 // Every rank exited with 1 and the error was printed exactly once, on one line.
 void expect_clean_failure(const Result& r, int ranks, const std::string& expected) {
-  EXPECT_NE(r.status, 124) << "command timed out (hang):\n" << r.out;
+  EXPECT_TRUE(r.status != 124 && r.status != 137) << "command timed out (hang):\n" << r.out;
   EXPECT_EQ(count(r.out, "[rank-exit=1]"), ranks) << r.out;
   EXPECT_EQ(count(r.out, "hpcml: error: "), 1) << r.out;
   std::smatch m;
@@ -91,10 +93,11 @@ class Cli : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // A small CSV dataset (label first) sharded into dir/small: learnable, 8 features.
-  std::string small_dataset(int samples = 240, int shards = 3) {
+  // Labels i % 3; with `one_label2`, labels i % 2 except one sample with 2.
+  std::string small_dataset(int samples = 240, int shards = 3, bool one_label2 = false) {
     std::ofstream csv(path("small.csv"));
     for (int i = 0; i < samples; ++i) {
-      int label = i % 3;
+      int label = one_label2 ? (i == samples / 2 ? 2 : i % 2) : i % 3;
       csv << label;
       for (int f = 0; f < 8; ++f) csv << "," << (f == label ? 1.0 : 0.0) + 0.01 * ((i * 7 + f) % 5);
       csv << "\n";
@@ -290,6 +293,26 @@ TEST_F(Cli, LabelsOutOfRangeForTheManifest) {
   std::ofstream(mpath) << j.dump(2);
   auto r = hpcml_mpi(2, small_train_args(data));
   expect_clean_failure(r, 2, "label");
+}
+
+// One bad label with verification off is found mid-training by one rank's
+// reader while the other rank goes on into the next all-reduce: the failing
+// rank's error aborts the job at once with its one-line message; it must not
+// wait in a collective (a node-shared window's free) for the busy peer.
+TEST_F(Cli, BadLabelFoundDuringTrainingAbortsTheJob) {
+  auto data = small_dataset(240, 3, true);
+  auto mpath = fs::path(data) / "manifest.json";
+  auto j = read_json(mpath);
+  j["classes"] = 2;
+  std::ofstream(mpath) << j.dump(2);
+  auto args = small_train_args(data);
+  args.insert(args.end(), {"--set", "data.verify=false"});
+  auto r = hpcml_mpi(2, args, 60);
+  EXPECT_TRUE(r.status != 124 && r.status != 137) << "command timed out (hang):\n" << r.out;
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_EQ(count(r.out, "[rank-exit=0]"), 0) << r.out;
+  EXPECT_NE(r.out.find("is outside [0, 2) (aborting the job)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("core dumped"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, NonFiniteFeaturesAreRejectedWhenSharding) {
