@@ -182,6 +182,15 @@ int run_train(const TrainArgs& args) {
   facts.oversubscribed = layout.oversubscribed;
   facts.hostname = layout.hostname;
   Trainer trainer(cfg, *backend, reducer, *train, test.get(), run_dir, out, facts);
+  if (out && world.size() > 1) {
+    *out << "  update: "
+         << (reducer.sharded()
+                 ? "sharded: gradients averaged in node-shared memory, each rank updates 1/" +
+                       std::to_string(world.size()) + " of the parameters"
+                 : std::string("all-reduce of the gradients, full optimizer step on every rank"))
+         << "\n"
+         << std::flush;
+  }
   TrainSummary s = trainer.run();
 
   if (out) {
