@@ -47,6 +47,7 @@ inline MPI_Datatype mpi_type<unsigned char>() {
 int checked_int(std::size_t n);
 
 class ShmNode;
+struct SharedHit;
 
 /// One private duplicate of a user communicator with everything a collective
 /// needs while it runs. Used by one thread at a time.
@@ -147,13 +148,15 @@ class ShmNode {
     Flag progress;  // zero-copy path: pieces of its part this rank has reduced, cumulative
     Descriptor descriptor[2];
   };
-  // Zero-copy path over node-shared buffers (one segment, no staging).
+  // Whether send and recv (`bytes` each) take the zero-copy path; fills in
+  // where they lie.
+  bool zero_copy(const void* send, const void* recv, std::size_t bytes, SharedHit& s,
+                 SharedHit& r) const;
+  // Zero-copy path over node-shared buffers (one segment, no staging); `s`
+  // and `r` locate send and recv (recv is this rank's).
   template <class T>
-  void allreduce_shared(const T* send, T* recv, std::size_t count, ReduceOp op,
-                        const std::vector<char*>& send_bases, std::size_t send_offset,
-                        std::uint64_t send_id, const std::vector<char*>& recv_bases,
-                        std::size_t recv_offset, std::uint64_t recv_id,
-                        const Epilogue<T>* epilogue);
+  void allreduce_shared(T* recv, std::size_t count, ReduceOp op, const SharedHit& s,
+                        const SharedHit& r, const Epilogue<T>* epilogue);
   void publish_and_check(std::uint64_t g, std::uint64_t send_id, std::uint64_t send_offset,
                          std::uint64_t recv_id, std::uint64_t recv_offset);
   Control& control(int p) {

@@ -89,7 +89,8 @@ std::span<float> GradientReducer::gradient_storage(std::size_t count) {
 
 std::span<float> GradientReducer::parameter_storage(std::size_t count) {
   // Every input of the decision is the same on all ranks.
-  if (!options_.sharded_update || storage_.empty() || count * sizeof(float) < 4096 ||
+  if (!options_.sharded_update || storage_.empty() ||
+      count * sizeof(float) < detail::ShmNode::kZeroCopyMinBytes ||
       storage_.local_size() != comm_.size() ||
       (options_.algo != Algo::automatic && options_.algo != Algo::hierarchical) ||
       count > storage_.bytes() / sizeof(float))

@@ -15,11 +15,12 @@
 // Zero-copy path: when send and recv lie in node-shared buffers
 // (Communicator::allocate_shared) on a single node, nothing is staged. Each
 // rank reduces its part straight from the peers' send buffers into its own
-// recv buffer, raises `reduced`, copies the other parts from the peers' recv
-// buffers, raises `done`, and returns once every rank is done (so nobody still
-// reads its buffers). Per rank that is one read of the message, one write of
-// it and one read of its own part, against a copy in, a reduction and a copy
-// out through the slots.
+// recv buffer, piece by piece, raising its cumulative `progress` counter after
+// each; it copies the peers' pieces from their recv buffers as their counters
+// show them reduced, raises `done`, and returns once every rank is done (so
+// nobody still reads its buffers). Per rank that is one read of the message,
+// one write of it and one read of its own part, against a copy in, a
+// reduction and a copy out through the slots.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -71,6 +72,31 @@ Registry& registry() {
   return r;
 }
 
+// A window of `bytes` per rank over `local`, each segment on its owner's NUMA
+// node; returns every local rank's segment start (this rank's is its own).
+std::vector<char*> allocate_node_window(MPI_Comm local, std::size_t bytes, MPI_Win* win) {
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  void* mine = nullptr;
+  const int rc = MPI_Win_allocate_shared(static_cast<MPI_Aint>(bytes), 1, info, local, &mine, win);
+  MPI_Info_free(&info);
+  if (rc != MPI_SUCCESS)
+    HPCML_THROW(Error, "node-shared allocation of " + std::to_string(bytes) +
+                           " bytes failed (MPI_Win_allocate_shared): " + mpi_error_string(rc));
+  int n = 0;
+  MPI_Comm_size(local, &n);
+  std::vector<char*> bases;
+  for (int p = 0; p < n; ++p) {
+    MPI_Aint size = 0;
+    int disp = 0;
+    void* ptr = nullptr;
+    HPCML_CHECK_MPI(MPI_Win_shared_query(*win, p, &size, &disp, &ptr));
+    bases.push_back(static_cast<char*>(ptr));
+  }
+  return bases;
+}
+
 }  // namespace
 
 bool find_shared(const void* p, std::size_t bytes, SharedHit& hit) {
@@ -105,32 +131,21 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
   std::uint64_t id = 0;
   HPCML_CHECK_MPI(MPI_Allreduce(&proposal, &id, 1, MPI_UINT64_T, MPI_MAX, local_));
   const std::size_t padded = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
-  MPI_Info info;
-  MPI_Info_create(&info);
-  MPI_Info_set(info, "alloc_shared_noncontig", "true");
-  void* mine = nullptr;
-  const int rc =
-      MPI_Win_allocate_shared(static_cast<MPI_Aint>(padded), 1, info, local_, &mine, &win_);
-  MPI_Info_free(&info);
-  if (rc != MPI_SUCCESS) {
-    MPI_Comm_free(&local_);
-    HPCML_THROW(Error, "node-shared allocation of " + std::to_string(bytes) +
-                           " bytes failed (MPI_Win_allocate_shared): " + mpi_error_string(rc));
-  }
-  mine_ = static_cast<char*>(mine);
-  std::memset(mine_, 0, padded);
   auto entry = std::make_unique<Registered>();
+  try {
+    entry->bases = allocate_node_window(local_, padded, &win_);
+  } catch (...) {
+    MPI_Comm_free(&local_);
+    throw;
+  }
+  int local_rank = 0;
+  MPI_Comm_rank(local_, &local_rank);
+  mine_ = entry->bases[static_cast<std::size_t>(local_rank)];
+  std::memset(mine_, 0, padded);
   entry->id = id;
   entry->mine = mine_;
   entry->bytes = bytes;
   entry->members = world_ranks(local_);
-  for (int p = 0; p < local_size; ++p) {
-    MPI_Aint size = 0;
-    int disp = 0;
-    void* ptr = nullptr;
-    HPCML_CHECK_MPI(MPI_Win_shared_query(win_, p, &size, &disp, &ptr));
-    entry->bases.push_back(static_cast<char*>(ptr));
-  }
   {
     std::lock_guard<std::mutex> lock(registry().mutex);
     registry().next_id = id + 1;
@@ -174,23 +189,8 @@ ShmNode::ShmNode(Engine& engine) : engine_(engine) {
   HPCML_CHECK_MPI(MPI_Allreduce(&leader, &nodes_, 1, MPI_INT, MPI_SUM, comm));
 
   slot_bytes_ = (std::max<std::size_t>(engine.options().shm_slot_bytes, 4096) + 63) / 64 * 64;
-  const auto bytes = static_cast<MPI_Aint>(sizeof(Control) + 2 * slot_bytes_);
-  MPI_Info info;
-  MPI_Info_create(&info);
-  MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each segment on its owner's NUMA node
-  void* mine = nullptr;
-  const int rc = MPI_Win_allocate_shared(bytes, 1, info, local_, &mine, &win_);
-  MPI_Info_free(&info);
-  HPCML_CHECK_MPI(rc);
-  new (mine) Control();
-  base_.resize(static_cast<std::size_t>(local_size_));
-  for (int p = 0; p < local_size_; ++p) {
-    MPI_Aint size = 0;
-    int disp = 0;
-    void* ptr = nullptr;
-    HPCML_CHECK_MPI(MPI_Win_shared_query(win_, p, &size, &disp, &ptr));
-    base_[static_cast<std::size_t>(p)] = static_cast<char*>(ptr);
-  }
+  base_ = allocate_node_window(local_, sizeof(Control) + 2 * slot_bytes_, &win_);
+  new (base_[static_cast<std::size_t>(local_rank_)]) Control();
   members_ = world_ranks(local_);
   HPCML_CHECK_MPI(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_));
   HPCML_CHECK_MPI(MPI_Barrier(local_));  // every Control constructed before anyone polls
@@ -230,18 +230,9 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
   constexpr std::size_t kChunk = 2048;  // reduction unit that stays in L1
   std::array<T, kChunk> acc;
 
-  // Below a few KiB the staged path's two synchronisations beat the zero-copy
-  // path's three (measured crossover on 2 ranks: about 4 KiB). The choice
-  // depends on the count only, so every rank makes the same one.
-  if (!multi && count * sizeof(T) >= kZeroCopyMinBytes) {
-    SharedHit s, r;
-    const std::size_t bytes = count * sizeof(T);
-    if (find_shared(send, bytes, s) && find_shared(recv, bytes, r) && *s.members == members_ &&
-        *r.members == members_) {
-      allreduce_shared(send, recv, count, op, *s.bases, s.offset, s.id, *r.bases, r.offset, r.id,
-                       static_cast<const Epilogue<T>*>(nullptr));
-      return;
-    }
+  if (SharedHit s, r; zero_copy(send, recv, count * sizeof(T), s, r)) {
+    allreduce_shared(recv, count, op, s, r, static_cast<const Epilogue<T>*>(nullptr));
+    return;
   }
 
   for (std::size_t off = 0; off < count; off += seg) {
@@ -338,26 +329,31 @@ void ShmNode::publish_and_check(std::uint64_t g, std::uint64_t send_id, std::uin
   }
 }
 
+bool ShmNode::zero_copy(const void* send, const void* recv, std::size_t bytes, SharedHit& s,
+                        SharedHit& r) const {
+  // Below a few KiB the staged path wins (kZeroCopyMinBytes). Every input is
+  // the same on all ranks for a symmetric call; the descriptors catch the rest.
+  return nodes_ == 1 && bytes >= kZeroCopyMinBytes && find_shared(send, bytes, s) &&
+         find_shared(recv, bytes, r) && *s.members == members_ && *r.members == members_;
+}
+
 template <class T>
-void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, ReduceOp op,
-                               const std::vector<char*>& send_bases, std::size_t send_offset,
-                               std::uint64_t send_id, const std::vector<char*>& recv_bases,
-                               std::size_t recv_offset, std::uint64_t recv_id,
-                               const Epilogue<T>* epilogue) {
+void ShmNode::allreduce_shared(T* recv, std::size_t count, ReduceOp op, const SharedHit& s,
+                               const SharedHit& r, const Epilogue<T>* epilogue) {
   const int L = local_size_, me = local_rank_;
   const auto NL = static_cast<std::size_t>(L);
   auto peer_send = [&](int p) {
-    return reinterpret_cast<const T*>(send_bases[static_cast<std::size_t>(p)] + send_offset);
+    return reinterpret_cast<const T*>((*s.bases)[static_cast<std::size_t>(p)] + s.offset);
   };
   auto peer_recv = [&](int p) {
-    return reinterpret_cast<T*>(recv_bases[static_cast<std::size_t>(p)] + recv_offset);
+    return reinterpret_cast<T*>((*r.bases)[static_cast<std::size_t>(p)] + r.offset);
   };
   auto part_lo = [&](int p) {
     const auto q = static_cast<std::size_t>(p);
     return count / NL * q + std::min(q, count % NL);
   };
   const std::uint64_t g = segment_++;
-  publish_and_check(g, send_id, send_offset, recv_id, recv_offset);
+  publish_and_check(g, s.id, s.offset, r.id, r.offset);
 
   // My part, reduced in the fixed order 0, 1, ..., L-1 straight into my recv,
   // in pieces of half a slot. After each piece the cumulative `progress`
@@ -366,7 +362,6 @@ void ShmNode::allreduce_shared(const T* send, T* recv, std::size_t count, Reduce
   // safe: a peer reads my send only in its own part, and I overwrite a piece
   // of its part only after its counter shows the piece reduced.
   const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
-  (void)send;
   T* out = recv;
   const std::size_t piece = std::max<std::size_t>(slot_bytes_ / 2 / sizeof(T), 64);
   auto pieces = [&](int p) { return (part_lo(p + 1) - part_lo(p) + piece - 1) / piece; };
@@ -445,14 +440,8 @@ template <class T>
 bool ShmNode::reduce_update_gather(const T* grads, T* params, std::size_t count,
                                    const Epilogue<T>& update) {
   SharedHit s, r;
-  const std::size_t bytes = count * sizeof(T);
-  // Same decision on every rank (same count, same kind of buffers); the
-  // descriptors catch asymmetric calls.
-  if (nodes_ > 1 || bytes < kZeroCopyMinBytes || !find_shared(grads, bytes, s) ||
-      !find_shared(params, bytes, r) || *s.members != members_ || *r.members != members_)
-    return false;
-  allreduce_shared(grads, params, count, ReduceOp::average, *s.bases, s.offset, s.id, *r.bases,
-                   r.offset, r.id, &update);
+  if (!zero_copy(grads, params, count * sizeof(T), s, r)) return false;
+  allreduce_shared(params, count, ReduceOp::average, s, r, &update);
   return true;
 }
 
