@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/analysis/scaling.hpp"
 #include "hpcml/kernels/bench_util.hpp"
 
 namespace fs = std::filesystem;
@@ -128,11 +129,6 @@ int main(int argc, char** argv) {
       medians[k].push_back(p.step_s);
     }
   }
-  auto median_of = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  };
   fs::remove_all(dir);
   const auto rate =
       hpcml::kernels::measure_sgemm(static_cast<std::size_t>(batch), 512, 784, 1, 1.0);
@@ -151,7 +147,8 @@ int main(int argc, char** argv) {
   std::printf("\nparallel efficiency E(2) = X(2)/(2 X(1)) = %.3f   (target >= 0.9)\n", e2);
   // A second estimator, robust to the host's slow phases: the median over
   // runs of each run's median step time (equal per-rank batch, so E = T1/T2).
-  const double t1 = median_of(medians[0]), t2 = median_of(medians[1]);
+  const double t1 = hpcml::analysis::median(medians[0]);
+  const double t2 = hpcml::analysis::median(medians[1]);
   std::printf("by median step time: T(1) = %.3f ms, T(2) = %.3f ms, E(2) = %.3f\n", 1e3 * t1,
               1e3 * t2, t1 / t2);
   std::printf("sgemm %dx512x784, 1 thread: %.1f GFLOP/s median, %.1f best (%d calls)\n", batch,
