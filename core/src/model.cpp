@@ -45,26 +45,24 @@ void Mlp::init(std::uint64_t seed) {
   }
 }
 
-void Mlp::use_gradient_storage(std::span<float> storage) {
+void Mlp::adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
+                        const char* what) {
   HPCML_REQUIRE(storage.size() == params_.size(), Error,
-                "gradient storage of " + std::to_string(storage.size()) +
+                std::string(what) + " storage of " + std::to_string(storage.size()) +
                     " elements given to a model with " + std::to_string(params_.size()) +
                     " parameters");
-  std::copy(grads_.begin(), grads_.end(), storage.begin());
-  grads_ = storage;
-  own_grads_.clear();
-  own_grads_.shrink_to_fit();
+  std::copy(view.begin(), view.end(), storage.begin());
+  view = storage;
+  own.clear();
+  own.shrink_to_fit();
+}
+
+void Mlp::use_gradient_storage(std::span<float> storage) {
+  adopt_storage(own_grads_, grads_, storage, "gradient");
 }
 
 void Mlp::use_parameter_storage(std::span<float> storage) {
-  HPCML_REQUIRE(storage.size() == params_.size(), Error,
-                "parameter storage of " + std::to_string(storage.size()) +
-                    " elements given to a model with " + std::to_string(params_.size()) +
-                    " parameters");
-  std::copy(params_.begin(), params_.end(), storage.begin());
-  params_ = storage;
-  own_params_.clear();
-  own_params_.shrink_to_fit();
+  adopt_storage(own_params_, params_, storage, "parameter");
 }
 
 std::vector<std::span<float>> Mlp::gradient_buffers() {

@@ -73,6 +73,9 @@ class Mlp {
 
  private:
   void forward(Backend& be, const Batch& batch);
+  // Moves `view` (which shows `own`) to `storage`, copying the values over.
+  void adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
+                     const char* what);
 
   std::size_t inputs_, classes_;
   std::vector<std::size_t> widths_;  // inputs, hidden..., classes
