@@ -167,6 +167,9 @@ TrainSummary Trainer::run() {
       const double lr = learning_rate(config_.optimizer.schedule, config_.optimizer.lr, global_step,
                                       warmup_steps, total_steps);
       const auto t2 = Clock::now();
+      // Backprop: the time since t1 outside the comm hooks so far.
+      const double backprop_s =
+          std::max(0.0, std::chrono::duration<double>(t2 - t1).count() - comm);
       // Sharded: the comm layer calls the update for this rank's ranges in
       // between reducing and exchanging; that time counts as compute.
       double optimizer_s = 0;
@@ -178,14 +181,13 @@ TrainSummary Trainer::run() {
           });
       if (!sharded) comm_.finish_gradients();
       comm += std::max(0.0, seconds_since(t2) - optimizer_s);
-      const auto t3 = Clock::now();
       if (!sharded) {
+        const auto t3 = Clock::now();
         optimizer_.step(backend_, lr);
         optimizer_s = seconds_since(t3);
       }
       const double step_s = seconds_since(t0);
-      const double compute = std::max(0.0, std::chrono::duration<double>(t3 - t1).count() - comm) +
-                             (sharded ? 0.0 : optimizer_s);
+      const double compute = backprop_s + optimizer_s;
       rec.insert(rec.end(), {step_s, compute, comm, io, comm_.last_gradient_stats().overlapped_s,
                              r.loss_sum / static_cast<double>(r.rows)});
       loss_sum += r.loss_sum;
