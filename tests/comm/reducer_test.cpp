@@ -68,6 +68,25 @@ bool same_bits(const Grads& a, const Grads& b) {
   return true;
 }
 
+std::size_t total_size(const Grads& g) {
+  std::size_t total = 0;
+  for (const auto& d : g.data) total += d.size();
+  return total;
+}
+
+// Copies the buffers one after another into `storage` (a trainer's flat
+// gradient buffer) and returns their spans there.
+std::vector<std::span<float>> lay_out(const Grads& g, std::span<float> storage) {
+  std::vector<std::span<float>> spans;
+  std::size_t off = 0;
+  for (const auto& d : g.data) {
+    std::copy(d.begin(), d.end(), storage.begin() + static_cast<std::ptrdiff_t>(off));
+    spans.push_back(storage.subspan(off, d.size()));
+    off += d.size();
+  }
+  return spans;
+}
+
 void expect_identical_on_all_ranks(const Grads& g) {
   for (const auto& d : g.data) {
     std::vector<float> root = d;
@@ -111,8 +130,7 @@ TEST(Reducer, GradientStorageGivesTheSameBits) {
   ReducerOptions o;
   o.fusion_mb = 0.02;  // several buckets at different offsets of the storage
   Grads expected = make_grads(comm.rank(), 3);
-  std::size_t total = 0;
-  for (const auto& d : expected.data) total += d.size();
+  const std::size_t total = total_size(expected);
   GradientReducer shared(comm, o);
   std::span<float> storage = shared.gradient_storage(total);
   if (comm.size() == 1) {
@@ -120,13 +138,7 @@ TEST(Reducer, GradientStorageGivesTheSameBits) {
     return;
   }
   ASSERT_EQ(storage.size(), total);
-  std::vector<std::span<float>> spans;
-  std::size_t off = 0;
-  for (const auto& d : expected.data) {
-    std::copy(d.begin(), d.end(), storage.begin() + static_cast<std::ptrdiff_t>(off));
-    spans.push_back(storage.subspan(off, d.size()));
-    off += d.size();
-  }
+  std::vector<std::span<float>> spans = lay_out(expected, storage);
   for (int step = 0; step < 2; ++step) {  // the buffer is reused step after step
     shared.begin_gradients(spans);
     for (std::size_t i = spans.size(); i-- > 0;) shared.gradient_ready(i);
@@ -150,8 +162,7 @@ TEST(Reducer, ShardedUpdateMatchesAverageThenUpdate) {
   ReducerOptions o;
   o.fusion_mb = 0.02;
   Grads g = make_grads(comm.rank(), 5);
-  std::size_t total = 0;
-  for (const auto& d : g.data) total += d.size();
+  const std::size_t total = total_size(g);
   GradientReducer red(comm, o);
   std::span<float> gs = red.gradient_storage(total);
   std::span<float> ps = red.parameter_storage(total);
@@ -163,13 +174,7 @@ TEST(Reducer, ShardedUpdateMatchesAverageThenUpdate) {
   ASSERT_TRUE(red.sharded());
   std::vector<float> p0(total);
   for (std::size_t i = 0; i < total; ++i) p0[i] = ps[i] = 0.001f * static_cast<float>(i % 997);
-  std::vector<std::span<float>> spans;
-  std::size_t off = 0;
-  for (const auto& d : g.data) {
-    std::copy(d.begin(), d.end(), gs.begin() + static_cast<std::ptrdiff_t>(off));
-    spans.push_back(gs.subspan(off, d.size()));
-    off += d.size();
-  }
+  std::vector<std::span<float>> spans = lay_out(g, gs);
   std::vector<int> owned(total, 0);
   red.begin_gradients(spans);
   for (std::size_t i = spans.size(); i-- > 0;) red.gradient_ready(i);
