@@ -16,10 +16,10 @@ std::unique_ptr<Backend> make_reference_backend();
 /// is set to one thread and OpenMP threads each multiply one panel of C.
 /// `openblas`: OpenBLAS's own pthreads pool with `threads` threads (kept to
 /// measure the two side by side; the only mode when built without OpenMP).
-enum class GemmThreading { panels, openblas };
+enum class GemmThreading { kPanels, kOpenblas };
 
 std::unique_ptr<Backend> make_omp_backend(int threads,
-                                          GemmThreading gemm_threading = GemmThreading::panels);
+                                          GemmThreading gemm_threading = GemmThreading::kPanels);
 
 /// Rejects leading dimensions smaller than the stored row length, which would
 /// make rows overlap. Sizes of zero are valid and need no storage.

@@ -67,9 +67,9 @@ class OmpBackend final : public Backend {
       : threads_(threads), gemm_threading_(gemm_threading) {
 #if !(defined(HPCML_HAS_OPENMP) && defined(_OPENMP))
     // Without OpenMP there is no second pool to collide with: let OpenBLAS thread.
-    gemm_threading_ = GemmThreading::openblas;
+    gemm_threading_ = GemmThreading::kOpenblas;
 #endif
-    blas_threads_wanted_ = gemm_threading_ == GemmThreading::openblas ? threads_ : 1;
+    blas_threads_wanted_ = gemm_threading_ == GemmThreading::kOpenblas ? threads_ : 1;
     openblas_set_num_threads(blas_threads_wanted_);
     // OpenBLAS may cap the count (at its MAX_THREADS or the CPU count); remember
     // what it settled on so sync_blas_threads() does not re-set it every call.
@@ -110,7 +110,7 @@ class OmpBackend final : public Backend {
         (side + static_cast<std::size_t>(threads_) - 1) / static_cast<std::size_t>(threads_);
     panel = (panel + kGemmPanelAlign - 1) / kGemmPanelAlign * kGemmPanelAlign;
     const std::size_t panels = (side + panel - 1) / panel;
-    if (gemm_threading_ == GemmThreading::openblas || panels < 2 ||
+    if (gemm_threading_ == GemmThreading::kOpenblas || panels < 2 ||
         m * n * k < kMinParallelGemmMacs) {
       call(m, n, a, b, c);
       return;

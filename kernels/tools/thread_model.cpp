@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
       threads, m, n, k, m, n, params, reps);
   std::printf("%-10s %10s %12s %14s %14s %16s\n", "gemm_mode", "gemm", "elementwise", "alternating",
               "sum_of_parts", "alt_cpu_per_call");
-  for (const auto mode : {GemmThreading::panels, GemmThreading::openblas}) {
-    const char* mode_name = mode == GemmThreading::panels ? "panels" : "openblas";
+  for (const auto mode : {GemmThreading::kPanels, GemmThreading::kOpenblas}) {
+    const char* mode_name = mode == GemmThreading::kPanels ? "panels" : "openblas";
     if (which != "both" && which != mode_name) continue;
     auto be = hpcml::kernels::detail::make_omp_backend(threads, mode);
     const auto gemm = [&] {

@@ -148,7 +148,7 @@ TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
   std::uint32_t seed = 1000;
   for (const auto& g : cases) check_case(*ref, *omp, g, seed += 7);
   // OpenBLAS's own thread pool (the mode a build without OpenMP uses).
-  auto omp_blas = detail::make_omp_backend(2, detail::GemmThreading::openblas);
+  auto omp_blas = detail::make_omp_backend(2, detail::GemmThreading::kOpenblas);
   for (const auto& g : cases) check_case(*ref, *omp_blas, g, seed += 7);
 }
 

@@ -1,0 +1,32 @@
+// Run directories and the files written into them.
+//
+// One place creates the directory a run, a benchmark, a submitted job or a
+// scaling study writes into, and one place writes its small files (config.toml,
+// summary.json, study.json, scripts). Both are plain POSIX, no MPI: the caller
+// decides which rank writes (rank 0 everywhere in hpcml) and broadcasts the path.
+#pragma once
+
+#include <string>
+
+namespace hpcml {
+
+/// Creates `<parent>/<name>` (creating `parent` first when needed) and returns
+/// its path. When the name is taken it tries `<name>-2`, `<name>-3`, ... :
+/// every attempt is one mkdir(2), so two processes started at once with the
+/// same name never share a directory. `what` names the setting in errors
+/// (for example "run.dir"). Throws ConfigError with the path and the reason.
+std::string create_unique_dir(const std::string& parent, const std::string& name,
+                              const std::string& what = "run.dir");
+
+/// A file name made from free text: every character other than letters,
+/// digits, '-', '_' and '.' becomes '_' (used for default run names).
+std::string sanitize_file_name(const std::string& text);
+
+/// Writes `text` to `path` so that a reader sees either the old file or the
+/// whole new one: it writes `path.tmp.<pid>`, checks every write, fsyncs,
+/// renames over `path` and fsyncs the directory. `executable` adds the
+/// owner's and group's execute bits. Throws Error naming the path and the
+/// reason (a full disk, a missing directory) and leaves no temporary behind.
+void write_file_atomic(const std::string& path, const std::string& text, bool executable = false);
+
+}  // namespace hpcml

@@ -1,0 +1,95 @@
+#include "hpcml/core/run_dir.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "hpcml/core/error.hpp"
+
+namespace hpcml {
+
+namespace fs = std::filesystem;
+
+std::string create_unique_dir(const std::string& parent, const std::string& name,
+                              const std::string& what) {
+  HPCML_REQUIRE(!name.empty(), ConfigError, what + ": empty directory name");
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec)
+    HPCML_THROW(ConfigError, what + " '" + parent + "': cannot create directory: " + ec.message());
+  for (int i = 1; i < 10000; ++i) {
+    const fs::path p = fs::path(parent) / (i == 1 ? name : name + "-" + std::to_string(i));
+    if (::mkdir(p.c_str(), 0777) == 0) return p.string();
+    if (errno != EEXIST)
+      HPCML_THROW(ConfigError,
+                  what + ": cannot create '" + p.string() + "': " + std::strerror(errno));
+  }
+  HPCML_THROW(ConfigError, what + ": too many directories named '" + name + "' in " + parent);
+}
+
+std::string sanitize_file_name(const std::string& text) {
+  std::string out = text;
+  for (char& c : out) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  }
+  return out;
+}
+
+namespace {
+
+// Closes the descriptor and removes the temporary unless released.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  bool keep = false;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!keep) ::unlink(path.c_str());
+  }
+};
+
+[[noreturn]] void fail(const std::string& path, const char* step, int err) {
+  HPCML_THROW(Error, path + ": " + step + " failed: " + std::strerror(err));
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& text, bool executable) {
+  TempFile tmp;
+  tmp.path = path + ".tmp." + std::to_string(::getpid());
+  const mode_t mode = executable ? 0775 : 0664;
+  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (tmp.fd < 0) fail(path, "open", errno);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(tmp.fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(path, "write", errno);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(tmp.fd) != 0) fail(path, "fsync", errno);
+  const int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::close(fd) != 0) fail(path, "close", errno);
+  if (::rename(tmp.path.c_str(), path.c_str()) != 0) fail(path, "rename", errno);
+  tmp.keep = true;
+  // The rename is durable only once the directory entry is.
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    const int rc = ::fsync(dfd);
+    const int err = errno;
+    ::close(dfd);
+    if (rc != 0 && err != EINVAL) fail(dir.string(), "fsync", err);
+  }
+}
+
+}  // namespace hpcml

@@ -1,0 +1,108 @@
+#include "hpcml/core/run_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hpcml/core/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/hpcml-run-dir-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST(RunDir, CreatesParentAndSuffixesTakenNames) {
+  TempDir t;
+  const std::string parent = (t.path / "runs" / "deep").string();
+  EXPECT_EQ(hpcml::create_unique_dir(parent, "a"), parent + "/a");
+  EXPECT_EQ(hpcml::create_unique_dir(parent, "a"), parent + "/a-2");
+  EXPECT_EQ(hpcml::create_unique_dir(parent, "a"), parent + "/a-3");
+  EXPECT_EQ(hpcml::create_unique_dir(parent, "b"), parent + "/b");
+  EXPECT_TRUE(fs::is_directory(parent + "/a-3"));
+}
+
+TEST(RunDir, ErrorsNameTheSettingAndPath) {
+  TempDir t;
+  const fs::path file = t.path / "plain-file";
+  std::ofstream(file) << "x";
+  try {
+    hpcml::create_unique_dir((file / "sub").string(), "run", "study.dir");
+    FAIL() << "no error";
+  } catch (const hpcml::ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("study.dir"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("plain-file"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(hpcml::create_unique_dir(t.path.string(), ""), hpcml::ConfigError);
+}
+
+TEST(RunDir, SanitizesNames) {
+  EXPECT_EQ(hpcml::sanitize_file_name("my run/1:x.toml"), "my_run_1_x.toml");
+  EXPECT_EQ(hpcml::sanitize_file_name("ok-name_2.0"), "ok-name_2.0");
+}
+
+TEST(RunDir, AtomicWriteReplacesWholeFileAndLeavesNoTemporary) {
+  TempDir t;
+  const fs::path p = t.path / "summary.json";
+  hpcml::write_file_atomic(p.string(), "first\n");
+  EXPECT_EQ(slurp(p), "first\n");
+  hpcml::write_file_atomic(p.string(), "second, longer\n");
+  EXPECT_EQ(slurp(p), "second, longer\n");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(t.path)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(RunDir, AtomicWriteSetsExecuteBits) {
+  TempDir t;
+  const fs::path p = t.path / "job.sbatch";
+  hpcml::write_file_atomic(p.string(), "#!/bin/bash\n", true);
+  EXPECT_NE(fs::status(p).permissions() & fs::perms::owner_exec, fs::perms::none);
+  hpcml::write_file_atomic((t.path / "args").string(), "x\n");
+  EXPECT_EQ(fs::status(t.path / "args").permissions() & fs::perms::owner_exec, fs::perms::none);
+}
+
+TEST(RunDir, AtomicWriteFailureNamesPathAndLeavesNothingBehind) {
+  TempDir t;
+  try {
+    hpcml::write_file_atomic((t.path / "missing" / "x.json").string(), "x");
+    FAIL() << "no error";
+  } catch (const hpcml::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing/x.json"), std::string::npos) << e.what();
+  }
+  // The target is a directory: the rename fails, the directory stays, no temporary is left.
+  fs::create_directory(t.path / "taken");
+  std::ofstream(t.path / "taken" / "inside") << "keep";
+  EXPECT_THROW(hpcml::write_file_atomic((t.path / "taken").string(), "x"), hpcml::Error);
+  EXPECT_EQ(slurp(t.path / "taken" / "inside"), "keep");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(t.path)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
