@@ -79,6 +79,15 @@ if(_at EQUAL -1 OR _lua MATCHES "@[A-Z_]+@")
   message(FATAL_ERROR "module file not configured with the prefix ${_prefix}:\n${_lua}")
 endif()
 
+# Its Lua parses, where a Lua compiler is installed (optional: not in the deps list).
+find_program(_luac NAMES luac luac5.4 luac5.3 luac5.1)
+if(_luac)
+  run_step("luac -p on the module file" ${_luac} -p
+           ${_prefix}/share/hpcml/modulefiles/hpcml/${HPCML_VERSION}.lua)
+else()
+  message(STATUS "skipped: luac -p on the module file (no luac)")
+endif()
+
 # ---- 3. the installed executable --------------------------------------------------
 # Without HPCML_SITES_DIR the installed binary must use its own share/hpcml.
 unset(ENV{HPCML_SITES_DIR})
