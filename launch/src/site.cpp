@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <system_error>
 
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
@@ -14,6 +15,15 @@ namespace hpcml::launch {
 
 std::string default_sites_dir() {
   if (const char* d = std::getenv("HPCML_SITES_DIR"); d && *d) return d;
+  // An installed hpcml (<prefix>/bin/hpcml) uses <prefix>/share/hpcml/configs/sites,
+  // so that it works once the source tree is gone.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed =
+        (exe.parent_path() / HPCML_DATADIR_FROM_BINDIR / "configs" / "sites").lexically_normal();
+    if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  }
   return std::string(HPCML_SOURCE_DIR) + "/configs/sites";
 }
 

@@ -37,7 +37,8 @@ struct SiteProfile {
   std::string hpcml;
 };
 
-/// Directory that holds the site profiles: $HPCML_SITES_DIR if set, else the
+/// Directory that holds the site profiles: $HPCML_SITES_DIR if set, else, for an
+/// installed hpcml, <prefix>/share/hpcml/configs/sites next to its bin/, else the
 /// source tree's configs/sites.
 std::string default_sites_dir();
 
