@@ -34,6 +34,42 @@ std::string default_run_name(const std::string& config_path) {
   return name;
 }
 
+struct OpenedData {
+  std::unique_ptr<io::ShardDataset> train, test;  // test: null when not evaluated
+  double open_s = 0;                              // opening and verification, seconds
+};
+
+// Every rank opens the splits (metadata only); shard verification is spread
+// over the ranks: rank r checks shards r, r+R, ... of each split. Collective.
+OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::size_t prefetch) {
+  OpenedData d;
+  const auto t_open = std::chrono::steady_clock::now();
+  comm::agree(world, [&] {
+    d.train = io::open_dataset(cfg.data.path, cfg.data.train_split);
+    d.train->set_prefetch_depth(prefetch);
+    if (cfg.train.evaluate) {
+      d.test = io::open_dataset(cfg.data.path, cfg.data.test_split);
+      d.test->set_prefetch_depth(prefetch);
+    }
+  });
+  if (cfg.data.verify) {
+    comm::agree(world, [&] {
+      for (io::ShardDataset* ds : {d.train.get(), d.test.get()}) {
+        if (!ds) continue;
+        std::vector<std::size_t> mine;
+        for (std::size_t s = static_cast<std::size_t>(world.rank()); s < ds->shard_count();
+             s += static_cast<std::size_t>(world.size())) {
+          mine.push_back(s);
+        }
+        ds->verify(mine);
+      }
+    });
+  }
+  comm::agree(world, [&] { check_batch_layout(cfg, *d.train, world.size()); });
+  d.open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  return d;
+}
+
 struct TrainArgs {
   std::string config;
   std::vector<std::string> sets;
@@ -70,34 +106,9 @@ int run_train(const TrainArgs& args) {
       choose_prefetch(cfg.data.prefetch, layout.threads_per_rank, layout.hardware_threads,
                       layout.local_size, static_cast<int>(std::thread::hardware_concurrency()));
 
-  // Every rank opens the splits (metadata only); shard verification is spread
-  // over the ranks: rank r checks shards r, r+R, ... of each split.
-  std::unique_ptr<io::ShardDataset> train, test;
-  const auto t_open = std::chrono::steady_clock::now();
-  comm::agree(world, [&] {
-    train = io::open_dataset(cfg.data.path, cfg.data.train_split);
-    train->set_prefetch_depth(prefetch.depth);
-    if (cfg.train.evaluate) {
-      test = io::open_dataset(cfg.data.path, cfg.data.test_split);
-      test->set_prefetch_depth(prefetch.depth);
-    }
-  });
-  if (cfg.data.verify) {
-    comm::agree(world, [&] {
-      for (io::ShardDataset* ds : {train.get(), test.get()}) {
-        if (!ds) continue;
-        std::vector<std::size_t> mine;
-        for (std::size_t s = static_cast<std::size_t>(rank); s < ds->shard_count();
-             s += static_cast<std::size_t>(world.size())) {
-          mine.push_back(s);
-        }
-        ds->verify(mine);
-      }
-    });
-  }
-  comm::agree(world, [&] { check_batch_layout(cfg, *train, world.size()); });
-  const double open_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  const auto data = open_data(world, cfg, prefetch.depth);
+  io::ShardDataset& train = *data.train;
+  io::ShardDataset* test = data.test.get();
 
   std::string run_dir;
   comm::agree(world, [&] {
@@ -117,13 +128,13 @@ int run_train(const TrainArgs& args) {
        << "  ranks " << world.size() << " on " << nodes << " node(s) x " << layout.threads_per_rank
        << " thread(s) (" << layout.threads_source << "), backend " << backend->name()
        << (layout.oversubscribed ? "  [OVERSUBSCRIBED: ranks x threads > cores]" : "") << "\n"
-       << "  data  " << train->describe() << (test ? "; " + test->describe() : "")
+       << "  data  " << train.describe() << (test ? "; " + test->describe() : "")
        << (cfg.data.verify ? " (verified" : " (not verified") << ", " << std::fixed;
     os.precision(2);
-    os << open_s << " s); " << prefetch.description << "\n";
-    os << "  model " << train->features();
+    os << data.open_s << " s); " << prefetch.description << "\n";
+    os << "  model " << train.features();
     for (auto h : cfg.model.hidden) os << "-" << h;
-    os << "-" << train->classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
+    os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
        << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs
        << " epoch(s), lr " << cfg.optimizer.lr << " " << cfg.optimizer.schedule << "\n"
        << "  run   " << run_dir << "\n";
@@ -135,7 +146,7 @@ int run_train(const TrainArgs& args) {
   if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
-  Trainer trainer(cfg, *backend, reducer, *train, test.get(), run_dir, out, facts);
+  Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
   if (out && world.size() > 1) {
     *out << "  update: "
          << (reducer.sharded()
