@@ -258,3 +258,51 @@ TEST(TrainState, RestoreRefusesAStateOfAnotherRun) {
   expect_refused(tensors, "parameters");
   EXPECT_NO_THROW(t.restore(good.view()));
 }
+
+namespace {
+
+// One rank that takes the sharded-update path: the update runs in two ranges,
+// as two owners would run it.
+class ShardedSelf final : public hpcml::Collectives {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void average(const std::vector<std::span<float>>&) override {}
+  void sum(std::span<double>) override {}
+  void max(std::span<double>) override {}
+  void broadcast(std::span<float>, int) override {}
+  std::vector<double> gather(std::span<const double> local) override {
+    return {local.begin(), local.end()};
+  }
+  bool finish_gradients_sharded(const RangeUpdate& update) override {
+    // The buffers are views of the model's one flat gradient array.
+    const float* flat = pending_.front().data();
+    std::size_t n = 0;
+    for (const auto& b : pending_) n += b.size();
+    update(0, n / 3, flat);
+    update(n / 3, n, flat + n / 3);
+    return true;
+  }
+};
+
+}  // namespace
+
+// The sharded path takes the same steps as the plain one, and the state says
+// which momentum ranges this rank keeps.
+TEST(TrainState, ShardedUpdateRecordsTheOwnedMomentumRanges) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  const auto cfg = resume_config();
+  const RunRecord plain = train_run(cfg, "reference", *train);
+
+  auto be = hpcml::kernels::make_backend("reference", 2);
+  ShardedSelf comm;
+  hpcml::Trainer t(cfg, *be, comm, *train, nullptr);
+  EXPECT_TRUE(t.state().momentum_ranges.empty());
+  t.run();
+  const std::size_t n = t.state().parameters.size();
+  EXPECT_EQ(t.state().momentum_ranges,
+            (std::vector<std::pair<std::size_t, std::size_t>>{{0, n / 3}, {n / 3, n}}));
+  EXPECT_TRUE(
+      std::equal(plain.parameters.begin(), plain.parameters.end(), t.state().parameters.begin()));
+  EXPECT_TRUE(std::equal(plain.momentum.begin(), plain.momentum.end(), t.state().momentum.begin()));
+}

@@ -4,17 +4,22 @@
 //
 // Exact means: a Trainer restored from a TrainState, with the same
 // configuration, rank count and data, takes the same optimizer steps with the
-// same bits as the run that produced the state (tests/core/trainer_test.cpp
-// checks it on one rank). What is *not* part of the state, and so differs
-// after a resume: the time figures, and the training loss/accuracy of the
-// epoch the run resumes in (they cover the steps taken since the resume).
+// same bits as the run that produced the state. Tests: tests/core/
+// trainer_test.cpp (one rank: mid-epoch, at an epoch's end, after a stop
+// signal; a fake sharded update records its ranges) and data_parallel_test.cpp
+// (2 and 3 ranks, all-reduce path). Not tested yet: a resume with the real
+// sharded update (comm's node-shared GradientReducer), where each rank's
+// momentum is current only in its own ranges (momentum_ranges): a checkpoint
+// must collect them from their owners. What is *not* part of the state, and so
+// differs after a resume: the time figures, and the training loss/accuracy of
+// the epoch the run resumes in (they cover the steps taken since the resume).
 //
 // Memory: parameters and momentum are views of the live buffers (no copies),
-// host memory today. Where a device backend takes over parameter and
-// activation memory (cuda/), these spans become host mirrors that the backend
-// fills before a StepHook runs and reads back in Trainer::restore(): the
-// mirror is the checkpoint's side of the copy, the loop itself keeps working
-// on device memory.
+// host memory today. This is where a device backend (cuda/, not written yet)
+// takes over: it will own parameter, gradient and activation memory on the
+// device, and these spans will become host mirrors that it fills before a
+// StepHook runs and copies back to the device in Trainer::restore(); the loop
+// keeps working on device memory and copies only at those boundaries.
 #pragma once
 
 #include <cstddef>
