@@ -1,13 +1,7 @@
 // `hpcml train CONFIG [--set key=value ...]`: synchronous data-parallel training.
-#include <sys/stat.h>
-
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -18,6 +12,7 @@
 #include "hpcml/comm/reducer.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/signals.hpp"
 #include "hpcml/core/strings.hpp"
 #include "hpcml/core/train_config.hpp"
@@ -33,32 +28,46 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string default_run_name(const std::string& config_path) {
-  std::string stem = fs::path(config_path).stem().string();
-  for (char& c : stem) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
-  std::string name = stem + "-" + utc_timestamp();
+  std::string name =
+      sanitize_file_name(fs::path(config_path).stem().string()) + "-" + utc_timestamp();
   if (const char* job = std::getenv("SLURM_JOB_ID")) name += std::string("-") + job;
   return name;
 }
 
-// Creates <dir>/<name> (adding -2, -3, ... if it exists). Rank 0 only.
-std::string create_run_dir(const TrainConfig& cfg, const std::string& config_path) {
-  const std::string name = cfg.run.name.empty() ? default_run_name(config_path) : cfg.run.name;
-  std::error_code ec;
-  fs::create_directories(cfg.run.dir, ec);
-  if (ec)
-    HPCML_THROW(ConfigError,
-                "run.dir '" + cfg.run.dir + "': cannot create directory: " + ec.message());
-  for (int i = 1; i < 10000; ++i) {
-    fs::path p = fs::path(cfg.run.dir) / (i == 1 ? name : name + "-" + std::to_string(i));
-    if (::mkdir(p.c_str(), 0777) == 0) return p.string();
-    if (errno != EEXIST) {
-      HPCML_THROW(ConfigError,
-                  "run.dir: cannot create '" + p.string() + "': " + std::strerror(errno));
+struct OpenedData {
+  std::unique_ptr<io::ShardDataset> train, test;  // test: null when not evaluated
+  double open_s = 0;                              // opening and verification, seconds
+};
+
+// Every rank opens the splits (metadata only); shard verification is spread
+// over the ranks: rank r checks shards r, r+R, ... of each split. Collective.
+OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::size_t prefetch) {
+  OpenedData d;
+  const auto t_open = std::chrono::steady_clock::now();
+  comm::agree(world, [&] {
+    d.train = io::open_dataset(cfg.data.path, cfg.data.train_split);
+    d.train->set_prefetch_depth(prefetch);
+    if (cfg.train.evaluate) {
+      d.test = io::open_dataset(cfg.data.path, cfg.data.test_split);
+      d.test->set_prefetch_depth(prefetch);
     }
+  });
+  if (cfg.data.verify) {
+    comm::agree(world, [&] {
+      for (io::ShardDataset* ds : {d.train.get(), d.test.get()}) {
+        if (!ds) continue;
+        std::vector<std::size_t> mine;
+        for (std::size_t s = static_cast<std::size_t>(world.rank()); s < ds->shard_count();
+             s += static_cast<std::size_t>(world.size())) {
+          mine.push_back(s);
+        }
+        ds->verify(mine);
+      }
+    });
   }
-  HPCML_THROW(ConfigError, "run.dir: too many runs named '" + name + "'");
+  comm::agree(world, [&] { check_batch_layout(cfg, *d.train, world.size()); });
+  d.open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  return d;
 }
 
 struct TrainArgs {
@@ -93,62 +102,22 @@ int run_train(const TrainArgs& args) {
     backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
   });
 
-  // A reader thread pays off only when a core is left for it: with every core
-  // busy computing it just time-slices with training, at moments that differ
-  // from rank to rank, and the ranks wait for each other at every all-reduce.
-  std::size_t prefetch = 0;
-  std::string reader;
-  if (cfg.data.prefetch == TrainConfig::Data::kAutoPrefetch) {
-    const int t = layout.threads_per_rank;
-    const auto node_cpus = static_cast<int>(std::thread::hardware_concurrency());
-    const bool spare = layout.hardware_threads > t && node_cpus > layout.local_size * t;
-    prefetch = spare ? 2 : 0;
-    reader = spare ? "reader thread 2 batches ahead (prefetch auto: spare core)"
-                   : "reads on the training thread (prefetch auto: no spare core)";
-  } else {
-    prefetch = static_cast<std::size_t>(cfg.data.prefetch);
-    reader = prefetch ? "reader thread " + std::to_string(prefetch) + " batches ahead"
-                      : "reads on the training thread (prefetch 0)";
-  }
+  const auto prefetch =
+      choose_prefetch(cfg.data.prefetch, layout.threads_per_rank, layout.hardware_threads,
+                      layout.local_size, static_cast<int>(std::thread::hardware_concurrency()));
 
-  // Every rank opens the splits (metadata only); shard verification is spread
-  // over the ranks: rank r checks shards r, r+R, ... of each split.
-  std::unique_ptr<io::ShardDataset> train, test;
-  const auto t_open = std::chrono::steady_clock::now();
-  comm::agree(world, [&] {
-    train = io::open_dataset(cfg.data.path, cfg.data.train_split);
-    train->set_prefetch_depth(prefetch);
-    if (cfg.train.evaluate) {
-      test = io::open_dataset(cfg.data.path, cfg.data.test_split);
-      test->set_prefetch_depth(prefetch);
-    }
-  });
-  if (cfg.data.verify) {
-    comm::agree(world, [&] {
-      for (io::ShardDataset* ds : {train.get(), test.get()}) {
-        if (!ds) continue;
-        std::vector<std::size_t> mine;
-        for (std::size_t s = static_cast<std::size_t>(rank); s < ds->shard_count();
-             s += static_cast<std::size_t>(world.size())) {
-          mine.push_back(s);
-        }
-        ds->verify(mine);
-      }
-    });
-  }
-  comm::agree(world, [&] { check_batch_layout(cfg, *train, world.size()); });
-  const double open_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  const auto data = open_data(world, cfg, prefetch.depth);
+  io::ShardDataset& train = *data.train;
+  io::ShardDataset* test = data.test.get();
 
   std::string run_dir;
   comm::agree(world, [&] {
     if (rank == 0) {
-      run_dir = create_run_dir(cfg, args.config);
-      std::ofstream f(run_dir + "/config.toml");
-      f << "# effective configuration of this run (defaults filled in)\n"
-        << "# source: " << doc.source() << "\n"
-        << doc.effective_toml();
-      if (!f.good()) HPCML_THROW(Error, run_dir + "/config.toml: write failed");
+      run_dir = create_unique_dir(
+          cfg.run.dir, cfg.run.name.empty() ? default_run_name(args.config) : cfg.run.name);
+      write_file_atomic(run_dir + "/config.toml",
+                        "# effective configuration of this run (defaults filled in)\n# source: " +
+                            doc.source() + "\n" + doc.effective_toml());
     }
   });
   run_dir = world.broadcast_string(run_dir, 0);
@@ -159,13 +128,13 @@ int run_train(const TrainArgs& args) {
        << "  ranks " << world.size() << " on " << nodes << " node(s) x " << layout.threads_per_rank
        << " thread(s) (" << layout.threads_source << "), backend " << backend->name()
        << (layout.oversubscribed ? "  [OVERSUBSCRIBED: ranks x threads > cores]" : "") << "\n"
-       << "  data  " << train->describe() << (test ? "; " + test->describe() : "")
+       << "  data  " << train.describe() << (test ? "; " + test->describe() : "")
        << (cfg.data.verify ? " (verified" : " (not verified") << ", " << std::fixed;
     os.precision(2);
-    os << open_s << " s); " << reader << "\n";
-    os << "  model " << train->features();
+    os << data.open_s << " s); " << prefetch.description << "\n";
+    os << "  model " << train.features();
     for (auto h : cfg.model.hidden) os << "-" << h;
-    os << "-" << train->classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
+    os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
        << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs
        << " epoch(s), lr " << cfg.optimizer.lr << " " << cfg.optimizer.schedule << "\n"
        << "  run   " << run_dir << "\n";
@@ -176,12 +145,8 @@ int run_train(const TrainArgs& args) {
   comm::GradientReducer reducer(world, reducer_options);
   if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
 
-  LaunchFacts facts;
-  facts.threads_per_rank = layout.threads_per_rank;
-  facts.nodes = nodes;
-  facts.oversubscribed = layout.oversubscribed;
-  facts.hostname = layout.hostname;
-  Trainer trainer(cfg, *backend, reducer, *train, test.get(), run_dir, out, facts);
+  const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
+  Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
   if (out && world.size() > 1) {
     *out << "  update: "
          << (reducer.sharded()

@@ -59,4 +59,21 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   return c;
 }
 
+PrefetchChoice choose_prefetch(int prefetch, int threads_per_rank, int hardware_threads,
+                               int local_size, int node_cpus) {
+  PrefetchChoice c;
+  if (prefetch == TrainConfig::Data::kAutoPrefetch) {
+    const bool spare =
+        hardware_threads > threads_per_rank && node_cpus > local_size * threads_per_rank;
+    c.depth = spare ? 2 : 0;
+    c.description = spare ? "reader thread 2 batches ahead (prefetch auto: spare core)"
+                          : "reads on the training thread (prefetch auto: no spare core)";
+  } else {
+    c.depth = static_cast<std::size_t>(prefetch);
+    c.description = c.depth ? "reader thread " + std::to_string(c.depth) + " batches ahead"
+                            : "reads on the training thread (prefetch 0)";
+  }
+  return c;
+}
+
 }  // namespace hpcml

@@ -124,3 +124,21 @@ TEST(TrainConfig, DefaultsAndValidation) {
   auto name = ConfigDoc::parse("[run]\nname = \"../x\"\n", "n.toml");
   EXPECT_NE(error_of([&] { hpcml::read_train_config(name); }).find("run.name"), std::string::npos);
 }
+
+TEST(TrainConfig, PrefetchAutoNeedsASpareCore) {
+  constexpr int kAuto = hpcml::TrainConfig::Data::kAutoPrefetch;
+  // 2 ranks x 1 thread on 4 CPUs: a core is left for each reader thread.
+  auto spare = hpcml::choose_prefetch(kAuto, 1, 4, 2, 4);
+  EXPECT_EQ(spare.depth, 2u);
+  EXPECT_EQ(spare.description, "reader thread 2 batches ahead (prefetch auto: spare core)");
+  // 2 ranks x 1 thread on 2 CPUs, or a rank pinned to its thread's one CPU: none.
+  EXPECT_EQ(hpcml::choose_prefetch(kAuto, 1, 2, 2, 2).depth, 0u);
+  auto pinned = hpcml::choose_prefetch(kAuto, 1, 1, 1, 8);
+  EXPECT_EQ(pinned.depth, 0u);
+  EXPECT_EQ(pinned.description, "reads on the training thread (prefetch auto: no spare core)");
+  // An explicit depth is taken as given.
+  EXPECT_EQ(hpcml::choose_prefetch(3, 8, 1, 8, 8).description, "reader thread 3 batches ahead");
+  auto none = hpcml::choose_prefetch(0, 1, 64, 1, 64);
+  EXPECT_EQ(none.depth, 0u);
+  EXPECT_EQ(none.description, "reads on the training thread (prefetch 0)");
+}

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/signals.hpp"
 #include "hpcml/core/trainer.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "memory_dataset.hpp"
@@ -85,4 +87,222 @@ TEST(Trainer, BatchLargerThanDatasetIsAConfigError) {
               std::string::npos)
         << e.what();
   }
+}
+
+namespace {
+
+// Every step's loss and global step, as rank 0 reports them to the sinks.
+class StepRecorder final : public hpcml::MetricsSink {
+ public:
+  StepRecorder(std::vector<double>& losses, std::vector<std::size_t>& steps)
+      : losses_(losses), steps_(steps) {}
+  void step(const hpcml::StepMetrics& m) override {
+    losses_.push_back(m.phases.loss);
+    steps_.push_back(m.global_step);
+  }
+
+ private:
+  std::vector<double>& losses_;
+  std::vector<std::size_t>& steps_;
+};
+
+// Copies the state once `at` steps are taken, and counts the hook calls.
+class Snapshot final : public hpcml::StepHook {
+ public:
+  explicit Snapshot(std::size_t at) : at_(at) {}
+  void after_step(const hpcml::TrainState& s) override {
+    ++steps;
+    if (s.global_step == at_) copy.emplace(s);
+  }
+  void after_epoch(const hpcml::TrainState& s) override {
+    ++epochs;
+    EXPECT_EQ(s.step_in_epoch, 0u);
+  }
+  void after_training(const hpcml::TrainState&, const hpcml::TrainSummary& s) override {
+    ++ends;
+    signal = s.stopped_by_signal;
+  }
+  std::optional<hpcml::OwnedTrainState> copy;
+  int steps = 0, epochs = 0, ends = 0;
+  bool signal = false;
+
+ private:
+  std::size_t at_;
+};
+
+hpcml::TrainConfig resume_config() {
+  auto c = small_config();
+  c.train.epochs = 3;
+  c.optimizer.warmup_epochs = 0.5;  // the schedule's warmup and its cosine both matter
+  return c;
+}
+
+struct RunRecord {
+  std::vector<double> losses;
+  std::vector<std::size_t> steps;
+  std::vector<float> parameters, momentum;
+  hpcml::TrainSummary summary;
+};
+
+// Trains (from `from` when given) and records what the run did.
+RunRecord train_run(const hpcml::TrainConfig& cfg, const char* backend, hpcml::Dataset& data,
+                    const hpcml::TrainState* from = nullptr, hpcml::StepHook* hook = nullptr) {
+  auto be = hpcml::kernels::make_backend(backend, 2);
+  SelfCollectives comm;
+  hpcml::Trainer t(cfg, *be, comm, data, nullptr);
+  RunRecord r;
+  t.add_sink(std::make_unique<StepRecorder>(r.losses, r.steps));
+  if (hook) t.add_hook(*hook);
+  if (from) t.restore(*from);
+  r.summary = t.run();
+  r.parameters.assign(t.state().parameters.begin(), t.state().parameters.end());
+  r.momentum.assign(t.state().momentum.begin(), t.state().momentum.end());
+  return r;
+}
+
+}  // namespace
+
+// A TrainState taken mid-run and restored into a fresh trainer continues with
+// the same bits: every later step's loss, the final parameters and momentum.
+TEST(TrainState, RestoredStateContinuesBitIdentically) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  const auto cfg = resume_config();
+  const std::size_t spe = 1000 / 32;
+  for (const char* backend : {"reference", "omp"}) {
+    // Inside the second epoch, and right after the last step of the first.
+    for (std::size_t at : {spe + 9, spe}) {
+      Snapshot snap(at);
+      const RunRecord full = train_run(cfg, backend, *train, nullptr, &snap);
+      ASSERT_EQ(full.losses.size(), 3 * spe);
+      EXPECT_EQ(snap.steps, static_cast<int>(3 * spe));
+      EXPECT_EQ(snap.epochs, 3);
+      EXPECT_EQ(snap.ends, 1);
+      ASSERT_TRUE(snap.copy.has_value());
+      EXPECT_EQ(snap.copy->view().epoch, at == spe ? 0 : 1);  // the hook sees the step's epoch
+      EXPECT_EQ(snap.copy->view().step_in_epoch, at == spe ? spe : 9u);
+
+      const RunRecord resumed = train_run(cfg, backend, *train, &snap.copy->view());
+      ASSERT_EQ(resumed.losses.size(), 3 * spe - at) << backend << " at " << at;
+      EXPECT_TRUE(std::equal(resumed.losses.begin(), resumed.losses.end(),
+                             full.losses.begin() + static_cast<std::ptrdiff_t>(at)))
+          << backend << " at " << at;
+      EXPECT_EQ(resumed.steps.front(), at + 1);
+      EXPECT_EQ(resumed.parameters, full.parameters) << backend << " at " << at;
+      EXPECT_EQ(resumed.momentum, full.momentum) << backend << " at " << at;
+      EXPECT_EQ(resumed.summary.steps, full.summary.steps);
+      EXPECT_EQ(resumed.summary.epochs_completed, 3);
+    }
+  }
+}
+
+// The preemption path: a stop signal ends the run after step 8 (the first
+// poll); the state it leaves resumes to the same end as an uninterrupted run.
+TEST(TrainState, StopOnSignalThenResume) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  const auto cfg = resume_config();
+  const RunRecord full = train_run(cfg, "reference", *train);
+
+  auto be = hpcml::kernels::make_backend("reference", 2);
+  SelfCollectives comm;
+  hpcml::Trainer stopped(cfg, *be, comm, *train, nullptr);
+  Snapshot hook(0);
+  stopped.add_hook(hook);
+  hpcml::set_stop_requested(true, 10);
+  const auto s = stopped.run();
+  hpcml::set_stop_requested(false);
+  EXPECT_TRUE(s.stopped_by_signal);
+  EXPECT_TRUE(hook.signal);
+  EXPECT_EQ(s.steps, 8u);
+  EXPECT_EQ(s.epochs_completed, 0);
+  EXPECT_EQ(stopped.state().global_step, 8u);
+  EXPECT_EQ(stopped.state().step_in_epoch, 8u);
+
+  const hpcml::OwnedTrainState saved(stopped.state());
+  const RunRecord resumed = train_run(cfg, "reference", *train, &saved.view());
+  ASSERT_EQ(resumed.losses.size(), full.losses.size() - 8);
+  EXPECT_TRUE(std::equal(resumed.losses.begin(), resumed.losses.end(), full.losses.begin() + 8));
+  EXPECT_EQ(resumed.parameters, full.parameters);
+}
+
+TEST(TrainState, RestoreRefusesAStateOfAnotherRun) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  auto be = hpcml::kernels::make_backend("reference", 1);
+  SelfCollectives comm;
+  const auto cfg = resume_config();
+  hpcml::Trainer t(cfg, *be, comm, *train, nullptr);
+  const hpcml::OwnedTrainState good(t.state());
+
+  auto expect_refused = [&](hpcml::OwnedTrainState bad, const std::string& what) {
+    try {
+      t.restore(bad.view());
+      FAIL() << "expected a refusal naming " << what;
+    } catch (const hpcml::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  auto seed = good;
+  seed.state.seed = 7;
+  expect_refused(seed, "train.seed 7, this run has 42");
+  auto batch = good;
+  batch.state.local_batch = 16;
+  expect_refused(batch, "train.batch_size 16");
+  auto schedule = good;
+  schedule.state.total_steps = 5;
+  expect_refused(schedule, "total steps 5");
+  auto position = good;
+  position.state.global_step = 3;  // epoch 0, step 0
+  expect_refused(position, "inconsistent position");
+  auto tensors = good;
+  tensors.parameters_data.pop_back();
+  tensors.state.parameters = tensors.parameters_data;
+  expect_refused(tensors, "parameters");
+  EXPECT_NO_THROW(t.restore(good.view()));
+}
+
+namespace {
+
+// One rank that takes the sharded-update path: the update runs in two ranges,
+// as two owners would run it.
+class ShardedSelf final : public hpcml::Collectives {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void average(const std::vector<std::span<float>>&) override {}
+  void sum(std::span<double>) override {}
+  void max(std::span<double>) override {}
+  void broadcast(std::span<float>, int) override {}
+  std::vector<double> gather(std::span<const double> local) override {
+    return {local.begin(), local.end()};
+  }
+  bool finish_gradients_sharded(const RangeUpdate& update) override {
+    // The buffers are views of the model's one flat gradient array.
+    const float* flat = pending_.front().data();
+    std::size_t n = 0;
+    for (const auto& b : pending_) n += b.size();
+    update(0, n / 3, flat);
+    update(n / 3, n, flat + n / 3);
+    return true;
+  }
+};
+
+}  // namespace
+
+// The sharded path takes the same steps as the plain one, and the state says
+// which momentum ranges this rank keeps.
+TEST(TrainState, ShardedUpdateRecordsTheOwnedMomentumRanges) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  const auto cfg = resume_config();
+  const RunRecord plain = train_run(cfg, "reference", *train);
+
+  auto be = hpcml::kernels::make_backend("reference", 2);
+  ShardedSelf comm;
+  hpcml::Trainer t(cfg, *be, comm, *train, nullptr);
+  EXPECT_TRUE(t.state().momentum_ranges.empty());
+  t.run();
+  const std::size_t n = t.state().parameters.size();
+  EXPECT_EQ(t.state().momentum_ranges,
+            (std::vector<std::pair<std::size_t, std::size_t>>{{0, n / 3}, {n / 3, n}}));
+  EXPECT_TRUE(
+      std::equal(plain.parameters.begin(), plain.parameters.end(), t.state().parameters.begin()));
+  EXPECT_TRUE(std::equal(plain.momentum.begin(), plain.momentum.end(), t.state().momentum.begin()));
 }

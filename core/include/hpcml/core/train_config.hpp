@@ -2,6 +2,7 @@
 // docs/config-reference.md lists every key with its default and meaning.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -57,6 +58,23 @@ inline const std::vector<std::string>& non_training_tables() {
   static const std::vector<std::string> t{"slurm", "sweep", "site", "scale"};
   return t;
 }
+
+/// How batches are read: the reader thread's depth (0 = read on the training
+/// thread) and a line for the log saying why.
+struct PrefetchChoice {
+  std::size_t depth = 0;
+  std::string description;
+};
+
+/// Resolves data.prefetch (a depth, or Data::kAutoPrefetch) for a rank of
+/// `threads_per_rank` compute threads that may run on `hardware_threads` CPUs,
+/// with `local_size` ranks on a node of `node_cpus` CPUs. Auto gives 2
+/// batches ahead only when a core is left for the reader thread: with every
+/// core busy computing it just time-slices with training, at moments that
+/// differ from rank to rank, and the ranks wait for each other at every
+/// all-reduce.
+PrefetchChoice choose_prefetch(int prefetch, int threads_per_rank, int hardware_threads,
+                               int local_size, int node_cpus);
 
 /// Reads and validates every training key (defaults filled in). Does not call
 /// check_unknown(): the caller does, after other layers have read their keys.

@@ -3,42 +3,40 @@
 // Every rank runs the same loop on its own slice of each global batch
 // (epoch_indices), averages gradients through Collectives each step, and
 // applies the same update, so weights stay bit-identical on all ranks.
-// Rank 0 writes the run directory: metrics.jsonl (one line per step and per
-// epoch) and summary.json; see docs/run-directory.md.
+//
+// The loop is one of four parts:
+// - Trainer (this file): the step loop, evaluation and the run's position;
+// - PhaseTimer / combine_ranks (phase_timing.hpp): where step time went;
+// - MetricsSink (metrics_sink.hpp): metrics.jsonl, summary.json and the
+//   progress lines, on rank 0 (see docs/run-directory.md);
+// - TrainState and StepHook (train_state.hpp): what a resume needs, and the
+//   step/epoch boundaries where checkpointing plugs in.
+//
+// Memory: the model (Mlp) owns parameters, gradients and activations in host
+// memory; the comm layer may place parameters and gradients itself
+// (Collectives::gradient_storage / parameter_storage). A device backend
+// (cuda/) is where this changes: it will own the parameter, gradient and
+// activation memory on the device, Mlp's spans become views of it for kernels
+// only, and TrainState's spans host mirrors synchronised at hook boundaries
+// (see train_state.hpp). The loop itself stays the same.
 #pragma once
 
 #include <cstddef>
 #include <iosfwd>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/data.hpp"
+#include "hpcml/core/metrics_sink.hpp"
 #include "hpcml/core/model.hpp"
+#include "hpcml/core/phase_timing.hpp"
 #include "hpcml/core/train_config.hpp"
+#include "hpcml/core/train_state.hpp"
 
 namespace hpcml {
-
-/// Facts about the launch recorded in summary.json (they do not change training).
-struct LaunchFacts {
-  int threads_per_rank = 1;
-  int nodes = 1;
-  bool oversubscribed = false;
-  std::string hostname;
-};
-
-struct TrainSummary {
-  std::size_t steps = 0;  // optimizer steps taken
-  int epochs_completed = 0;
-  bool stopped_by_signal = false;
-  double final_train_loss = 0, final_train_acc = 0;
-  double final_test_loss = 0, final_test_acc = -1;  // -1: not evaluated
-  double samples_per_s = 0;  // global samples per second of training (evaluation excluded)
-  double wall_s = 0;
-  double step_s_median = 0;
-  double compute_s_per_step = 0, comm_s_per_step = 0, io_s_per_step = 0, idle_s_per_step = 0;
-  double comm_overlapped_s_per_step = 0;
-};
 
 /// Throws ConfigError if one global batch (batch_size x ranks) does not fit in
 /// the training split. Deterministic: every rank reaches the same verdict.
@@ -46,13 +44,34 @@ void check_batch_layout(const TrainConfig& config, const Dataset& train, int ran
 
 class Trainer {
  public:
-  /// `test` may be null (no evaluation). `run_dir` is used on rank 0 only ("" =
-  /// write nothing). `out` receives the human-readable progress (rank 0 only;
-  /// pass nullptr on other ranks).
+  /// `test` may be null (no evaluation). Collective (broadcasts the initial
+  /// parameters). The references must outlive the trainer.
+  Trainer(const TrainConfig& config, Backend& backend, Collectives& comm, Dataset& train,
+          Dataset* test);
+  /// The same, with the usual sinks on rank 0: a RunDirSink on `run_dir`
+  /// ("" = write nothing) and a ProgressPrinter on `out` (nullptr = none;
+  /// pass nullptr on other ranks). metrics.jsonl is created by run().
   Trainer(const TrainConfig& config, Backend& backend, Collectives& comm, Dataset& train,
           Dataset* test, std::string run_dir, std::ostream* out, LaunchFacts facts = {});
 
+  /// Adds a metrics sink; sinks are called on rank 0 only, in the order added.
+  void add_sink(std::unique_ptr<MetricsSink> sink);
+  /// Adds a hook (not owned; must outlive run()), called on every rank.
+  void add_hook(StepHook& hook);
+
+  /// Trains from the current position (the start, or a restored state) to the
+  /// end of the configured epochs, train.max_steps or a stop signal.
+  /// Collective.
   TrainSummary run();
+
+  /// The live state (spans view the model's and optimizer's buffers).
+  const TrainState& state() const { return state_; }
+  /// Continues from `state` (taken from a run with the same configuration,
+  /// rank count and data): copies parameters and momentum in and takes its
+  /// position. Throws ConfigError when the seed, rank count, batch, steps per
+  /// epoch or LR schedule differ, Error when the tensor sizes do. Call on
+  /// every rank with the same state, before run(); not collective.
+  void restore(const TrainState& state);
 
   Mlp& model() { return model_; }
 
@@ -60,18 +79,42 @@ class Trainer {
   struct Evaluation {
     double loss = 0, accuracy = 0;
   };
+  // Per-rank sums of one epoch's training batches.
+  struct EpochTotals {
+    double loss_sum = 0, correct = 0, seen = 0;
+  };
+  struct EpochOutcome {
+    std::size_t steps = 0;  // steps taken in this epoch by this run
+    bool stop = false;      // train.max_steps or a stop signal ended training
+    bool signal = false;    // a stop signal did
+  };
+
+  EpochOutcome train_epoch(EpochTotals& totals, std::vector<double>& records);
+  StepRecord train_step(BatchReader& reader, Batch& batch, BatchResult& result);
+  bool stop_signal_agreed();
+  void finish_epoch(const EpochOutcome& outcome, const EpochTotals& totals,
+                    const std::vector<double>& records, double epoch_s, TrainSummary& s);
   Evaluation evaluate();
+  RunInfo run_info() const;
 
   const TrainConfig& config_;
   Backend& backend_;
   Collectives& comm_;
   Dataset& train_;
   Dataset* test_;
-  std::string run_dir_;
-  std::ostream* out_;
-  LaunchFacts facts_;
   Mlp model_;
   SgdMomentum optimizer_;
+  TrainState state_;
+  PhaseTimer timer_;
+  RunTiming timing_;
+  std::vector<std::unique_ptr<MetricsSink>> sinks_;
+  std::vector<StepHook*> hooks_;
+  std::vector<std::span<float>> grads_;
+  std::vector<std::pair<std::size_t, std::size_t>> owned_ranges_;  // of the step in progress
+  // The usual sinks, created at the start of run() (see the second constructor).
+  std::string run_dir_;
+  std::ostream* out_ = nullptr;
+  LaunchFacts facts_;
 };
 
 }  // namespace hpcml

@@ -1,0 +1,107 @@
+// Everything a resumed run needs to continue exactly where a run stopped, and
+// the hooks through which checkpointing (and anything else that acts at step
+// and epoch boundaries) plugs into the trainer without touching its loop.
+//
+// Exact means: a Trainer restored from a TrainState, with the same
+// configuration, rank count and data, takes the same optimizer steps with the
+// same bits as the run that produced the state. Tests: tests/core/
+// trainer_test.cpp (one rank: mid-epoch, at an epoch's end, after a stop
+// signal; a fake sharded update records its ranges) and data_parallel_test.cpp
+// (2 and 3 ranks, all-reduce path). Not tested yet: a resume with the real
+// sharded update (comm's node-shared GradientReducer), where each rank's
+// momentum is current only in its own ranges (momentum_ranges): a checkpoint
+// must collect them from their owners. What is *not* part of the state, and so
+// differs after a resume: the time figures, and the training loss/accuracy of
+// the epoch the run resumes in (they cover the steps taken since the resume).
+//
+// Memory: parameters and momentum are views of the live buffers (no copies),
+// host memory today. This is where a device backend (cuda/, not written yet)
+// takes over: it will own parameter, gradient and activation memory on the
+// device, and these spans will become host mirrors that it fills before a
+// StepHook runs and copies back to the device in Trainer::restore(); the loop
+// keeps working on device memory and copies only at those boundaries.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace hpcml {
+
+struct TrainSummary;
+
+struct TrainState {
+  // ---- tensors (views of the model's flat buffers, same layout) ----------
+  std::span<float> parameters;  // Mlp::parameters()
+  std::span<float> momentum;    // SgdMomentum::velocity()
+  /// In a sharded update (Collectives::finish_gradients_sharded) every rank
+  /// keeps the momentum of the ranges it owns only: these [lo, hi) ranges of
+  /// the flat vector, as of the last step. A checkpoint must take each range
+  /// from its owner. Empty: the whole momentum vector is current on this rank.
+  std::vector<std::pair<std::size_t, std::size_t>> momentum_ranges;
+
+  // ---- position: the next step to take ------------------------------------
+  std::size_t global_step = 0;    // optimizer steps taken; also the LR schedule's position
+  int epoch = 0;                  // 0-based epoch of the next step
+  std::size_t step_in_epoch = 0;  // steps of `epoch` already taken: the sampler skips
+                                  // step_in_epoch x local_batch of this rank's indices
+
+  // ---- what the position means (restore() refuses a state that differs) --
+  // The data order of an epoch is a pure function of (seed, epoch, ranks,
+  // local_batch) (epoch_indices), and no random numbers are drawn after the
+  // initialisation: seed, epoch and step_in_epoch are the whole RNG state.
+  std::uint64_t seed = 0;
+  int ranks = 1;
+  std::size_t local_batch = 0;
+  std::size_t steps_per_epoch = 0;
+  std::size_t total_steps = 0;   // the LR schedule's length (epochs or train.max_steps)
+  std::size_t warmup_steps = 0;  // the LR schedule's warmup
+};
+
+/// Called by the trainer at step and epoch boundaries on every rank, in the
+/// same order on all ranks, so a hook may call collectives (a checkpoint
+/// writer with parallel HDF5 will). The state is consistent when a hook runs:
+/// the step's update is applied and the position counts it. Hooks must not
+/// change parameters or momentum.
+class StepHook {
+ public:
+  virtual ~StepHook() = default;
+  /// After every optimizer step.
+  virtual void after_step(const TrainState& /*state*/) {}
+  /// After each completed epoch, its evaluation and metrics; the state points at the first
+  /// step of the next epoch.
+  virtual void after_epoch(const TrainState& /*state*/) {}
+  /// When training ends: all epochs done, train.max_steps reached, or a stop
+  /// signal (summary.stopped_by_signal; the place to write a checkpoint before
+  /// the job is requeued). Called before the summary is written.
+  virtual void after_training(const TrainState& /*state*/, const TrainSummary& /*summary*/) {}
+};
+
+/// A copy of a TrainState that owns its tensors (for tests and for a
+/// checkpoint reader: fill `parameters_data`/`momentum_data`, then pass
+/// view() to Trainer::restore()).
+struct OwnedTrainState {
+  std::vector<float> parameters_data, momentum_data;
+  TrainState state;  // spans point into the two vectors above
+
+  OwnedTrainState() = default;
+  explicit OwnedTrainState(const TrainState& s)
+      : parameters_data(s.parameters.begin(), s.parameters.end()),
+        momentum_data(s.momentum.begin(), s.momentum.end()),
+        state(s) {
+    state.parameters = parameters_data;
+    state.momentum = momentum_data;
+  }
+  OwnedTrainState(const OwnedTrainState& o) : OwnedTrainState(o.state) {}
+  OwnedTrainState& operator=(const OwnedTrainState& o) {
+    if (this != &o) *this = OwnedTrainState(o.state);
+    return *this;
+  }
+  OwnedTrainState(OwnedTrainState&&) = default;  // vector moves keep the data in place
+  OwnedTrainState& operator=(OwnedTrainState&&) = default;
+  const TrainState& view() const { return state; }
+};
+
+}  // namespace hpcml
