@@ -10,6 +10,7 @@
 
 #include "hpcml/analysis/plot.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/process_path.hpp"
 
 namespace hpcml::analysis {
 
