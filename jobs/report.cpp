@@ -1,17 +1,16 @@
 // `hpcml report DIR | --csv FILE`: the scaling report (tables, Amdahl/Gustafson
 // fit, predictions, alpha-beta model, plots) from run directories or a CSV table.
-// The work is in jobs/analysis (hpcml_analysis); see docs/scaling.md.
+// The work is in analysis/ (hpcml_analysis); see docs/scaling.md.
 #include <CLI/CLI.hpp>
 #include <cmath>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 
 #include "commands.hpp"
 #include "hpcml/analysis/report.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/launch/process.hpp"
 
 namespace hpcml::jobs {
 
@@ -25,29 +24,6 @@ struct ReportArgs {
   bool exclude_oversubscribed = false;
   std::string command_line;
 };
-
-// This process's command line as typed (from /proc), for the report's provenance.
-std::string command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::string line;
-  std::size_t start = 0;
-  bool first = true;
-  while (start < all.size()) {
-    std::size_t end = all.find('\0', start);
-    if (end == std::string::npos) end = all.size();
-    std::string arg = all.substr(start, end - start);
-    if (arg.find_first_of(" \"'$\\") != std::string::npos) {
-      std::string q = "'";
-      for (char c : arg) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      arg = q + "'";
-    }
-    line += first ? std::string("hpcml") : " " + arg;
-    first = false;
-    start = end + 1;
-  }
-  return line.empty() ? "hpcml report" : line;
-}
 
 int run_report(ReportArgs& a) {
   auto& req = a.req;
@@ -132,7 +108,7 @@ void add_report(CLI::App& app, Action& action) {
   cmd->add_flag("--no-png", a->no_png, "Write SVG plots only");
   r.comm.ranks_per_node = 0;
   cmd->callback([&action, a] {
-    a->command_line = command_line();
+    a->command_line = launch::self_command_line();
     action = [a] { return run_report(*a); };
   });
 }
