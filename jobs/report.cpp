@@ -3,8 +3,11 @@
 // The work is in analysis/ (hpcml_analysis); see docs/scaling.md.
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <filesystem>
+#include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "commands.hpp"
 #include "hpcml/analysis/report.hpp"
@@ -15,6 +18,8 @@
 namespace hpcml::jobs {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 struct ReportArgs {
   analysis::ReportRequest req;
@@ -51,7 +56,38 @@ int run_report(ReportArgs& a) {
   return 0;
 }
 
+// Exact enough that the report job reads the very value given.
+std::string number_arg(double v) {
+  std::ostringstream o;
+  o << std::setprecision(17) << v;
+  return o.str();
+}
+
 }  // namespace
+
+std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
+                                          const std::string& study_dir, const std::string& mode,
+                                          bool no_png) {
+  std::vector<std::string> v{"report", study_dir, "--out", study_dir + "/report", "--mode", mode};
+  if (r.study.max_n > 0) v.insert(v.end(), {"--max-n", number_arg(r.study.max_n)});
+  v.insert(v.end(), {"--target-eff", number_arg(r.study.target_efficiency)});
+  const auto& c = r.comm;
+  if (std::isfinite(c.inter.alpha_s)) v.insert(v.end(), {"--alpha", number_arg(c.inter.alpha_s)});
+  if (std::isfinite(c.inter.beta_s_per_byte))
+    v.insert(v.end(), {"--beta", number_arg(c.inter.beta_s_per_byte)});
+  if (std::isfinite(c.intra.alpha_s))
+    v.insert(v.end(), {"--intra-alpha", number_arg(c.intra.alpha_s)});
+  if (std::isfinite(c.intra.beta_s_per_byte) && c.intra.beta_s_per_byte > 0)
+    v.insert(v.end(),
+             {"--intra-bandwidth-gbps", number_arg(1.0 / (c.intra.beta_s_per_byte * 1e9))});
+  if (!r.allreduce_csv.empty())
+    v.insert(v.end(), {"--allreduce-csv", fs::absolute(r.allreduce_csv).string()});
+  if (std::isfinite(c.grad_bytes)) v.insert(v.end(), {"--grad-bytes", number_arg(c.grad_bytes)});
+  if (c.ranks_per_node > 0) v.insert(v.end(), {"--ranks-per-node", number_arg(c.ranks_per_node)});
+  if (no_png) v.push_back("--no-png");
+  v.insert(v.end(), {"--title", "Scaling report: " + fs::path(study_dir).filename().string()});
+  return v;
+}
 
 void add_report(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(

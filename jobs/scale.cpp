@@ -2,14 +2,12 @@
 // a scaling study (launch/study.hpp), then its report (analysis, see
 // docs/scaling.md). Locally the points run one after another under mpiexec and
 // the report follows; with --slurm each point is a batch job and a last job
-// runs `hpcml report` with the arguments built here.
+// runs `hpcml report` with report_arguments() (report.cpp).
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "commands.hpp"
 #include "hpcml/analysis/report.hpp"
@@ -31,36 +29,6 @@ struct ScaleArgs {
   double intra_bandwidth_gbps = analysis::kUnknown;
   bool no_png = false;
 };
-
-std::string number_arg(double v) {
-  std::ostringstream o;
-  o << std::setprecision(17) << v;
-  return o.str();
-}
-
-// `hpcml report` arguments that reproduce what the local mode's make_report(r) does.
-std::vector<std::string> report_args(const analysis::ReportRequest& r, const std::string& study_dir,
-                                     const std::string& mode, bool no_png) {
-  std::vector<std::string> v{"report", study_dir, "--out", study_dir + "/report", "--mode", mode};
-  if (r.study.max_n > 0) v.insert(v.end(), {"--max-n", number_arg(r.study.max_n)});
-  v.insert(v.end(), {"--target-eff", number_arg(r.study.target_efficiency)});
-  const auto& c = r.comm;
-  if (std::isfinite(c.inter.alpha_s)) v.insert(v.end(), {"--alpha", number_arg(c.inter.alpha_s)});
-  if (std::isfinite(c.inter.beta_s_per_byte))
-    v.insert(v.end(), {"--beta", number_arg(c.inter.beta_s_per_byte)});
-  if (std::isfinite(c.intra.alpha_s))
-    v.insert(v.end(), {"--intra-alpha", number_arg(c.intra.alpha_s)});
-  if (std::isfinite(c.intra.beta_s_per_byte) && c.intra.beta_s_per_byte > 0)
-    v.insert(v.end(),
-             {"--intra-bandwidth-gbps", number_arg(1.0 / (c.intra.beta_s_per_byte * 1e9))});
-  if (!r.allreduce_csv.empty())
-    v.insert(v.end(), {"--allreduce-csv", fs::absolute(r.allreduce_csv).string()});
-  if (std::isfinite(c.grad_bytes)) v.insert(v.end(), {"--grad-bytes", number_arg(c.grad_bytes)});
-  if (c.ranks_per_node > 0) v.insert(v.end(), {"--ranks-per-node", number_arg(c.ranks_per_node)});
-  if (no_png) v.push_back("--no-png");
-  v.insert(v.end(), {"--title", "Scaling report: " + fs::path(study_dir).filename().string()});
-  return v;
-}
 
 // The report's model parameters: the command line first, then the config's [scale].
 void apply_model_keys(ScaleArgs& a, const launch::StudyModelKeys& m) {
@@ -90,7 +58,8 @@ int run_scale(ScaleArgs& a) {
   apply_model_keys(a, plan.model);
   if (a.study.slurm) {
     launch::submit_study_slurm(
-        plan, [&](const std::string& dir) { return report_args(a.report, dir, a.mode, a.no_png); },
+        plan,
+        [&](const std::string& dir) { return report_arguments(a.report, dir, a.mode, a.no_png); },
         std::cout, std::cerr);
     return 0;
   }
