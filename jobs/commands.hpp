@@ -5,9 +5,14 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace CLI {
 class App;
+}
+namespace hpcml::analysis {
+struct ReportRequest;
 }
 
 namespace hpcml::jobs {
@@ -15,17 +20,23 @@ namespace hpcml::jobs {
 /// The work of the chosen subcommand; returns the process exit code.
 using Action = std::function<int()>;
 
-void add_info(CLI::App& app, Action& action);      // info.cpp
-void add_shard(CLI::App& app, Action& action);     // shard.cpp
-void add_train(CLI::App& app, Action& action);     // train.cpp
-void add_bench(CLI::App& app, Action& action);     // bench.cpp: the `bench` group
-void add_submit(CLI::App& app, Action& action);    // submit.cpp
-void add_sweep(CLI::App& app, Action& action);     // sweep.cpp
-void add_scale(CLI::App& app, Action& action);     // scale.cpp
-void add_report(CLI::App& app, Action& action);    // report.cpp
+void add_info(CLI::App& app, Action& action);    // info.cpp
+void add_shard(CLI::App& app, Action& action);   // shard.cpp
+void add_train(CLI::App& app, Action& action);   // train.cpp
+void add_bench(CLI::App& app, Action& action);   // bench.cpp: the `bench` group
+void add_submit(CLI::App& app, Action& action);  // submit.cpp
+void add_sweep(CLI::App& app, Action& action);   // sweep.cpp
+void add_scale(CLI::App& app, Action& action);   // scale.cpp
+void add_report(CLI::App& app, Action& action);  // report.cpp
 
 // `hpcml bench <what>`: each adds one subcommand to the `bench` group.
 void add_bench_allreduce(CLI::App& bench, Action& action);  // bench_allreduce.cpp
 void add_bench_synthetic(CLI::App& bench, Action& action);  // bench_synthetic.cpp
+
+/// `hpcml report` arguments that reproduce make_report(request) on a study
+/// directory (`hpcml scale --slurm`'s report job; report.cpp owns the options).
+std::vector<std::string> report_arguments(const analysis::ReportRequest& request,
+                                          const std::string& study_dir, const std::string& mode,
+                                          bool no_png);
 
 }  // namespace hpcml::jobs

@@ -1,21 +1,25 @@
 // `hpcml report DIR | --csv FILE`: the scaling report (tables, Amdahl/Gustafson
 // fit, predictions, alpha-beta model, plots) from run directories or a CSV table.
-// The work is in jobs/analysis (hpcml_analysis); see docs/scaling.md.
+// The work is in analysis/ (hpcml_analysis); see docs/scaling.md.
 #include <CLI/CLI.hpp>
 #include <cmath>
-#include <fstream>
+#include <filesystem>
+#include <iomanip>
 #include <iostream>
-#include <iterator>
 #include <memory>
+#include <sstream>
 
 #include "commands.hpp"
 #include "hpcml/analysis/report.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/launch/process.hpp"
 
 namespace hpcml::jobs {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 struct ReportArgs {
   analysis::ReportRequest req;
@@ -25,29 +29,6 @@ struct ReportArgs {
   bool exclude_oversubscribed = false;
   std::string command_line;
 };
-
-// This process's command line as typed (from /proc), for the report's provenance.
-std::string command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::string line;
-  std::size_t start = 0;
-  bool first = true;
-  while (start < all.size()) {
-    std::size_t end = all.find('\0', start);
-    if (end == std::string::npos) end = all.size();
-    std::string arg = all.substr(start, end - start);
-    if (arg.find_first_of(" \"'$\\") != std::string::npos) {
-      std::string q = "'";
-      for (char c : arg) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      arg = q + "'";
-    }
-    line += first ? std::string("hpcml") : " " + arg;
-    first = false;
-    start = end + 1;
-  }
-  return line.empty() ? "hpcml report" : line;
-}
 
 int run_report(ReportArgs& a) {
   auto& req = a.req;
@@ -75,7 +56,38 @@ int run_report(ReportArgs& a) {
   return 0;
 }
 
+// Exact enough that the report job reads the very value given.
+std::string number_arg(double v) {
+  std::ostringstream o;
+  o << std::setprecision(17) << v;
+  return o.str();
+}
+
 }  // namespace
+
+std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
+                                          const std::string& study_dir, const std::string& mode,
+                                          bool no_png) {
+  std::vector<std::string> v{"report", study_dir, "--out", study_dir + "/report", "--mode", mode};
+  if (r.study.max_n > 0) v.insert(v.end(), {"--max-n", number_arg(r.study.max_n)});
+  v.insert(v.end(), {"--target-eff", number_arg(r.study.target_efficiency)});
+  const auto& c = r.comm;
+  if (std::isfinite(c.inter.alpha_s)) v.insert(v.end(), {"--alpha", number_arg(c.inter.alpha_s)});
+  if (std::isfinite(c.inter.beta_s_per_byte))
+    v.insert(v.end(), {"--beta", number_arg(c.inter.beta_s_per_byte)});
+  if (std::isfinite(c.intra.alpha_s))
+    v.insert(v.end(), {"--intra-alpha", number_arg(c.intra.alpha_s)});
+  if (std::isfinite(c.intra.beta_s_per_byte) && c.intra.beta_s_per_byte > 0)
+    v.insert(v.end(),
+             {"--intra-bandwidth-gbps", number_arg(1.0 / (c.intra.beta_s_per_byte * 1e9))});
+  if (!r.allreduce_csv.empty())
+    v.insert(v.end(), {"--allreduce-csv", fs::absolute(r.allreduce_csv).string()});
+  if (std::isfinite(c.grad_bytes)) v.insert(v.end(), {"--grad-bytes", number_arg(c.grad_bytes)});
+  if (c.ranks_per_node > 0) v.insert(v.end(), {"--ranks-per-node", number_arg(c.ranks_per_node)});
+  if (no_png) v.push_back("--no-png");
+  v.insert(v.end(), {"--title", "Scaling report: " + fs::path(study_dir).filename().string()});
+  return v;
+}
 
 void add_report(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
@@ -132,7 +144,7 @@ void add_report(CLI::App& app, Action& action) {
   cmd->add_flag("--no-png", a->no_png, "Write SVG plots only");
   r.comm.ranks_per_node = 0;
   cmd->callback([&action, a] {
-    a->command_line = command_line();
+    a->command_line = launch::self_command_line();
     action = [a] { return run_report(*a); };
   });
 }

@@ -88,6 +88,14 @@ int resolve_threads(int config_threads, std::string* source) {
   return 1;
 }
 
+int hardware_threads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
 RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, int nodes,
                             int config_threads) {
   RuntimeLayout l;
@@ -97,13 +105,7 @@ RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, 
   l.local_size = local_size;
   l.nodes = nodes;
   l.threads_per_rank = resolve_threads(config_threads, &l.threads_source);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    l.hardware_threads = CPU_COUNT(&set);
-  } else {
-    l.hardware_threads = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  }
+  l.hardware_threads = hardware_threads();
   // Under mpiexec each rank may be bound to fewer CPUs than the node has; the
   // node's count is what oversubscription is about when ranks are unbound.
   const int node_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));

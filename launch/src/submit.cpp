@@ -1,9 +1,5 @@
 #include "hpcml/launch/submit.hpp"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +10,7 @@
 
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/strings.hpp"
 #include "hpcml/core/train_config.hpp"
 #include "hpcml/launch/batch_script.hpp"
@@ -45,13 +42,9 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// Small files of a run directory: whole or not at all (core's run_dir.hpp).
 void write_text(const fs::path& path, const std::string& text, bool executable = false) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  f.close();
-  if (!f.good()) HPCML_THROW(Error, path.string() + ": write failed");
-  if (executable)
-    fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
+  write_file_atomic(path.string(), text, executable);
 }
 
 std::string join_lines(const std::vector<std::string>& v) {
@@ -107,20 +100,10 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
   Prepared p;
   p.config = config;
   p.config_text = read_text(config);
-  ConfigDoc doc = ConfigDoc::load(config);
-  for (const auto& s : o.sets) {
-    if (has_control_char(s))
-      HPCML_THROW(ConfigError, "--set '" + printable(s) + "': contains a control character");
-    doc.set(s);
-  }
-  // Site: --site, else the config's site.name, else built-in defaults.
-  std::string site_name = doc.get_string("site.name", "");
-  if (!o.site.empty()) site_name = o.site;
-  SiteProfile site;
-  if (!site_name.empty())
-    site = load_site(site_name, o.sites_dir.empty() ? default_sites_dir() : o.sites_dir);
-  apply_site_table(doc, "site", site);
-  JobSpec job = read_job_spec(doc, site);
+  JobConfig jc = load_job_config(config, o.sets, o.site, o.sites_dir);
+  ConfigDoc& doc = jc.doc;
+  const SiteProfile& site = jc.site;
+  const JobSpec& job = jc.job;
   p.sweep = read_sweep_spec(doc);
   TrainConfig train = read_train_config(doc);
   std::vector<std::string> skip = foreign_tables();
@@ -146,11 +129,9 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
 
   p.run_parent = fs::absolute(train.run.dir).lexically_normal().string();
   while (p.run_parent.size() > 1 && p.run_parent.back() == '/') p.run_parent.pop_back();
-  p.run_name = train.run.name.empty() ? fs::path(config).stem().string() + "-" + utc_timestamp()
-                                      : train.run.name;
-  for (char& c : p.run_name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
+  p.run_name = sanitize_file_name(train.run.name.empty()
+                                      ? fs::path(config).stem().string() + "-" + utc_timestamp()
+                                      : train.run.name);
   p.plan.job = job;
   p.plan.site = site;
   p.plan.source_config = config;
@@ -188,23 +169,27 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
   return p;
 }
 
-// mkdir <parent>/<name>, adding -2, -3, ... when it exists.
-std::string make_run_dir(Prepared& p) {
-  std::error_code ec;
-  fs::create_directories(p.run_parent, ec);
-  if (ec)
-    HPCML_THROW(ConfigError, "run.dir '" + p.run_parent + "': cannot create: " + ec.message());
-  for (int i = 1; i < 10000; ++i) {
-    const std::string suffix = i == 1 ? std::string() : cat("-", std::to_string(i));
-    std::string d = cat(p.run_parent, "/", p.run_name, suffix);
-    if (::mkdir(d.c_str(), 0777) == 0) return d;
-    if (errno != EEXIST)
-      HPCML_THROW(ConfigError, "cannot create run directory '" + d + "': " + std::strerror(errno));
-  }
-  HPCML_THROW(ConfigError, "too many runs named '" + p.run_name + "' in " + p.run_parent);
-}
-
 }  // namespace
+
+JobConfig load_job_config(const std::string& config, const std::vector<std::string>& sets,
+                          const std::string& site, const std::string& sites_dir,
+                          const std::string& what) {
+  JobConfig jc;
+  jc.doc = ConfigDoc::load(config);
+  for (const auto& s : sets) {
+    if (has_control_char(s))
+      HPCML_THROW(ConfigError, what + "--set '" + printable(s) + "': contains a control character");
+    jc.doc.set(s);
+  }
+  // Site: the option, else the config's site.name, else built-in defaults.
+  std::string site_name = jc.doc.get_string("site.name", "");
+  if (!site.empty()) site_name = site;
+  if (!site_name.empty())
+    jc.site = load_site(site_name, sites_dir.empty() ? default_sites_dir() : sites_dir);
+  apply_site_table(jc.doc, "site", jc.site);
+  jc.job = read_job_spec(jc.doc, jc.site);
+  return jc;
+}
 
 SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter) {
   SingleJobResult r;
@@ -249,13 +234,6 @@ SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter) {
   return r;
 }
 
-std::string self_executable() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) HPCML_THROW(Error, "cannot find the hpcml executable (/proc/self/exe): " + ec.message());
-  return p.string();
-}
-
 std::vector<SubmittedJob> submit_configs(const SubmitOptions& o, std::ostream& out,
                                          std::ostream& log) {
   if (o.configs.empty()) HPCML_THROW(ConfigError, "submit: no config given");
@@ -281,7 +259,7 @@ std::vector<SubmittedJob> submit_configs(const SubmitOptions& o, std::ostream& o
       dependency = p.plan.job.dependency;
       for (const auto& id : submitted_ids) dependency += ":" + id;
     }
-    if (!o.dry_run) p.plan.run_dir = make_run_dir(p);
+    if (!o.dry_run) p.plan.run_dir = create_unique_dir(p.run_parent, p.run_name, "run.dir");
     sj.run_dir = p.plan.run_dir;
 
     // Scripts (one per array chunk for sweeps).

@@ -14,6 +14,7 @@
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/random.hpp"
+#include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/strings.hpp"
 #include "hpcml/launch/script_safety.hpp"
 
@@ -269,13 +270,13 @@ std::string task_name(int id) {
 }
 
 void write_manifest(const std::string& path, const std::vector<Assignment>& tasks) {
-  std::ofstream f(path);
+  std::ostringstream f;
   for (std::size_t t = 0; t < tasks.size(); ++t) {
     f << t << '\t' << task_name(static_cast<int>(t));
     for (const auto& [k, v] : tasks[t]) f << '\t' << k << '=' << v;
     f << '\n';
   }
-  if (!f.good()) HPCML_THROW(Error, path + ": cannot write the sweep manifest");
+  write_file_atomic(path, f.str());
 }
 
 std::vector<ManifestTask> read_manifest(const std::string& path) {
@@ -426,7 +427,7 @@ std::string collect_sweep(const std::string& sweep_dir, const std::vector<TaskSt
     return std::string();
   };
 
-  std::ofstream csv(sweep_dir + "/results.csv");
+  std::ostringstream csv;
   csv << "task";
   for (const auto& k : param_keys) csv << "," << csv_field(k);
   for (const auto& c : cols) csv << "," << csv_field(c);
@@ -443,7 +444,7 @@ std::string collect_sweep(const std::string& sweep_dir, const std::vector<TaskSt
     for (std::size_t c = 0; c < cols.size(); ++c) csv << ",";
     csv << "," << s->state << "\n";
   }
-  if (!csv.good()) HPCML_THROW(Error, sweep_dir + "/results.csv: write failed");
+  write_file_atomic(sweep_dir + "/results.csv", csv.str());
 
   auto md_cell = [](std::string v) {
     std::string o;
@@ -477,9 +478,7 @@ std::string collect_sweep(const std::string& sweep_dir, const std::vector<TaskSt
       md << "- task " << s->task.id << " (" << s->task.name << "): " << s->state
          << (why.empty() ? "" : ": " + md_cell(why)) << "\n";
   }
-  std::ofstream f(sweep_dir + "/results.md");
-  f << md.str();
-  if (!f.good()) HPCML_THROW(Error, sweep_dir + "/results.md: write failed");
+  write_file_atomic(sweep_dir + "/results.md", md.str());
   return md.str();
 }
 

@@ -194,3 +194,26 @@ TEST(AnalysisCli, ScaleSlurmRefusesUnsafeStudyDir) {
   EXPECT_NE(r.output.find("study directory"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(d.path() / "st$(x)udy"));
 }
+
+// The report job's model parameters: the [scale] table, the command line winning
+// (values exact in binary: the job gets them with 17 significant digits).
+TEST(AnalysisCli, ScaleSlurmReportArgsTakeScaleTableUnderCommandLine) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("scale-slurm-model");
+  write_text(d.path() / "syn.toml", std::string(kSlurmConfig) +
+                                        "\n[scale]\nalpha_s = 0.25\nbeta_s_per_byte = 0.5\n"
+                                        "grad_bytes = 4096\n");
+  const std::string base = hpcml_exe() + " scale " + (d.path() / "syn.toml").string() +
+                           " --slurm --dry-run --site local --ranks 1,2 --out " +
+                           (d.path() / "study").string();
+  auto r = run(base);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::string rep = section(r.output, "report");
+  EXPECT_NE(rep.find("\n--alpha\n0.25\n"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("\n--grad-bytes\n4096\n"), std::string::npos) << rep;
+  r = run(base + " --alpha 0.125 --grad-bytes 8192");
+  ASSERT_EQ(r.code, 0) << r.output;
+  rep = section(r.output, "report");
+  EXPECT_NE(rep.find("\n--alpha\n0.125\n"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("\n--grad-bytes\n8192\n"), std::string::npos) << rep;
+}

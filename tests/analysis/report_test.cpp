@@ -15,6 +15,7 @@
 #include "hpcml/analysis/plot.hpp"
 #include "hpcml/analysis/report.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/process_path.hpp"
 
 using namespace hpcml::analysis;
 namespace fs = std::filesystem;
@@ -198,7 +199,7 @@ TEST(AnalysisReport, WritesEveryFileWithoutNaN) {
   EXPECT_NE(slurp(out_dir / "report.json").find("\"p\": null"), std::string::npos);
   const std::string table = slurp(out_dir / "table.csv");
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 1 + 3 + 1);
-  if (!find_on_path("rsvg-convert").empty()) {
+  if (!hpcml::find_on_path("rsvg-convert").empty()) {
     ASSERT_TRUE(out.png_written) << out.png_note;
     const std::string png = slurp(out_dir / "scaling-speedup.png");
     ASSERT_GE(png.size(), 8u);

@@ -12,6 +12,10 @@ namespace hpcml::launch {
 /// Malformed environment values are ignored with the source saying so.
 int resolve_threads(int config_threads, std::string* source = nullptr);
 
+/// Logical CPUs this process may run on: its affinity mask, else the online
+/// CPUs, at least 1.
+int hardware_threads();
+
 struct RuntimeLayout {
   int rank = 0;
   int size = 1;

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/core/config_doc.hpp"
 #include "hpcml/launch/batch_script.hpp"
+#include "hpcml/launch/process.hpp"  // self_executable (declared here before)
 
 namespace hpcml::launch {
 
@@ -41,6 +43,22 @@ struct SubmittedJob {
   std::vector<std::string> scripts;  // one per array for big sweeps
   std::vector<std::string> job_ids;  // parallel to scripts; empty in a dry run
 };
+
+/// A job config as every submission starts from it: the document with --set
+/// applied, its site profile and its [slurm] table read strictly.
+struct JobConfig {
+  ConfigDoc doc;  // keys under [slurm] and [site] are read; the caller checks the rest
+  SiteProfile site;
+  JobSpec job;
+};
+
+/// Loads `config`, applies `sets` (a control character in one is a ConfigError
+/// prefixed with `what`, e.g. "scale: "), picks the site profile (`site`, else
+/// the config's site.name, else built-in defaults; looked up in `sites_dir`,
+/// "" = default_sites_dir()), applies the config's [site] table and reads [slurm].
+JobConfig load_job_config(const std::string& config, const std::vector<std::string>& sets,
+                          const std::string& site, const std::string& sites_dir,
+                          const std::string& what = "");
 
 /// Does the work; writes human-readable progress to `log` and, in a dry run,
 /// the scripts to `out`. Throws ConfigError for bad configs, Error when Slurm refuses.
@@ -76,8 +94,5 @@ struct SingleJobResult {
 /// writes job.sbatch and args there and submits. ConfigError for bad values,
 /// Error when Slurm refuses.
 SingleJobResult submit_single_job(const SingleJob& job, Submitter* submitter);
-
-/// The path of the running executable (/proc/self/exe).
-std::string self_executable();
 
 }  // namespace hpcml::launch

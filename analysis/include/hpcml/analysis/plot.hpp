@@ -48,10 +48,8 @@ struct StackedBars {
 std::string render_line_chart(const LineChart& chart);
 std::string render_stacked_bars(const StackedBars& chart);
 
-/// Full path of an executable found on PATH, or "".
-std::string find_on_path(const std::string& program);
-/// Converts an SVG file to PNG with rsvg-convert. Returns false (and why) when
-/// the tool is missing or fails; never throws.
+/// Converts an SVG file to PNG with rsvg-convert (found with core's find_on_path). Returns false
+/// (and why) when the tool is missing or fails; never throws.
 bool svg_to_png(const std::string& svg_path, const std::string& png_path, std::string* why);
 
 }  // namespace hpcml::analysis

@@ -74,6 +74,232 @@ double json_number(const nlohmann::json& j, const char* key) {
   return it->get<double>();
 }
 
+// The meaningful lines of a CSV file: blank lines and '#' comments skipped,
+// each trimmed, with its line number for messages.
+class CsvLines {
+ public:
+  CsvLines(std::istream& in, const std::string& path) : in_(in), path_(path) {}
+  /// The next meaningful line; false at the end of the file.
+  bool next(std::string& line) {
+    std::string raw;
+    while (std::getline(in_, raw)) {
+      ++number_;
+      line = trim(raw);
+      if (!line.empty() && line[0] != '#') return true;
+    }
+    return false;
+  }
+  int number() const { return number_; }
+  /// "path:line" of the last line returned.
+  std::string where() const { return path_ + ":" + std::to_string(number_); }
+
+ private:
+  std::istream& in_;
+  const std::string& path_;
+  int number_ = 0;
+};
+
+// The header row: which field holds each known column.
+struct Columns {
+  std::vector<std::string> header;           // the names as written
+  std::map<std::string, std::size_t> index;  // canonical name -> field
+  std::vector<std::string> ignored;          // names of unknown columns
+  bool has(const std::string& name) const { return index.count(name) > 0; }
+  /// The header's spelling of a known column (for messages).
+  const std::string& written(const std::string& name) const { return header[index.at(name)]; }
+};
+
+// Maps the header's fields to canonical columns; DataError for a column given
+// twice or when no size (n, ranks) or no time (time_s, throughput) column exists.
+Columns map_columns(const std::vector<std::string>& fields, const std::string& where,
+                    const std::string& text) {
+  Columns c;
+  c.header = fields;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string name = canonical(fields[i]);
+    if (name.empty()) {
+      c.ignored.push_back(fields[i]);
+      continue;
+    }
+    HPCML_REQUIRE(!c.has(name), DataError,
+                  where + ": column '" + name + "' appears twice (as '" + c.written(name) +
+                      "' and '" + fields[i] + "')");
+    c.index[name] = i;
+  }
+  HPCML_REQUIRE(c.has("n") || c.has("ranks"), DataError,
+                where + ": missing column: need 'n' or 'ranks' (header is '" + text + "')");
+  HPCML_REQUIRE(
+      c.has("time_s") || c.has("throughput"), DataError,
+      where + ": missing column: need 'time_s' or 'throughput' (header is '" + text + "')");
+  return c;
+}
+
+// One data row: typed access to its cells, errors naming file:line and column.
+class CsvRow {
+ public:
+  CsvRow(const Columns& columns, std::vector<std::string> fields, std::string where)
+      : columns_(columns), fields_(std::move(fields)), where_(std::move(where)) {
+    HPCML_REQUIRE(fields_.size() == columns_.header.size(), DataError,
+                  where_ + ": expected " + std::to_string(columns_.header.size()) +
+                      " fields as in the header, got " + std::to_string(fields_.size()));
+  }
+  const std::string& where() const { return where_; }
+  bool has(const std::string& name) const { return columns_.has(name); }
+
+  /// The cell of a column; "" when the column is absent.
+  std::string cell(const std::string& name) const {
+    const auto it = columns_.index.find(name);
+    return it == columns_.index.end() ? std::string() : fields_[it->second];
+  }
+
+  /// A number > min_exclusive; kUnknown when the column is absent or (not
+  /// `required`) the cell is empty.
+  double number(const std::string& name, bool required, double min_exclusive) const {
+    const std::string text = cell(name);
+    if (text.empty() && !has(name)) return kUnknown;
+    if (text.empty()) {
+      HPCML_REQUIRE(!required, DataError,
+                    where_ + ": column '" + columns_.written(name) + "' is empty");
+      return kUnknown;
+    }
+    double v = 0;
+    HPCML_REQUIRE(parse_double(text, &v), DataError,
+                  where_ + ": column '" + columns_.written(name) + "': expected a number, got '" +
+                      text + "'");
+    HPCML_REQUIRE(v > min_exclusive, DataError,
+                  where_ + ": column '" + columns_.written(name) + "': expected a value > " +
+                      (min_exclusive == 0 ? std::string("0") : std::string("-1")) + ", got '" +
+                      text + "'");
+    return v;
+  }
+
+  /// A whole number >= 1 (a required column).
+  int integer(const std::string& name) const {
+    const double v = number(name, true, 0);
+    if (!std::isfinite(v)) return 0;
+    HPCML_REQUIRE(v == std::floor(v) && v <= 1e9, DataError,
+                  where_ + ": column '" + columns_.written(name) +
+                      "': expected a whole number >= 1, got '" + cell(name) + "'");
+    return static_cast<int>(v);
+  }
+
+ private:
+  const Columns& columns_;
+  std::vector<std::string> fields_;
+  std::string where_;
+};
+
+// Ranks, threads (n = ranks x threads) and nodes of a row, without samples.
+Point parse_layout(const CsvRow& row) {
+  Point pt;
+  const int n = row.has("n") ? row.integer("n") : 0;
+  const int ranks = row.has("ranks") ? row.integer("ranks") : 0;
+  const int threads = row.has("threads") ? row.integer("threads") : 0;
+  if (ranks > 0) {
+    pt.ranks = ranks;
+    pt.threads = threads > 0 ? threads : 1;
+    HPCML_REQUIRE(n == 0 || n == pt.ranks * pt.threads, DataError,
+                  row.where() + ": n=" + std::to_string(n) +
+                      " but ranks x threads = " + std::to_string(pt.ranks * pt.threads));
+  } else {
+    pt.threads = threads > 0 ? threads : 1;
+    HPCML_REQUIRE(n % pt.threads == 0, DataError,
+                  row.where() + ": n=" + std::to_string(n) +
+                      " is not a multiple of threads=" + std::to_string(pt.threads));
+    pt.ranks = n / pt.threads;
+  }
+  if (row.has("nodes")) pt.nodes = row.integer("nodes");
+  return pt;
+}
+
+// The measurement of a row: time or throughput, the time split, oversubscription.
+Sample parse_sample(const CsvRow& row) {
+  Sample s;
+  s.source = row.where();
+  const bool has_time = row.has("time_s"), has_throughput = row.has("throughput");
+  s.step_s = has_time ? row.number("time_s", !has_throughput, 0) : kUnknown;
+  s.throughput = has_throughput ? row.number("throughput", !has_time, 0) : kUnknown;
+  HPCML_REQUIRE(std::isfinite(s.step_s) || std::isfinite(s.throughput), DataError,
+                row.where() + ": neither time_s nor throughput is given");
+  s.split.compute_s = row.number("compute_s", false, -1e-300);
+  s.split.comm_exposed_s = row.number("comm_exposed_s", false, -1e-300);
+  s.split.comm_overlapped_s = row.number("comm_overlapped_s", false, -1e-300);
+  s.split.io_s = row.number("io_s", false, -1e-300);
+  s.split.idle_s = row.number("idle_s", false, -1e-300);
+  if (row.has("oversubscribed")) {
+    const std::string o = lower(row.cell("oversubscribed"));
+    HPCML_REQUIRE(
+        o == "" || o == "0" || o == "1" || o == "true" || o == "false" || o == "yes" || o == "no",
+        DataError,
+        row.where() + ": column 'oversubscribed': expected true/false/1/0, got '" + o + "'");
+    s.oversubscribed = o == "1" || o == "true" || o == "yes";
+  }
+  return s;
+}
+
+// Rows grouped into studies (column study, default "scaling") in the order
+// first seen; rows of the same study and ranks x threads are repeats of one point.
+class StudyCollector {
+ public:
+  StudyCollector(const std::string& path, Mode default_mode)
+      : path_(path), default_mode_(default_mode) {}
+
+  void add(const CsvRow& row, const Point& pt, const Sample& sample) {
+    const std::string name =
+        row.has("study") && !row.cell("study").empty() ? row.cell("study") : "scaling";
+    if (!studies_.count(name)) {
+      order_.push_back(name);
+      Study st;
+      st.name = name;
+      st.mode = default_mode_;
+      st.notes.push_back("source: " + path_);
+      studies_[name] = st;
+    }
+    Study& st = studies_[name];
+    if (row.has("mode") && !row.cell("mode").empty()) {
+      const Mode m = parse_mode(lower(row.cell("mode")), row.where() + ": column 'mode'");
+      HPCML_REQUIRE(st.points.empty() || m == st.mode, DataError,
+                    row.where() + ": study '" + name + "' mixes strong and weak rows");
+      st.mode = m;
+    }
+    const auto key = std::make_pair(name, std::make_pair(pt.ranks, pt.threads));
+    if (!point_index_.count(key)) {
+      point_index_[key] = st.points.size();
+      st.points.push_back(pt);
+    }
+    Point& target = st.points[point_index_[key]];
+    HPCML_REQUIRE(target.nodes == pt.nodes, DataError,
+                  row.where() + ": repeat of N=" + std::to_string(pt.ranks * pt.threads) +
+                      " gives nodes=" + std::to_string(pt.nodes) + ", earlier rows said " +
+                      std::to_string(target.nodes));
+    target.samples.push_back(sample);
+  }
+
+  bool empty() const { return order_.empty(); }
+
+  /// The studies, each noting the ignored columns.
+  std::vector<Study> finish(const std::vector<std::string>& ignored) const {
+    std::vector<Study> out;
+    for (const auto& name : order_) {
+      Study st = studies_.at(name);
+      if (!ignored.empty()) {
+        std::string list;
+        for (const auto& c : ignored) list += (list.empty() ? "" : ", ") + c;
+        st.notes.push_back("ignored columns: " + list);
+      }
+      out.push_back(st);
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+  Mode default_mode_;
+  std::vector<std::string> order_;
+  std::map<std::string, Study> studies_;
+  std::map<std::pair<std::string, std::pair<int, int>>, std::size_t> point_index_;
+};
+
 }  // namespace
 
 std::vector<std::string> split_csv_line(const std::string& line) {
@@ -107,159 +333,22 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 std::vector<Study> read_csv(const std::string& path, Mode default_mode) {
   std::ifstream in(path);
   HPCML_REQUIRE(in, DataError, path + ": cannot open the CSV file");
+  CsvLines lines(in, path);
   std::string line;
-  int lineno = 0;
-  std::vector<std::string> header;
-  std::map<std::string, std::size_t> col;
-  std::vector<std::string> ignored;
-  std::vector<std::string> study_order;
-  std::map<std::string, Study> studies;
-  std::map<std::pair<std::string, std::pair<int, int>>, std::size_t> point_index;
-  int header_line = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    const std::string t = trim(line);
-    if (t.empty() || t[0] == '#') continue;
-    const auto fields = split_csv_line(t);
-    const std::string where = path + ":" + std::to_string(lineno);
-    if (header.empty()) {
-      header = fields;
-      header_line = lineno;
-      for (std::size_t i = 0; i < fields.size(); ++i) {
-        const std::string c = canonical(fields[i]);
-        if (c.empty()) {
-          ignored.push_back(fields[i]);
-          continue;
-        }
-        HPCML_REQUIRE(!col.count(c), DataError,
-                      where + ": column '" + c + "' appears twice (as '" + header[col[c]] +
-                          "' and '" + fields[i] + "')");
-        col[c] = i;
-      }
-      HPCML_REQUIRE(col.count("n") || col.count("ranks"), DataError,
-                    where + ": missing column: need 'n' or 'ranks' (header is '" + t + "')");
-      HPCML_REQUIRE(
-          col.count("time_s") || col.count("throughput"), DataError,
-          where + ": missing column: need 'time_s' or 'throughput' (header is '" + t + "')");
-      continue;
-    }
-    HPCML_REQUIRE(fields.size() == header.size(), DataError,
-                  where + ": expected " + std::to_string(header.size()) +
-                      " fields as in the header, got " + std::to_string(fields.size()));
-    auto cell = [&](const std::string& name) -> std::string {
-      const auto it = col.find(name);
-      return it == col.end() ? std::string() : fields[it->second];
-    };
-    auto number = [&](const std::string& name, bool required, double min_exclusive) -> double {
-      const std::string text = cell(name);
-      if (text.empty() && !col.count(name)) return kUnknown;
-      if (text.empty()) {
-        HPCML_REQUIRE(!required, DataError,
-                      where + ": column '" + header[col[name]] + "' is empty");
-        return kUnknown;
-      }
-      double v = 0;
-      HPCML_REQUIRE(
-          parse_double(text, &v), DataError,
-          where + ": column '" + header[col[name]] + "': expected a number, got '" + text + "'");
-      HPCML_REQUIRE(v > min_exclusive, DataError,
-                    where + ": column '" + header[col[name]] + "': expected a value > " +
-                        (min_exclusive == 0 ? std::string("0") : std::string("-1")) + ", got '" +
-                        text + "'");
-      return v;
-    };
-    auto integer = [&](const std::string& name) -> int {
-      const double v = number(name, true, 0);
-      if (!std::isfinite(v)) return 0;
-      HPCML_REQUIRE(v == std::floor(v) && v <= 1e9, DataError,
-                    where + ": column '" + header[col[name]] +
-                        "': expected a whole number >= 1, got '" + cell(name) + "'");
-      return static_cast<int>(v);
-    };
-
-    Point pt;
-    const int n = col.count("n") ? integer("n") : 0;
-    const int ranks = col.count("ranks") ? integer("ranks") : 0;
-    const int threads = col.count("threads") ? integer("threads") : 0;
-    if (ranks > 0) {
-      pt.ranks = ranks;
-      pt.threads = threads > 0 ? threads : 1;
-      HPCML_REQUIRE(n == 0 || n == pt.ranks * pt.threads, DataError,
-                    where + ": n=" + std::to_string(n) +
-                        " but ranks x threads = " + std::to_string(pt.ranks * pt.threads));
-    } else {
-      pt.threads = threads > 0 ? threads : 1;
-      HPCML_REQUIRE(n % pt.threads == 0, DataError,
-                    where + ": n=" + std::to_string(n) +
-                        " is not a multiple of threads=" + std::to_string(pt.threads));
-      pt.ranks = n / pt.threads;
-    }
-    if (col.count("nodes")) pt.nodes = integer("nodes");
-
-    Sample s;
-    s.source = where;
-    s.step_s = col.count("time_s") ? number("time_s", !col.count("throughput"), 0) : kUnknown;
-    s.throughput =
-        col.count("throughput") ? number("throughput", !col.count("time_s"), 0) : kUnknown;
-    HPCML_REQUIRE(std::isfinite(s.step_s) || std::isfinite(s.throughput), DataError,
-                  where + ": neither time_s nor throughput is given");
-    s.split.compute_s = number("compute_s", false, -1e-300);
-    s.split.comm_exposed_s = number("comm_exposed_s", false, -1e-300);
-    s.split.comm_overlapped_s = number("comm_overlapped_s", false, -1e-300);
-    s.split.io_s = number("io_s", false, -1e-300);
-    s.split.idle_s = number("idle_s", false, -1e-300);
-    if (col.count("oversubscribed")) {
-      const std::string o = lower(cell("oversubscribed"));
-      HPCML_REQUIRE(
-          o == "" || o == "0" || o == "1" || o == "true" || o == "false" || o == "yes" || o == "no",
-          DataError, where + ": column 'oversubscribed': expected true/false/1/0, got '" + o + "'");
-      s.oversubscribed = o == "1" || o == "true" || o == "yes";
-    }
-
-    const std::string name =
-        col.count("study") && !cell("study").empty() ? cell("study") : "scaling";
-    if (!studies.count(name)) {
-      study_order.push_back(name);
-      Study st;
-      st.name = name;
-      st.mode = default_mode;
-      st.notes.push_back("source: " + path);
-      studies[name] = st;
-    }
-    Study& st = studies[name];
-    if (col.count("mode") && !cell("mode").empty()) {
-      const Mode m = parse_mode(lower(cell("mode")), where + ": column 'mode'");
-      HPCML_REQUIRE(st.points.empty() || m == st.mode, DataError,
-                    where + ": study '" + name + "' mixes strong and weak rows");
-      st.mode = m;
-    }
-    const auto key = std::make_pair(name, std::make_pair(pt.ranks, pt.threads));
-    if (!point_index.count(key)) {
-      point_index[key] = st.points.size();
-      st.points.push_back(pt);
-    }
-    Point& target = st.points[point_index[key]];
-    HPCML_REQUIRE(target.nodes == pt.nodes, DataError,
-                  where + ": repeat of N=" + std::to_string(pt.ranks * pt.threads) +
-                      " gives nodes=" + std::to_string(pt.nodes) + ", earlier rows said " +
-                      std::to_string(target.nodes));
-    target.samples.push_back(s);
+  HPCML_REQUIRE(lines.next(line), DataError, path + ": the CSV file is empty (no header row)");
+  const int header_line = lines.number();
+  const Columns columns = map_columns(split_csv_line(line), lines.where(), line);
+  StudyCollector studies(path, default_mode);
+  while (lines.next(line)) {
+    const CsvRow row(columns, split_csv_line(line), lines.where());
+    const Point point = parse_layout(row);
+    const Sample sample = parse_sample(row);
+    studies.add(row, point, sample);
   }
-  HPCML_REQUIRE(!header.empty(), DataError, path + ": the CSV file is empty (no header row)");
   HPCML_REQUIRE(
-      !study_order.empty(), DataError,
+      !studies.empty(), DataError,
       path + ":" + std::to_string(header_line) + ": the CSV file has a header but no data rows");
-  std::vector<Study> out;
-  for (const auto& name : study_order) {
-    Study st = studies[name];
-    if (!ignored.empty()) {
-      std::string list;
-      for (const auto& c : ignored) list += (list.empty() ? "" : ", ") + c;
-      st.notes.push_back("ignored columns: " + list);
-    }
-    out.push_back(st);
-  }
-  return out;
+  return studies.finish(columns.ignored);
 }
 
 RunSummary read_run_summary(const std::string& dir) {

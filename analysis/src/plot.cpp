@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "hpcml/core/process_path.hpp"
+
 extern char** environ;
 
 namespace hpcml::analysis {
@@ -302,19 +304,6 @@ std::string render_stacked_bars(const StackedBars& chart) {
       << "\" font-size=\"12\" fill=\"#444\">" << esc(chart.footnote) << "</text>\n";
   o << "</svg>\n";
   return o.str();
-}
-
-std::string find_on_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  if (!path) return "";
-  std::istringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (dir.empty()) continue;
-    const auto candidate = std::filesystem::path(dir) / program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
 }
 
 bool svg_to_png(const std::string& svg_path, const std::string& png_path, std::string* why) {

@@ -33,10 +33,50 @@ struct ReportOutput {
 };
 
 /// Creates `out_dir` if needed and writes report.md, report.json, table.csv,
-/// fit.csv, predictions.csv, comm_model.csv and the plots. Throws DataError
-/// when the directory or a file cannot be written.
+/// fit.csv, predictions.csv, comm_model.csv and the plots: write_plots first,
+/// then the CSV, JSON and Markdown writers below. Throws DataError when the
+/// directory or a file cannot be written.
 ReportOutput write_report(const std::string& out_dir, const std::vector<ReportStudy>& studies,
                           const ReportOptions& options);
+
+/// One plot as written: <name>.svg, and <name>.png when `png`.
+struct PlotFile {
+  std::string name;
+  bool png = false;
+};
+
+/// What write_plots wrote, for the writers that link or list the plots.
+struct ReportPlots {
+  std::vector<std::vector<PlotFile>> studies;  // parallel to the studies
+  std::string note_before;  // why no PNG was attempted ("" when it was): top of report.md
+  std::string note;         // the final PNG note: report.json's png_note
+  bool png_written = false;
+};
+
+/// Writes each study's plots into `dir` (speedup, efficiency and, when the rows
+/// have a time split, time-split; prefixed by the study's name when there are
+/// several studies) as SVG and, with `png` and rsvg-convert on PATH, as PNG.
+/// The first failed conversion stops the PNGs. Adds every file to out.files
+/// and sets out.png_written / out.png_note.
+ReportPlots write_plots(const std::string& dir, const std::vector<ReportStudy>& studies, bool png,
+                        ReportOutput& out);
+
+/// The CSV files of the report: every number of the Markdown tables.
+struct ReportCsv {
+  std::string table;        // table.csv: one row per measured N
+  std::string fit;          // fit.csv: one row per study
+  std::string predictions;  // predictions.csv
+  std::string comm_model;   // comm_model.csv: one row per N and model variant
+};
+ReportCsv report_csv(const std::vector<ReportStudy>& studies);
+
+/// report.json: everything in the report, null for unknown values.
+std::string report_json(const std::vector<ReportStudy>& studies, const ReportOptions& options,
+                        const ReportPlots& plots);
+
+/// report.md: tables, fits, predictions, the model and links to the plots.
+std::string report_markdown(const std::vector<ReportStudy>& studies, const ReportOptions& options,
+                            const ReportPlots& plots);
 
 /// `v` with `digits` significant digits; "n/a" when not finite.
 std::string format_number(double v, int digits = 4);
