@@ -1,6 +1,5 @@
 #include "hpcml/comm/mpi.hpp"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -31,22 +30,6 @@ int checked_count(std::size_t n) {
 
 }  // namespace
 
-std::string mpi_error_string(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
-  return std::string(text, static_cast<std::size_t>(len));
-}
-
-void abort_job(const std::string& line, int code) {
-  const std::string text = line + "\n";
-  std::fputs(text.c_str(), stderr);
-  std::fflush(stderr);
-  ::usleep(500 * 1000);
-  MPI_Abort(MPI_COMM_WORLD, code);
-  std::_Exit(code);
-}
-
 // ---- MpiEnvironment ---------------------------------------------------------
 
 MpiEnvironment::MpiEnvironment(int required) {
@@ -56,10 +39,10 @@ MpiEnvironment::MpiEnvironment(int required) {
   }
   HPCML_REQUIRE(!mpi_finalized(), Error, "MPI was already finalized; it cannot be started again");
   int rc = MPI_Init_thread(nullptr, nullptr, required, &provided_);
-  HPCML_REQUIRE(rc == MPI_SUCCESS, Error, "MPI_Init_thread failed: " + mpi_error_string(rc));
+  HPCML_REQUIRE(rc == MPI_SUCCESS, Error, "MPI_Init_thread failed: " + mpi::error_string(rc));
   owns_ = true;
   // Errors come back as codes and become exceptions, instead of aborting inside MPI.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  HPCML_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   if (provided_ < required) {
     MPI_Finalize();
     owns_ = false;
@@ -437,53 +420,5 @@ HPCML_COMM_INSTANTIATE(float)
 HPCML_COMM_INSTANTIATE(double)
 HPCML_COMM_INSTANTIATE(unsigned char)
 #undef HPCML_COMM_INSTANTIATE
-
-template <class E>
-[[noreturn]] void raise_collective(E error) {
-  error.set_collective(true);
-  throw error;
-}
-
-void agree(const Communicator& comm, const std::function<void()>& fn) {
-  std::string message;
-  int failed_rank = INT_MAX;
-  bool not_available = false, config = false, data = false;
-  try {
-    fn();
-  } catch (const NotAvailableError& e) {
-    message = e.what();
-    not_available = true;
-    failed_rank = comm.rank();
-  } catch (const ConfigError& e) {
-    message = e.what();
-    config = true;
-    failed_rank = comm.rank();
-  } catch (const DataError& e) {
-    message = e.what();
-    data = true;
-    failed_rank = comm.rank();
-  } catch (const Error& e) {
-    message = e.what();
-    failed_rank = comm.rank();
-  }
-  int first = INT_MAX;
-  HPCML_CHECK_MPI(MPI_Allreduce(&failed_rank, &first, 1, MPI_INT, MPI_MIN, comm.get()));
-  if (first == INT_MAX) return;
-  // Kind of error travels with the message so callers can still catch by type.
-  int kind = not_available ? 1 : config ? 2 : data ? 3 : 0;
-  HPCML_CHECK_MPI(MPI_Bcast(&kind, 1, MPI_INT, first, comm.get()));
-  std::string text = comm.broadcast_string(message, first);
-  if (first != 0 && comm.size() > 1) text = "rank " + std::to_string(first) + ": " + text;
-  switch (kind) {
-    case 1:
-      raise_collective(NotAvailableError(text, __FILE__, __LINE__));
-    case 2:
-      raise_collective(ConfigError(text, __FILE__, __LINE__));
-    case 3:
-      raise_collective(DataError(text, __FILE__, __LINE__));
-    default:
-      raise_collective(Error(text, __FILE__, __LINE__));
-  }
-}
 
 }  // namespace hpcml::comm

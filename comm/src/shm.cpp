@@ -83,7 +83,7 @@ std::vector<char*> allocate_node_window(MPI_Comm local, std::size_t bytes, MPI_W
   MPI_Info_free(&info);
   if (rc != MPI_SUCCESS)
     HPCML_THROW(Error, "node-shared allocation of " + std::to_string(bytes) +
-                           " bytes failed (MPI_Win_allocate_shared): " + mpi_error_string(rc));
+                           " bytes failed (MPI_Win_allocate_shared): " + mpi::error_string(rc));
   int n = 0;
   MPI_Comm_size(local, &n);
   std::vector<char*> bases;

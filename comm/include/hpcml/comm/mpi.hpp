@@ -1,5 +1,5 @@
 // RAII over MPI: the environment (init/finalize) and communicators (owning or
-// borrowed), plus HPCML_CHECK_MPI. A Communicator implements core's
+// borrowed); HPCML_CHECK_MPI and agree() come from hpcml_mpi. A Communicator implements core's
 // Collectives interface so the trainer can use it without knowing MPI.
 #pragma once
 
@@ -15,6 +15,8 @@
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/mpi/agree.hpp"
+#include "hpcml/mpi/check.hpp"
 
 namespace hpcml::comm {
 
@@ -24,26 +26,11 @@ class AsyncEngine;
 class SharedWindow;
 }  // namespace detail
 
-/// Text of an MPI error code ("MPI_ERR_COUNT: invalid count argument").
-std::string mpi_error_string(int code);
-
-/// Writes `line` (plus a newline) to stderr, gives the launcher (mpiexec's
-/// proxies, srun) a moment to forward it, then aborts the whole job with
-/// MPI_Abort(MPI_COMM_WORLD, code). Without the pause a loaded machine can kill
-/// the processes before their last output reaches the user.
-[[noreturn]] void abort_job(const std::string& line, int code);
+// The MPI utilities live in hpcml_mpi (HPCML_CHECK_MPI, agree); abort_job is
+// reachable here too for the launcher's top-level handler.
+using ::hpcml::mpi::abort_job;
 
 }  // namespace hpcml::comm
-
-/// Throws hpcml::Error naming the call and MPI's message when an MPI call fails.
-/// (MPI_COMM_WORLD is switched to MPI_ERRORS_RETURN by MpiEnvironment.)
-#define HPCML_CHECK_MPI(call)                                                          \
-  do {                                                                                 \
-    const int hpcml_mpi_rc_ = (call);                                                  \
-    if (hpcml_mpi_rc_ != MPI_SUCCESS)                                                  \
-      HPCML_THROW(::hpcml::Error, std::string(#call " failed: ") +                     \
-                                      ::hpcml::comm::mpi_error_string(hpcml_mpi_rc_)); \
-  } while (0)
 
 namespace hpcml::comm {
 
@@ -220,11 +207,10 @@ class Communicator final : public Collectives {
   std::unique_ptr<detail::AsyncEngine> async_;
 };
 
-/// Runs `fn` on every rank and agrees on the outcome: if it threw an
-/// hpcml::Error on any rank, every rank throws an Error carrying the message of
-/// the lowest failing rank (prefixed "rank r: " when r != 0 and size > 1), marked
-/// collective() so it is printed once. Use it around every setup phase whose
-/// failure may be local to one rank (files, data, memory). Collective.
-void agree(const Communicator& comm, const std::function<void()>& fn);
+/// mpi::agree() over `comm`: runs `fn` on every rank and, if it threw on any
+/// rank, every rank throws the same collective Error (see hpcml/mpi/agree.hpp).
+inline void agree(const Communicator& comm, const std::function<void()>& fn) {
+  mpi::agree(comm.get(), fn);
+}
 
 }  // namespace hpcml::comm
