@@ -1,6 +1,5 @@
 #include "hpcml/comm/mpi.hpp"
 
-
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -188,7 +187,7 @@ void Communicator::average(const std::vector<std::span<float>>& buffers) {
     std::copy(b.begin(), b.end(), scratch_.begin() + static_cast<std::ptrdiff_t>(off));
     off += b.size();
   }
-  allreduce(scratch_.data(), scratch_.data(), total, ReduceOp::average);
+  allreduce(scratch_.data(), scratch_.data(), total, ReduceOp::kAverage);
   off = 0;
   for (const auto& b : buffers) {
     std::copy_n(scratch_.begin() + static_cast<std::ptrdiff_t>(off), b.size(), b.begin());
@@ -197,11 +196,11 @@ void Communicator::average(const std::vector<std::span<float>>& buffers) {
 }
 
 void Communicator::sum(std::span<double> values) {
-  allreduce(values.data(), values.data(), values.size(), ReduceOp::sum);
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::kSum);
 }
 
 void Communicator::max(std::span<double> values) {
-  allreduce(values.data(), values.data(), values.size(), ReduceOp::max);
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::kMax);
 }
 
 void Communicator::broadcast(std::span<float> values, int root) {
@@ -228,42 +227,6 @@ std::string Communicator::broadcast_string(const std::string& value, int root) c
 
 namespace {
 
-/// A pending MPI non-blocking collective; `finish` runs once it completed.
-class MpiRequest final : public detail::RequestImpl {
- public:
-  MpiRequest(detail::Engine& engine, std::function<void()> finish)
-      : engine_(engine), finish_(std::move(finish)) {}
-  ~MpiRequest() override {
-    if (req_ != MPI_REQUEST_NULL && !mpi_finalized()) {
-      // Only reached when wait() threw; the request cannot be cancelled.
-      MPI_Wait(&req_, MPI_STATUS_IGNORE);
-    }
-  }
-  MPI_Request* handle() { return &req_; }
-  bool test() override {
-    if (complete_) return true;
-    int done = 0;
-    HPCML_CHECK_MPI(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
-    if (done) finish();
-    return complete_;
-  }
-  void wait() override {
-    if (complete_) return;
-    engine_.wait_all(1, &req_);
-    finish();
-  }
-
- private:
-  void finish() {
-    complete_ = true;
-    if (finish_) finish_();
-  }
-  detail::Engine& engine_;
-  std::function<void()> finish_;
-  MPI_Request req_ = MPI_REQUEST_NULL;
-  bool complete_ = false;
-};
-
 template <class T>
 void validate(const T* send, T* recv, std::size_t count, const char* what) {
   if (count == 0) return;
@@ -278,6 +241,36 @@ void validate(const T* send, T* recv, std::size_t count, const char* what) {
 }
 
 }  // namespace
+
+namespace detail {
+
+MpiRequest::~MpiRequest() {
+  if (req_ != MPI_REQUEST_NULL && !mpi_finalized()) {
+    // Only reached when wait() threw; the request cannot be cancelled.
+    MPI_Wait(&req_, MPI_STATUS_IGNORE);
+  }
+}
+
+bool MpiRequest::test() {
+  if (complete_) return true;
+  int done = 0;
+  HPCML_CHECK_MPI(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
+  if (done) finish();
+  return complete_;
+}
+
+void MpiRequest::wait() {
+  if (complete_) return;
+  engine_.wait_all(1, &req_);
+  finish();
+}
+
+void MpiRequest::finish() {
+  complete_ = true;
+  if (finish_) finish_();
+}
+
+}  // namespace detail
 
 detail::Engine& Communicator::engine() {
   HPCML_REQUIRE(comm_ != MPI_COMM_NULL, Error, "collective on a null communicator");
@@ -318,34 +311,24 @@ Algo Communicator::choose(std::size_t bytes) {
 template <class T>
 void Communicator::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo) {
   validate(send, recv, count, "allreduce");
-  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
+  if (algo == Algo::kAuto) algo = choose(count * sizeof(T));
+  auto& transport = detail::transport(transport_of(algo));  // refuses unbuilt transports
   auto& e = engine();
   e.begin("allreduce");
-  detail::run_allreduce(send, recv, count, op, algo, e);
+  transport.allreduce(send, recv, count, op, algo, e);
 }
 
 template <class T>
 Request Communicator::iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op,
                                  Algo algo) {
   validate(send, recv, count, "iallreduce");
-  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
-  auto& e = engine();
-  if (algo == Algo::mpi) {
-    e.begin("iallreduce");
-    const int ranks = e.size();
-    auto impl = std::make_unique<MpiRequest>(e, [recv, count, op, ranks] {
-      if (op == ReduceOp::average) detail::scale(recv, count, ranks);
-    });
-    MPI_Op mop = op == ReduceOp::max ? MPI_MAX : op == ReduceOp::min ? MPI_MIN : MPI_SUM;
-    HPCML_CHECK_MPI(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : static_cast<const void*>(send),
-                                   recv, detail::checked_int(count), detail::mpi_type<T>(), mop,
-                                   e.comm(), impl->handle()));
-    return Request(std::move(impl));
-  }
-  if (algo == Algo::nccl) detail::run_allreduce(send, recv, count, op, algo, e);  // throws
-  return submit([send, recv, count, op, algo](detail::Engine& pe) {
+  if (algo == Algo::kAuto) algo = choose(count * sizeof(T));
+  auto& transport = detail::transport(transport_of(algo));  // refuses unbuilt transports
+  if (auto started = transport.start_allreduce(send, recv, count, op, algo, engine()))
+    return Request(std::move(started));
+  return submit([&transport, send, recv, count, op, algo](detail::Engine& pe) {
     pe.begin("iallreduce");
-    detail::run_allreduce(send, recv, count, op, algo, pe);
+    transport.allreduce(send, recv, count, op, algo, pe);
   });
 }
 
@@ -374,7 +357,7 @@ Request Communicator::ibroadcast(T* data, std::size_t count, int root) {
   validate(data, data, count, "ibroadcast");
   auto& e = engine();
   e.begin("ibroadcast");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   HPCML_CHECK_MPI(MPI_Ibcast(data, detail::checked_int(count), detail::mpi_type<T>(), root,
                              e.comm(), impl->handle()));
   return Request(std::move(impl));
@@ -390,7 +373,7 @@ Request Communicator::iallgather(const T* send, std::size_t count, T* recv) {
   auto& e = engine();
   HPCML_REQUIRE(count == 0 || (send && recv), Error, "allgather: null buffer");
   e.begin("allgather");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   const int n = detail::checked_int(count);
   HPCML_CHECK_MPI(MPI_Iallgather(send, n, detail::mpi_type<T>(), recv, n, detail::mpi_type<T>(),
                                  e.comm(), impl->handle()));
@@ -400,7 +383,7 @@ Request Communicator::iallgather(const T* send, std::size_t count, T* recv) {
 Request Communicator::ibarrier() {
   auto& e = engine();
   e.begin("barrier");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   HPCML_CHECK_MPI(MPI_Ibarrier(e.comm(), impl->handle()));
   return Request(std::move(impl));
 }

@@ -101,7 +101,7 @@ class SharedBuffer {
 /// in the same order with the same count, op and algo. The own algorithms and
 /// the stall inspector work on private duplicates of the communicator created
 /// at the first collective call, so they never match user messages.
-/// Non-blocking forms: Algo::mpi uses MPI_Iallreduce (progressed by
+/// Non-blocking forms: Algo::kMpi uses MPI_Iallreduce (progressed by
 /// Request::test()/wait()); the own algorithms run, in call order, on one
 /// progress thread per Communicator, which needs MPI_THREAD_MULTIPLE; at a
 /// lower thread level they complete inside the call (no overlap).
@@ -153,13 +153,13 @@ class Communicator final : public Collectives {
 
   /// recv[i] = op over ranks of send[i], on every rank. send == recv is the
   /// in-place form. Throws Error for null buffers with count > 0, partially
-  /// overlapping buffers, or Algo::nccl (NotAvailableError).
+  /// overlapping buffers, or Algo::kNccl (NotAvailableError).
   template <class T>
-  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
-                 Algo algo = Algo::automatic);
+  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::kSum,
+                 Algo algo = Algo::kAuto);
   template <class T>
-  Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
-                     Algo algo = Algo::automatic);
+  Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::kSum,
+                     Algo algo = Algo::kAuto);
   /// Sharded update over node-shared memory (ZeRO stage 1 style, without
   /// sharding the optimizer state's memory): averages `grads` over the ranks,
   /// calls update(lo, hi, mean) for the ranges [lo, hi) of `params` this rank
