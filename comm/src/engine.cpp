@@ -31,6 +31,12 @@ std::string to_string(ReduceOp op) {
   return "?";
 }
 
+ReduceOp parse_reduce_op(const std::string& name, const std::string& what) {
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage, ReduceOp::kMax, ReduceOp::kMin})
+    if (name == to_string(op)) return op;
+  HPCML_THROW(ConfigError, what + ": expected sum, average, max or min");
+}
+
 namespace {
 
 std::size_t parse_size(const std::string& value, const std::string& origin,

@@ -55,6 +55,8 @@ std::vector<Algo> concrete_algos();
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };
 std::string to_string(ReduceOp op);
+/// Parses "sum", "average", "max", "min". Throws ConfigError naming `what`.
+ReduceOp parse_reduce_op(const std::string& name, const std::string& what = "op");
 
 /// Automatic selection. All ranks on one node (and more than one): every
 /// size uses `single_node_algo`. Several nodes: messages of at most
