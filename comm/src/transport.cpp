@@ -3,6 +3,7 @@
 #include "transport.hpp"
 
 #include <array>
+#include <cctype>
 
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
@@ -19,6 +20,13 @@ constexpr std::array<AlgoInfo, 6> kAlgoTable{{
     {Algo::kHierarchical, "hierarchical", "shm", Transport::kMpi},
     {Algo::kNccl, "nccl", "", Transport::kNccl},
 }};
+
+constexpr bool in_enum_order() {
+  for (std::size_t i = 0; i < kAlgoTable.size(); ++i)
+    if (kAlgoTable[i].algo != static_cast<Algo>(i)) return false;
+  return true;
+}
+static_assert(in_enum_order(), "kAlgoTable must list the algorithms in enum order");
 
 // Built transports by Transport value; null where this build lacks one.
 detail::TransportImpl* find(Transport transport) {
@@ -50,10 +58,12 @@ std::string to_string(Transport transport) {
 bool is_built(Transport transport) { return find(transport) != nullptr; }
 
 void require_built(Transport transport) {
-  HPCML_REQUIRE(is_built(transport), NotAvailableError,
-                "'" + to_string(transport) + "' is not available in this build (no " +
-                    (transport == Transport::kNccl ? std::string("NCCL") : to_string(transport)) +
-                    " backend yet)");
+  if (is_built(transport)) return;
+  std::string library = to_string(transport);
+  for (char& c : library) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  HPCML_THROW(NotAvailableError, "'" + to_string(transport) +
+                                     "' is not available in this build (no " + library +
+                                     " backend yet)");
 }
 
 namespace detail {

@@ -1,7 +1,7 @@
 // The transport interface (see hpcml/comm/transport.hpp for the public side).
 //
 // A transport implements the all-reduce algorithms that belong to it (the
-// algorithm table in engine-independent transport.cpp says which) as a policy
+// algorithm table in transport.cpp says which) as a policy
 // with template members, in the style of Aluminum's backends:
 //
 //   struct MyPolicy {
@@ -23,6 +23,7 @@
 
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/comm/transport.hpp"
+#include "hpcml/config.hpp"
 
 namespace hpcml::comm::detail {
 
@@ -73,7 +74,10 @@ class TransportAdapter final : public TransportImpl {
 };
 
 /// The built transports, one function per transport folder (registry in transport.cpp).
-TransportImpl& mpi_transport();
+TransportImpl& mpi_transport();  // comm/src/mpi/
+#ifdef HPCML_HAS_NCCL
+TransportImpl& nccl_transport();  // comm/src/nccl/, with the GPU backend
+#endif
 
 /// The implementation of `transport`. Throws NotAvailableError (require_built)
 /// when this build lacks it.

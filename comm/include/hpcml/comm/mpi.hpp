@@ -153,7 +153,8 @@ class Communicator final : public Collectives {
 
   /// recv[i] = op over ranks of send[i], on every rank. send == recv is the
   /// in-place form. Throws Error for null buffers with count > 0, partially
-  /// overlapping buffers, or Algo::kNccl (NotAvailableError).
+  /// overlapping buffers, or an algorithm whose transport this build lacks
+  /// (NotAvailableError from require_built(), e.g. Algo::kNccl).
   template <class T>
   void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::kSum,
                  Algo algo = Algo::kAuto);
@@ -173,7 +174,7 @@ class Communicator final : public Collectives {
   bool reduce_update_gather(
       const float* grads, float* params, std::size_t count,
       const std::function<void(std::size_t, std::size_t, const float*)>& update);
-  /// The algorithm `automatic` resolves to for a message of `bytes` here.
+  /// The algorithm Algo::kAuto resolves to for a message of `bytes` here.
   Algo choose(std::size_t bytes);
 
   template <class T>
