@@ -158,7 +158,11 @@ class Bench {
 }  // namespace
 
 std::vector<Algo> parse_bench_algos(const std::string& name, const std::string& what) {
-  if (name != "all") return {parse_algo(name, what)};
+  if (name != "all") {
+    const Algo algo = parse_algo(name, what);
+    require_built(transport_of(algo));  // before any header or buffer
+    return {algo};
+  }
   std::vector<Algo> algos{Algo::kAuto};
   for (Algo a : concrete_algos()) algos.push_back(a);
   return algos;

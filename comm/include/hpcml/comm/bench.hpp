@@ -44,7 +44,8 @@ struct AllreduceBenchRow {
 };
 
 /// The algorithms to measure: "all" is kAuto followed by concrete_algos(),
-/// anything else one parse_algo(name, what).
+/// anything else one parse_algo(name, what), refused by require_built() when
+/// its transport is not in this build.
 std::vector<Algo> parse_bench_algos(const std::string& name, const std::string& what);
 
 /// Parses a byte count with an optional K/M/G suffix (powers of 1024) or "B".
