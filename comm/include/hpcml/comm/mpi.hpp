@@ -1,6 +1,7 @@
 // RAII over MPI: the environment (init/finalize) and communicators (owning or
-// borrowed); HPCML_CHECK_MPI and agree() come from hpcml_mpi. A Communicator implements core's
-// Collectives interface so the trainer can use it without knowing MPI.
+// borrowed). A Communicator implements core's Collectives interface so the
+// trainer can use it without knowing MPI. HPCML_CHECK_MPI, abort_job and the
+// one agree() come from hpcml_mpi (hpcml/mpi/); this header re-exports them.
 #pragma once
 
 #include <mpi.h>
@@ -26,13 +27,8 @@ class AsyncEngine;
 class SharedWindow;
 }  // namespace detail
 
-// The MPI utilities live in hpcml_mpi (HPCML_CHECK_MPI, agree); abort_job is
-// reachable here too for the launcher's top-level handler.
+// Kept reachable as comm::abort_job for the launcher's top-level handler.
 using ::hpcml::mpi::abort_job;
-
-}  // namespace hpcml::comm
-
-namespace hpcml::comm {
 
 /// Initialises MPI for the lifetime of the object (MPI_Init_thread with
 /// `required`), unless MPI is already initialised, in which case it borrows it
