@@ -16,8 +16,9 @@
 #include "hpcml/io/dataset.hpp"
 #include "hpcml/io/format.hpp"
 #include "hpcml/io/inputs.hpp"
-#include "hpcml/io/mpi.hpp"
 #include "hpcml/io/writer.hpp"
+#include "hpcml/mpi/agree.hpp"
+#include "hpcml/mpi/check.hpp"
 
 namespace hpcml::jobs {
 
@@ -70,7 +71,7 @@ int convert(const comm::Communicator& mpi, const CommonOptions& o, const std::st
   } catch (...) {
     error = std::current_exception();
   }
-  io::agree(MPI_COMM_WORLD, error);
+  hpcml::mpi::agree(MPI_COMM_WORLD, error);
   if (mpi.rank() == 0)
     print("read " + split + ": " + std::to_string(data.samples) + " samples x " +
           std::to_string(data.features) + " features from " + data.features_source + " in " +
@@ -135,7 +136,7 @@ int verify(const std::string& dir) {
   } catch (...) {
     error = std::current_exception();
   }
-  io::agree(MPI_COMM_WORLD, error);
+  hpcml::mpi::agree(MPI_COMM_WORLD, error);
   std::vector<std::pair<std::string, std::size_t>> tasks;
   for (const auto& [split, info] : manifest.splits)
     for (std::size_t i = 0; i < info.shards.size(); ++i) tasks.emplace_back(split, i);
@@ -155,17 +156,17 @@ int verify(const std::string& dir) {
   }
   int len = static_cast<int>(mine.size());
   std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  HPCML_CHECK_MPI(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
   std::string all;
   if (rank == 0) {
     int total = 0;
     for (int r = 0; r < size; ++r) displs[r] = total, total += lens[r];
     all.resize(static_cast<std::size_t>(total));
   }
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0,
-              MPI_COMM_WORLD);
+  HPCML_CHECK_MPI(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(),
+                              MPI_CHAR, 0, MPI_COMM_WORLD));
   int total_failures = 0;
-  MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  HPCML_CHECK_MPI(MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
   if (rank == 0) {
     std::vector<std::string> lines(tasks.size());
     std::stringstream ss(all);

@@ -11,26 +11,26 @@
 namespace hpcml::comm {
 
 Codec parse_codec(const std::string& name, const std::string& what) {
-  if (name == "none") return Codec::none;
-  if (name == "fp16") return Codec::fp16;
-  if (name == "bf16") return Codec::bf16;
-  if (name == "int8") return Codec::int8;
-  if (name == "topk") return Codec::topk;
+  if (name == "none") return Codec::kNone;
+  if (name == "fp16") return Codec::kFp16;
+  if (name == "bf16") return Codec::kBf16;
+  if (name == "int8") return Codec::kInt8;
+  if (name == "topk") return Codec::kTopk;
   HPCML_THROW(ConfigError, what + ": unknown compression '" + name +
                                "' (expected none, fp16, bf16, int8, topk)");
 }
 
 std::string to_string(Codec codec) {
   switch (codec) {
-    case Codec::none:
+    case Codec::kNone:
       return "none";
-    case Codec::fp16:
+    case Codec::kFp16:
       return "fp16";
-    case Codec::bf16:
+    case Codec::kBf16:
       return "bf16";
-    case Codec::int8:
+    case Codec::kInt8:
       return "int8";
-    case Codec::topk:
+    case Codec::kTopk:
       return "topk";
   }
   return "?";
@@ -44,14 +44,14 @@ std::size_t topk_count(std::size_t n, double ratio) {
 
 std::size_t encoded_bytes(Codec codec, std::size_t n, double topk_ratio) {
   switch (codec) {
-    case Codec::none:
+    case Codec::kNone:
       return n * sizeof(float);
-    case Codec::fp16:
-    case Codec::bf16:
+    case Codec::kFp16:
+    case Codec::kBf16:
       return n * 2;
-    case Codec::int8:
+    case Codec::kInt8:
       return n + (n + kInt8Chunk - 1) / kInt8Chunk * sizeof(float);
-    case Codec::topk:
+    case Codec::kTopk:
       return topk_count(n, topk_ratio) * (sizeof(std::uint32_t) + sizeof(float));
   }
   return 0;
@@ -114,17 +114,17 @@ float from_bf16(std::uint16_t bits) { return float_of(static_cast<std::uint32_t>
 void encode(Codec codec, const float* in, std::size_t n, double topk_ratio, float* residual,
             std::uint8_t* out) {
   switch (codec) {
-    case Codec::none:
+    case Codec::kNone:
       std::memcpy(out, in, n * sizeof(float));
       return;
-    case Codec::fp16:
-    case Codec::bf16:
+    case Codec::kFp16:
+    case Codec::kBf16:
       for (std::size_t i = 0; i < n; ++i) {
-        const std::uint16_t b = codec == Codec::fp16 ? to_fp16(in[i]) : to_bf16(in[i]);
+        const std::uint16_t b = codec == Codec::kFp16 ? to_fp16(in[i]) : to_bf16(in[i]);
         std::memcpy(out + 2 * i, &b, 2);
       }
       return;
-    case Codec::int8: {
+    case Codec::kInt8: {
       std::uint8_t* scales = out + n;
       for (std::size_t c = 0; c * kInt8Chunk < n; ++c) {
         const std::size_t lo = c * kInt8Chunk, hi = std::min(n, lo + kInt8Chunk);
@@ -140,7 +140,7 @@ void encode(Codec codec, const float* in, std::size_t n, double topk_ratio, floa
       }
       return;
     }
-    case Codec::topk: {
+    case Codec::kTopk: {
       HPCML_REQUIRE(residual != nullptr || n == 0, Error, "topk encode: no residual buffer");
       const std::size_t k = topk_count(n, topk_ratio);
       for (std::size_t i = 0; i < n; ++i) residual[i] += in[i];
@@ -175,22 +175,22 @@ void encode(Codec codec, const float* in, std::size_t n, double topk_ratio, floa
 
 void decode_add(Codec codec, const std::uint8_t* in, std::size_t n, double topk_ratio, float* acc) {
   switch (codec) {
-    case Codec::none:
+    case Codec::kNone:
       for (std::size_t i = 0; i < n; ++i) {
         float v;
         std::memcpy(&v, in + 4 * i, 4);
         acc[i] += v;
       }
       return;
-    case Codec::fp16:
-    case Codec::bf16:
+    case Codec::kFp16:
+    case Codec::kBf16:
       for (std::size_t i = 0; i < n; ++i) {
         std::uint16_t b;
         std::memcpy(&b, in + 2 * i, 2);
-        acc[i] += codec == Codec::fp16 ? from_fp16(b) : from_bf16(b);
+        acc[i] += codec == Codec::kFp16 ? from_fp16(b) : from_bf16(b);
       }
       return;
-    case Codec::int8: {
+    case Codec::kInt8: {
       const std::uint8_t* scales = in + n;
       for (std::size_t c = 0; c * kInt8Chunk < n; ++c) {
         const std::size_t lo = c * kInt8Chunk, hi = std::min(n, lo + kInt8Chunk);
@@ -201,7 +201,7 @@ void decode_add(Codec codec, const std::uint8_t* in, std::size_t n, double topk_
       }
       return;
     }
-    case Codec::topk: {
+    case Codec::kTopk: {
       const std::size_t k = topk_count(n, topk_ratio);
       for (std::size_t j = 0; j < k; ++j) {
         std::uint32_t i;

@@ -20,6 +20,7 @@
 
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/comm/mpi.hpp"
+#include "transport.hpp"
 
 namespace hpcml::comm::detail {
 
@@ -229,10 +230,27 @@ void recursive_doubling_allreduce(const T* send, T* recv, std::size_t count, Red
                                   Engine& engine);
 template <class T>
 void mpi_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Engine& engine);
-/// Dispatches a concrete algorithm (not automatic) on `engine`.
-template <class T>
-void run_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo,
-                   Engine& engine);
+MPI_Op mpi_op(ReduceOp op);
+
+/// A pending MPI non-blocking operation; `finish` runs once it completed.
+class MpiRequest final : public RequestImpl {
+ public:
+  MpiRequest(Engine& engine, std::function<void()> finish)
+      : engine_(engine), finish_(std::move(finish)) {}
+  ~MpiRequest() override;
+  MpiRequest(const MpiRequest&) = delete;
+  MpiRequest& operator=(const MpiRequest&) = delete;
+  MPI_Request* handle() { return &req_; }
+  bool test() override;
+  void wait() override;
+
+ private:
+  void finish();
+  Engine& engine_;
+  std::function<void()> finish_;
+  MPI_Request req_ = MPI_REQUEST_NULL;
+  bool complete_ = false;
+};
 
 /// One progress thread with its own Engine: jobs run one after another in
 /// submission order.

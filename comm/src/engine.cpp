@@ -1,5 +1,5 @@
 // Engine (private communicators, waiting, stall inspector), the progress
-// thread, Request, and the parsing of algorithm names and thresholds.
+// thread, Request, and the parsing of thresholds (algorithm names: transport.cpp).
 #include <sched.h>
 #include <unistd.h>
 
@@ -17,51 +17,24 @@ namespace hpcml::comm {
 
 // ---- names and thresholds ---------------------------------------------------
 
-Algo parse_algo(const std::string& name, const std::string& what) {
-  if (name == "auto" || name == "automatic") return Algo::automatic;
-  if (name == "mpi") return Algo::mpi;
-  if (name == "ring") return Algo::ring;
-  if (name == "recursive_doubling" || name == "rd") return Algo::recursive_doubling;
-  if (name == "hierarchical" || name == "shm") return Algo::hierarchical;
-  if (name == "nccl") return Algo::nccl;
-  HPCML_THROW(ConfigError, what + ": unknown all-reduce algorithm '" + name +
-                               "' (expected auto, mpi, ring, recursive_doubling, hierarchical)");
-}
-
-std::string to_string(Algo algo) {
-  switch (algo) {
-    case Algo::automatic:
-      return "auto";
-    case Algo::mpi:
-      return "mpi";
-    case Algo::ring:
-      return "ring";
-    case Algo::recursive_doubling:
-      return "recursive_doubling";
-    case Algo::hierarchical:
-      return "hierarchical";
-    case Algo::nccl:
-      return "nccl";
-  }
-  return "?";
-}
-
-std::vector<Algo> concrete_algos() {
-  return {Algo::mpi, Algo::ring, Algo::recursive_doubling, Algo::hierarchical};
-}
-
 std::string to_string(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum:
+    case ReduceOp::kSum:
       return "sum";
-    case ReduceOp::average:
+    case ReduceOp::kAverage:
       return "average";
-    case ReduceOp::max:
+    case ReduceOp::kMax:
       return "max";
-    case ReduceOp::min:
+    case ReduceOp::kMin:
       return "min";
   }
   return "?";
+}
+
+ReduceOp parse_reduce_op(const std::string& name, const std::string& what) {
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage, ReduceOp::kMax, ReduceOp::kMin})
+    if (name == to_string(op)) return op;
+  HPCML_THROW(ConfigError, what + ": expected sum, average, max or min");
 }
 
 namespace {
@@ -106,7 +79,8 @@ Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
     } else if (key == "small_algo" || key == "large_algo" || key == "large_multinode_algo" ||
                key == "single_node_algo") {
       Algo a = parse_algo(value, origin + ": '" + key + "'");
-      HPCML_REQUIRE(a != Algo::automatic && a != Algo::nccl, ConfigError,
+      // Automatic selection is the MPI transport's: it picks among its algorithms.
+      HPCML_REQUIRE(a != Algo::kAuto && transport_of(a) == Transport::kMpi, ConfigError,
                     origin + ": '" + key + "' must name a CPU algorithm, got '" + value + "'");
       (key == "small_algo"         ? t.small_algo
        : key == "large_algo"       ? t.large_algo

@@ -1,7 +1,5 @@
 #include "hpcml/comm/mpi.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -31,22 +29,6 @@ int checked_count(std::size_t n) {
 
 }  // namespace
 
-std::string mpi_error_string(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
-  return std::string(text, static_cast<std::size_t>(len));
-}
-
-void abort_job(const std::string& line, int code) {
-  const std::string text = line + "\n";
-  std::fputs(text.c_str(), stderr);
-  std::fflush(stderr);
-  ::usleep(500 * 1000);
-  MPI_Abort(MPI_COMM_WORLD, code);
-  std::_Exit(code);
-}
-
 // ---- MpiEnvironment ---------------------------------------------------------
 
 MpiEnvironment::MpiEnvironment(int required) {
@@ -56,10 +38,10 @@ MpiEnvironment::MpiEnvironment(int required) {
   }
   HPCML_REQUIRE(!mpi_finalized(), Error, "MPI was already finalized; it cannot be started again");
   int rc = MPI_Init_thread(nullptr, nullptr, required, &provided_);
-  HPCML_REQUIRE(rc == MPI_SUCCESS, Error, "MPI_Init_thread failed: " + mpi_error_string(rc));
+  HPCML_REQUIRE(rc == MPI_SUCCESS, Error, "MPI_Init_thread failed: " + mpi::error_string(rc));
   owns_ = true;
   // Errors come back as codes and become exceptions, instead of aborting inside MPI.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  HPCML_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   if (provided_ < required) {
     MPI_Finalize();
     owns_ = false;
@@ -205,7 +187,7 @@ void Communicator::average(const std::vector<std::span<float>>& buffers) {
     std::copy(b.begin(), b.end(), scratch_.begin() + static_cast<std::ptrdiff_t>(off));
     off += b.size();
   }
-  allreduce(scratch_.data(), scratch_.data(), total, ReduceOp::average);
+  allreduce(scratch_.data(), scratch_.data(), total, ReduceOp::kAverage);
   off = 0;
   for (const auto& b : buffers) {
     std::copy_n(scratch_.begin() + static_cast<std::ptrdiff_t>(off), b.size(), b.begin());
@@ -214,11 +196,11 @@ void Communicator::average(const std::vector<std::span<float>>& buffers) {
 }
 
 void Communicator::sum(std::span<double> values) {
-  allreduce(values.data(), values.data(), values.size(), ReduceOp::sum);
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::kSum);
 }
 
 void Communicator::max(std::span<double> values) {
-  allreduce(values.data(), values.data(), values.size(), ReduceOp::max);
+  allreduce(values.data(), values.data(), values.size(), ReduceOp::kMax);
 }
 
 void Communicator::broadcast(std::span<float> values, int root) {
@@ -245,42 +227,6 @@ std::string Communicator::broadcast_string(const std::string& value, int root) c
 
 namespace {
 
-/// A pending MPI non-blocking collective; `finish` runs once it completed.
-class MpiRequest final : public detail::RequestImpl {
- public:
-  MpiRequest(detail::Engine& engine, std::function<void()> finish)
-      : engine_(engine), finish_(std::move(finish)) {}
-  ~MpiRequest() override {
-    if (req_ != MPI_REQUEST_NULL && !mpi_finalized()) {
-      // Only reached when wait() threw; the request cannot be cancelled.
-      MPI_Wait(&req_, MPI_STATUS_IGNORE);
-    }
-  }
-  MPI_Request* handle() { return &req_; }
-  bool test() override {
-    if (complete_) return true;
-    int done = 0;
-    HPCML_CHECK_MPI(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
-    if (done) finish();
-    return complete_;
-  }
-  void wait() override {
-    if (complete_) return;
-    engine_.wait_all(1, &req_);
-    finish();
-  }
-
- private:
-  void finish() {
-    complete_ = true;
-    if (finish_) finish_();
-  }
-  detail::Engine& engine_;
-  std::function<void()> finish_;
-  MPI_Request req_ = MPI_REQUEST_NULL;
-  bool complete_ = false;
-};
-
 template <class T>
 void validate(const T* send, T* recv, std::size_t count, const char* what) {
   if (count == 0) return;
@@ -295,6 +241,36 @@ void validate(const T* send, T* recv, std::size_t count, const char* what) {
 }
 
 }  // namespace
+
+namespace detail {
+
+MpiRequest::~MpiRequest() {
+  if (req_ != MPI_REQUEST_NULL && !mpi_finalized()) {
+    // Only reached when wait() threw; the request cannot be cancelled.
+    MPI_Wait(&req_, MPI_STATUS_IGNORE);
+  }
+}
+
+bool MpiRequest::test() {
+  if (complete_) return true;
+  int done = 0;
+  HPCML_CHECK_MPI(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
+  if (done) finish();
+  return complete_;
+}
+
+void MpiRequest::wait() {
+  if (complete_) return;
+  engine_.wait_all(1, &req_);
+  finish();
+}
+
+void MpiRequest::finish() {
+  complete_ = true;
+  if (finish_) finish_();
+}
+
+}  // namespace detail
 
 detail::Engine& Communicator::engine() {
   HPCML_REQUIRE(comm_ != MPI_COMM_NULL, Error, "collective on a null communicator");
@@ -335,34 +311,24 @@ Algo Communicator::choose(std::size_t bytes) {
 template <class T>
 void Communicator::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo) {
   validate(send, recv, count, "allreduce");
-  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
+  if (algo == Algo::kAuto) algo = choose(count * sizeof(T));
+  auto& transport = detail::transport(transport_of(algo));  // refuses unbuilt transports
   auto& e = engine();
   e.begin("allreduce");
-  detail::run_allreduce(send, recv, count, op, algo, e);
+  transport.allreduce(send, recv, count, op, algo, e);
 }
 
 template <class T>
 Request Communicator::iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op,
                                  Algo algo) {
   validate(send, recv, count, "iallreduce");
-  if (algo == Algo::automatic) algo = choose(count * sizeof(T));
-  auto& e = engine();
-  if (algo == Algo::mpi) {
-    e.begin("iallreduce");
-    const int ranks = e.size();
-    auto impl = std::make_unique<MpiRequest>(e, [recv, count, op, ranks] {
-      if (op == ReduceOp::average) detail::scale(recv, count, ranks);
-    });
-    MPI_Op mop = op == ReduceOp::max ? MPI_MAX : op == ReduceOp::min ? MPI_MIN : MPI_SUM;
-    HPCML_CHECK_MPI(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : static_cast<const void*>(send),
-                                   recv, detail::checked_int(count), detail::mpi_type<T>(), mop,
-                                   e.comm(), impl->handle()));
-    return Request(std::move(impl));
-  }
-  if (algo == Algo::nccl) detail::run_allreduce(send, recv, count, op, algo, e);  // throws
-  return submit([send, recv, count, op, algo](detail::Engine& pe) {
+  if (algo == Algo::kAuto) algo = choose(count * sizeof(T));
+  auto& transport = detail::transport(transport_of(algo));  // refuses unbuilt transports
+  if (auto started = transport.start_allreduce(send, recv, count, op, algo, engine()))
+    return Request(std::move(started));
+  return submit([&transport, send, recv, count, op, algo](detail::Engine& pe) {
     pe.begin("iallreduce");
-    detail::run_allreduce(send, recv, count, op, algo, pe);
+    transport.allreduce(send, recv, count, op, algo, pe);
   });
 }
 
@@ -391,7 +357,7 @@ Request Communicator::ibroadcast(T* data, std::size_t count, int root) {
   validate(data, data, count, "ibroadcast");
   auto& e = engine();
   e.begin("ibroadcast");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   HPCML_CHECK_MPI(MPI_Ibcast(data, detail::checked_int(count), detail::mpi_type<T>(), root,
                              e.comm(), impl->handle()));
   return Request(std::move(impl));
@@ -407,7 +373,7 @@ Request Communicator::iallgather(const T* send, std::size_t count, T* recv) {
   auto& e = engine();
   HPCML_REQUIRE(count == 0 || (send && recv), Error, "allgather: null buffer");
   e.begin("allgather");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   const int n = detail::checked_int(count);
   HPCML_CHECK_MPI(MPI_Iallgather(send, n, detail::mpi_type<T>(), recv, n, detail::mpi_type<T>(),
                                  e.comm(), impl->handle()));
@@ -417,7 +383,7 @@ Request Communicator::iallgather(const T* send, std::size_t count, T* recv) {
 Request Communicator::ibarrier() {
   auto& e = engine();
   e.begin("barrier");
-  auto impl = std::make_unique<MpiRequest>(e, nullptr);
+  auto impl = std::make_unique<detail::MpiRequest>(e, nullptr);
   HPCML_CHECK_MPI(MPI_Ibarrier(e.comm(), impl->handle()));
   return Request(std::move(impl));
 }
@@ -437,53 +403,5 @@ HPCML_COMM_INSTANTIATE(float)
 HPCML_COMM_INSTANTIATE(double)
 HPCML_COMM_INSTANTIATE(unsigned char)
 #undef HPCML_COMM_INSTANTIATE
-
-template <class E>
-[[noreturn]] void raise_collective(E error) {
-  error.set_collective(true);
-  throw error;
-}
-
-void agree(const Communicator& comm, const std::function<void()>& fn) {
-  std::string message;
-  int failed_rank = INT_MAX;
-  bool not_available = false, config = false, data = false;
-  try {
-    fn();
-  } catch (const NotAvailableError& e) {
-    message = e.what();
-    not_available = true;
-    failed_rank = comm.rank();
-  } catch (const ConfigError& e) {
-    message = e.what();
-    config = true;
-    failed_rank = comm.rank();
-  } catch (const DataError& e) {
-    message = e.what();
-    data = true;
-    failed_rank = comm.rank();
-  } catch (const Error& e) {
-    message = e.what();
-    failed_rank = comm.rank();
-  }
-  int first = INT_MAX;
-  HPCML_CHECK_MPI(MPI_Allreduce(&failed_rank, &first, 1, MPI_INT, MPI_MIN, comm.get()));
-  if (first == INT_MAX) return;
-  // Kind of error travels with the message so callers can still catch by type.
-  int kind = not_available ? 1 : config ? 2 : data ? 3 : 0;
-  HPCML_CHECK_MPI(MPI_Bcast(&kind, 1, MPI_INT, first, comm.get()));
-  std::string text = comm.broadcast_string(message, first);
-  if (first != 0 && comm.size() > 1) text = "rank " + std::to_string(first) + ": " + text;
-  switch (kind) {
-    case 1:
-      raise_collective(NotAvailableError(text, __FILE__, __LINE__));
-    case 2:
-      raise_collective(ConfigError(text, __FILE__, __LINE__));
-    case 3:
-      raise_collective(DataError(text, __FILE__, __LINE__));
-    default:
-      raise_collective(Error(text, __FILE__, __LINE__));
-  }
-}
 
 }  // namespace hpcml::comm

@@ -13,12 +13,12 @@ namespace hpcml::comm {
 
 ReducerOptions read_reducer_options(ConfigDoc& doc) {
   ReducerOptions o;
-  const std::string algo =
-      doc.get_choice("parallel.algo", "auto",
-                     {"auto", "mpi", "ring", "recursive_doubling", "hierarchical", "nccl"});
-  if (algo == "nccl")
-    doc.fail("parallel.algo", "'nccl' is not available in this build (no NCCL backend yet)");
-  o.algo = parse_algo(algo);
+  o.algo = parse_algo(doc.get_choice("parallel.algo", "auto", algo_names()));
+  try {
+    require_built(transport_of(o.algo));
+  } catch (const NotAvailableError& e) {
+    doc.fail("parallel.algo", e.what());
+  }
   o.fusion_mb = doc.get_double("parallel.fusion_mb", o.fusion_mb, 0, 65536);
   o.compression = parse_codec(
       doc.get_choice("parallel.compression", "none", {"none", "fp16", "bf16", "int8", "topk"}));
@@ -38,7 +38,7 @@ std::string describe(const ReducerOptions& o, const Communicator& comm) {
   std::ostringstream s;
   s << "comm: algo=" << to_string(o.algo) << " fusion_mb=" << o.fusion_mb
     << " compression=" << to_string(o.compression);
-  if (o.compression == Codec::topk) s << " topk_ratio=" << o.topk_ratio;
+  if (o.compression == Codec::kTopk) s << " topk_ratio=" << o.topk_ratio;
   s << " sharded_update=" << (o.sharded_update ? "true" : "false");
   s << " stall_timeout_s=" << comm.options().stall_timeout_s
     << " thresholds=" << comm.options().thresholds.to_string()
@@ -50,7 +50,7 @@ struct GradientReducer::Bucket {
   std::vector<std::size_t> members;  // buffer indices, in packing order
   std::vector<std::size_t> offsets;  // element offset of each member in `data`
   std::size_t elems = 0;
-  Algo algo = Algo::mpi;
+  Algo algo = Algo::kMpi;
   std::vector<float> data;
   std::vector<float> residual;  // top-k error feedback, persists across steps
   std::vector<std::uint8_t> encoded, gathered;
@@ -71,8 +71,7 @@ GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& optio
   if (std::getenv("HPCML_STALL_TIMEOUT_S"))
     co.stall_timeout_s = CommOptions::from_environment().stall_timeout_s;
   comm.set_options(co);
-  HPCML_REQUIRE(options.algo != Algo::nccl, NotAvailableError,
-                "parallel.algo = 'nccl' is not available in this build (no NCCL backend yet)");
+  require_built(transport_of(options.algo));
 }
 
 GradientReducer::~GradientReducer() {
@@ -82,7 +81,7 @@ GradientReducer::~GradientReducer() {
 
 std::span<float> GradientReducer::gradient_storage(std::size_t count) {
   // Collective decision: every rank sees the same size, codec and algorithm.
-  if (comm_.size() == 1 || options_.compression != Codec::none) return {};
+  if (comm_.size() == 1 || options_.compression != Codec::kNone) return {};
   storage_ = comm_.allocate_shared(count * sizeof(float));
   return storage_.as<float>().subspan(0, count);
 }
@@ -92,7 +91,7 @@ std::span<float> GradientReducer::parameter_storage(std::size_t count) {
   if (!options_.sharded_update || storage_.empty() ||
       count * sizeof(float) < detail::ShmNode::kZeroCopyMinBytes ||
       storage_.local_size() != comm_.size() ||
-      (options_.algo != Algo::automatic && options_.algo != Algo::hierarchical) ||
+      (options_.algo != Algo::kAuto && options_.algo != Algo::kHierarchical) ||
       count > storage_.bytes() / sizeof(float))
     return {};
   params_ = comm_.allocate_shared(count * sizeof(float));
@@ -128,9 +127,9 @@ void GradientReducer::plan(const std::vector<std::span<float>>& buffers) {
   auto close = [&] {
     if (!cur) return;
     cur->data.resize(cur->elems);
-    if (options_.compression == Codec::topk) cur->residual.assign(cur->elems, 0.0f);
+    if (options_.compression == Codec::kTopk) cur->residual.assign(cur->elems, 0.0f);
     const std::size_t bytes = cur->elems * sizeof(float);
-    cur->algo = options_.algo == Algo::automatic ? comm_.choose(bytes) : options_.algo;
+    cur->algo = options_.algo == Algo::kAuto ? comm_.choose(bytes) : options_.algo;
     buckets_.push_back(std::move(cur));
   };
   // Backprop finishes the last buffer first: pack from the back.
@@ -195,7 +194,7 @@ void GradientReducer::gradient_ready(std::size_t index) {
 
 void GradientReducer::launch(std::size_t b) {
   Bucket& bucket = *buckets_[b];
-  if (comm_.size() == 1 && options_.compression == Codec::none) {
+  if (comm_.size() == 1 && options_.compression == Codec::kNone) {
     // The mean over one rank is the gradient itself: no copies, no hand-off to the
     // progress thread. (With a codec the round trip still runs, so a 1-rank run
     // trains with the same lossy gradients as a multi-rank one.)
@@ -212,7 +211,7 @@ void GradientReducer::launch(std::size_t b) {
   // An all-reduce is element-wise, so the order of members inside the range
   // does not matter.
   float* in_place = nullptr;
-  if (codec == Codec::none && !spans.empty()) {
+  if (codec == Codec::kNone && !spans.empty()) {
     std::vector<std::span<float>> sorted = spans;
     std::sort(sorted.begin(), sorted.end(),
               [](const auto& x, const auto& y) { return x.data() < y.data(); });
@@ -231,15 +230,15 @@ void GradientReducer::launch(std::size_t b) {
     bucket.start = detail::Clock::now();
     if (in_place) {
       e.begin("allreduce of a gradient bucket");
-      detail::run_allreduce(in_place, in_place, bucket.elems, ReduceOp::average, bucket.algo, e);
+      detail::run_allreduce(in_place, in_place, bucket.elems, ReduceOp::kAverage, bucket.algo, e);
       bucket.end = detail::Clock::now();
       return;
     }
     float* data = bucket.data.data();
     const std::size_t n = bucket.elems;
-    if (codec == Codec::none) {
+    if (codec == Codec::kNone) {
       e.begin("allreduce of a gradient bucket");
-      detail::run_allreduce(data, data, n, ReduceOp::average, bucket.algo, e);
+      detail::run_allreduce(data, data, n, ReduceOp::kAverage, bucket.algo, e);
     } else {
       const std::size_t bytes = encoded_bytes(codec, n, ratio);
       bucket.encoded.resize(bytes);
@@ -285,7 +284,7 @@ void GradientReducer::finish_gradients() {
     if (n > 1) {
       // Bytes this rank sends in a ring implementation of the collective used.
       last_stats_.wire_bytes +=
-          options_.compression == Codec::none
+          options_.compression == Codec::kNone
               ? 2 * (n - 1) * raw / n
               : (n - 1) * encoded_bytes(options_.compression, b->elems, options_.topk_ratio);
     }

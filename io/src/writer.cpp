@@ -11,7 +11,8 @@
 #include "hdf5_util.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/io/hdf5.hpp"
-#include "hpcml/io/mpi.hpp"
+#include "hpcml/mpi/agree.hpp"
+#include "hpcml/mpi/check.hpp"
 
 namespace hpcml::io {
 
@@ -179,8 +180,8 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options)
 
 SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options, MPI_Comm comm) {
   int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
+  HPCML_CHECK_MPI(MPI_Comm_rank(comm, &rank));
+  HPCML_CHECK_MPI(MPI_Comm_size(comm, &size));
   Manifest m;
   std::exception_ptr error;
   try {
@@ -188,7 +189,7 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options,
   } catch (...) {
     error = std::current_exception();
   }
-  agree(comm, error);
+  mpi::agree(comm, error);
 
   // One row of 4 numbers per shard; ranks fill only their own rows, the sum
   // over ranks is the full table.
@@ -205,9 +206,9 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options,
   } catch (...) {
     error = std::current_exception();
   }
-  agree(comm, error);
-  MPI_Allreduce(MPI_IN_PLACE, table.data(), static_cast<int>(table.size()), MPI_UINT64_T, MPI_SUM,
-                comm);
+  mpi::agree(comm, error);
+  HPCML_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, table.data(), static_cast<int>(table.size()),
+                                MPI_UINT64_T, MPI_SUM, comm));
   SplitInfo split;
   split.samples = data.samples;
   for (std::size_t i = 0; i < options.shards; ++i) {
@@ -224,7 +225,7 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options,
   } catch (...) {
     error = std::current_exception();
   }
-  agree(comm, error);
+  mpi::agree(comm, error);
   return split;
 }
 

@@ -6,11 +6,14 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "hpcml/comm/mpi.hpp"
+#include "hpcml/comm/transport.hpp"
+#include "hpcml/config.hpp"
 
 using hpcml::comm::Algo;
 using hpcml::comm::CommOptions;
@@ -46,14 +49,14 @@ std::vector<T> reference(std::size_t count, ReduceOp op, int ranks) {
     T acc = value<T>(0, i);
     for (int p = 1; p < ranks; ++p) {
       const T v = value<T>(p, i);
-      if (op == ReduceOp::max)
+      if (op == ReduceOp::kMax)
         acc = std::max(acc, v);
-      else if (op == ReduceOp::min)
+      else if (op == ReduceOp::kMin)
         acc = std::min(acc, v);
       else
         acc += v;
     }
-    if (op == ReduceOp::average) acc /= static_cast<T>(ranks);
+    if (op == ReduceOp::kAverage) acc /= static_cast<T>(ranks);
     ref[i] = acc;
   }
   return ref;
@@ -113,7 +116,7 @@ void check_all(Communicator& comm, Algo algo, bool nonblocking,
   for (std::size_t count : counts(n)) {
     if (count > max_count) continue;
     Buffers<T> buffers(comm, count, shared);
-    for (ReduceOp op : {ReduceOp::sum, ReduceOp::average, ReduceOp::max}) {
+    for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage, ReduceOp::kMax}) {
       const auto ref = reference<T>(count, op, n);
       for (bool in_place : {false, true}) {
         T* send = buffers.send;
@@ -179,8 +182,8 @@ TEST_P(AllreduceAlgo, ResultsBitIdenticalAcrossRanksAndRuns) {
   for (std::size_t count : {std::size_t{1009}, std::size_t{300001}}) {
     std::vector<float> send(count), a(count), b(count);
     for (auto& x : send) x = dist(gen) * 1e3f;
-    comm.allreduce(send.data(), a.data(), count, ReduceOp::average, GetParam());
-    comm.allreduce(send.data(), b.data(), count, ReduceOp::average, GetParam());
+    comm.allreduce(send.data(), a.data(), count, ReduceOp::kAverage, GetParam());
+    comm.allreduce(send.data(), b.data(), count, ReduceOp::kAverage, GetParam());
     EXPECT_EQ(std::memcmp(a.data(), b.data(), count * sizeof(float)), 0) << "run-to-run";
     // Rank 0's result, broadcast, must equal every rank's bit for bit.
     std::vector<float> root = a;
@@ -201,18 +204,18 @@ TEST_P(AllreduceAlgo, SeveralRequestsInFlight) {
     for (std::size_t i = 0; i < count; ++i) bufs.back()[i] = value<float>(comm.rank(), i);
   }
   for (auto& b : bufs)
-    reqs.push_back(comm.iallreduce(b.data(), b.data(), b.size(), ReduceOp::sum, GetParam()));
+    reqs.push_back(comm.iallreduce(b.data(), b.data(), b.size(), ReduceOp::kSum, GetParam()));
   hpcml::comm::wait_all(reqs);
   for (auto& b : bufs) {
-    const auto ref = reference<float>(b.size(), ReduceOp::sum, n);
+    const auto ref = reference<float>(b.size(), ReduceOp::kSum, n);
     EXPECT_EQ(std::memcmp(b.data(), ref.data(), b.size() * sizeof(float)), 0)
         << "count " << b.size();
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Algos, AllreduceAlgo,
-                         ::testing::Values(Algo::automatic, Algo::mpi, Algo::ring,
-                                           Algo::recursive_doubling, Algo::hierarchical),
+                         ::testing::Values(Algo::kAuto, Algo::kMpi, Algo::kRing,
+                                           Algo::kRecursiveDoubling, Algo::kHierarchical),
                          [](const ::testing::TestParamInfo<Algo>& p) {
                            return to_string(p.param);
                          });
@@ -222,12 +225,12 @@ TEST(Hierarchical, EmulatedNodesMatchReference) {
   CommOptions o = tiny_segments();
   o.emulate_node_size = 2;
   Communicator comm = dup_world(o);
-  check_all<float>(comm, Algo::hierarchical, false, 100000);
-  check_all<double>(comm, Algo::hierarchical, true, 100000);
+  check_all<float>(comm, Algo::kHierarchical, false, 100000);
+  check_all<double>(comm, Algo::kHierarchical, true, 100000);
   CommOptions big;
   big.emulate_node_size = 2;
   comm.set_options(big);  // segments as in production, several MiB
-  check_all<float>(comm, Algo::hierarchical, false);
+  check_all<float>(comm, Algo::kHierarchical, false);
 }
 
 // The zero-copy path gives the same bits as the staged one.
@@ -239,9 +242,9 @@ TEST(Hierarchical, SharedEqualsPrivateBitForBit) {
   hpcml::comm::SharedBuffer shared = comm.allocate_shared(count * sizeof(float));
   std::vector<float> priv(count);
   for (std::size_t i = 0; i < count; ++i) priv[i] = shared.as<float>()[i] = dist(gen) * 1e3f;
-  comm.allreduce(priv.data(), priv.data(), count, ReduceOp::average, Algo::hierarchical);
+  comm.allreduce(priv.data(), priv.data(), count, ReduceOp::kAverage, Algo::kHierarchical);
   float* s = shared.as<float>().data();
-  comm.allreduce(s, s, count, ReduceOp::average, Algo::hierarchical);
+  comm.allreduce(s, s, count, ReduceOp::kAverage, Algo::kHierarchical);
   EXPECT_EQ(std::memcmp(priv.data(), s, count * sizeof(float)), 0);
 }
 
@@ -255,28 +258,97 @@ TEST(Hierarchical, MixedBufferKindsFailOnEveryRank) {
   std::vector<float> priv(count, 1.0f);
   float* buf = comm.rank() == 0 ? shared.as<float>().data() : priv.data();
   try {
-    comm.allreduce(buf, buf, count, ReduceOp::sum, Algo::hierarchical);
+    comm.allreduce(buf, buf, count, ReduceOp::kSum, Algo::kHierarchical);
     ADD_FAILURE() << "no error on rank " << comm.rank();
   } catch (const hpcml::Error& e) {
     EXPECT_NE(std::string(e.what()).find("different kinds of buffers"), std::string::npos)
         << e.what();
   }
   std::vector<float> ok(count, 1.0f);
-  comm.allreduce(ok.data(), ok.data(), count, ReduceOp::sum, Algo::hierarchical);
+  comm.allreduce(ok.data(), ok.data(), count, ReduceOp::kSum, Algo::kHierarchical);
   EXPECT_EQ(ok[0], static_cast<float>(comm.size()));
 }
 
 TEST(Allreduce, NcclIsNotAvailable) {
   Communicator comm = dup_world(CommOptions{});
   std::vector<float> x(4, 1.0f);
-  EXPECT_THROW(comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::sum, Algo::nccl),
+  EXPECT_THROW(comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kNccl),
                hpcml::NotAvailableError);
+}
+
+#ifndef HPCML_HAS_NCCL
+// The NCCL transport is not built: every way of selecting it ends in the
+// registry's one refusal, with one message.
+TEST(Transport, UnbuiltTransportIsRefusedWithOneMessage) {
+  using hpcml::comm::Transport;
+  const std::string message = "'nccl' is not available in this build (no NCCL backend yet)";
+  EXPECT_TRUE(hpcml::comm::is_built(Transport::kMpi));
+  EXPECT_FALSE(hpcml::comm::is_built(Transport::kNccl));
+  EXPECT_NO_THROW(hpcml::comm::require_built(Transport::kMpi));
+  auto refused = [&](const std::function<void()>& fn) {
+    try {
+      fn();
+      ADD_FAILURE() << "nccl accepted";
+    } catch (const hpcml::NotAvailableError& e) {
+      EXPECT_EQ(std::string(e.what()), message);
+    }
+  };
+  refused([] { hpcml::comm::require_built(Transport::kNccl); });
+  Communicator comm = dup_world(CommOptions{});
+  std::vector<float> x(4, 1.0f);
+  std::vector<double> y(4, 1.0);
+  refused([&] { comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kNccl); });
+  refused([&] { comm.allreduce(y.data(), y.data(), y.size(), ReduceOp::kAverage, Algo::kNccl); });
+  refused(
+      [&] { (void)comm.iallreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kNccl); });
+  // The spelling is known (configs stay valid); the algorithm belongs to the
+  // NCCL transport and is not offered among the ones that run here.
+  EXPECT_EQ(hpcml::comm::parse_algo("nccl"), Algo::kNccl);
+  EXPECT_EQ(hpcml::comm::transport_of(Algo::kNccl), Transport::kNccl);
+  for (Algo a : hpcml::comm::concrete_algos()) EXPECT_NE(a, Algo::kNccl);
+  // The collective still works afterwards on every rank.
+  comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kMpi);
+  EXPECT_EQ(x[0], static_cast<float>(comm.size()));
+}
+#endif
+
+TEST(Transport, AlgorithmNamesComeFromOneTable) {
+  using namespace hpcml::comm;
+  std::vector<std::string> names;
+  for (const AlgoInfo& a : algo_table()) {
+    EXPECT_EQ(parse_algo(std::string(a.name)), a.algo);
+    if (!a.alias.empty()) {
+      EXPECT_EQ(parse_algo(std::string(a.alias)), a.algo);
+    }
+    EXPECT_EQ(to_string(a.algo), a.name);
+    names.emplace_back(a.name);
+  }
+  EXPECT_EQ(algo_names(), names);
+  EXPECT_EQ(names, (std::vector<std::string>{"auto", "mpi", "ring", "recursive_doubling",
+                                             "hierarchical", "nccl"}));
+  EXPECT_EQ(parse_algo("automatic"), Algo::kAuto);
+  EXPECT_EQ(parse_algo("rd"), Algo::kRecursiveDoubling);
+  EXPECT_EQ(parse_algo("shm"), Algo::kHierarchical);
+  try {
+    (void)parse_algo("butterfly", "--algo");
+    ADD_FAILURE() << "unknown algorithm accepted";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--algo: unknown all-reduce algorithm 'butterfly' (expected auto, mpi, ring, "
+              "recursive_doubling, hierarchical)");
+  }
+  // Thresholds name algorithms the automatic choice (MPI transport) can pick.
+  EXPECT_THROW(Thresholds::parse("small_algo=nccl", Thresholds{}, "t"), hpcml::ConfigError);
+  EXPECT_THROW(Thresholds::parse("small_algo=auto", Thresholds{}, "t"), hpcml::ConfigError);
+  EXPECT_EQ(Thresholds::parse("small_algo=rd", Thresholds{}, "t").small_algo,
+            Algo::kRecursiveDoubling);
 }
 
 TEST(Allreduce, PartiallyOverlappingBuffersAreRejected) {
   Communicator comm = dup_world(CommOptions{});
   std::vector<float> x(8, 1.0f);
-  EXPECT_THROW(comm.allreduce(x.data(), x.data() + 1, 4, ReduceOp::sum, Algo::ring), hpcml::Error);
+  EXPECT_THROW(comm.allreduce(x.data(), x.data() + 1, 4, ReduceOp::kSum, Algo::kRing),
+               hpcml::Error);
 }
 
 TEST(Allreduce, AutomaticFollowsThresholds) {
@@ -287,12 +359,12 @@ TEST(Allreduce, AutomaticFollowsThresholds) {
   Communicator comm = dup_world(o);
   const int n = comm.size();
   // One machine: a single node, unless nodes are emulated.
-  EXPECT_EQ(comm.choose(1024), n > 1 ? Algo::ring : Algo::recursive_doubling);
+  EXPECT_EQ(comm.choose(1024), n > 1 ? Algo::kRing : Algo::kRecursiveDoubling);
   o.emulate_node_size = 1;  // every rank its own "node": the multi-node rules apply
   Communicator multi = dup_world(o);
   if (n > 1) {
-    EXPECT_EQ(multi.choose(1024), Algo::recursive_doubling);
-    EXPECT_EQ(multi.choose(1025), Algo::ring);  // large_multinode_algo: one rank per node
+    EXPECT_EQ(multi.choose(1024), Algo::kRecursiveDoubling);
+    EXPECT_EQ(multi.choose(1025), Algo::kRing);  // large_multinode_algo: one rank per node
   }
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_max=3", o.thresholds, "test"),
                hpcml::ConfigError);

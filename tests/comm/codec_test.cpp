@@ -36,12 +36,12 @@ std::vector<float> roundtrip(Codec c, const std::vector<float>& x, double ratio,
 
 TEST(Codec, Fp16WithinBound) {
   const auto x = sample(10007, 1);
-  const auto y = roundtrip(Codec::fp16, x, 0);
+  const auto y = roundtrip(Codec::kFp16, x, 0);
   for (std::size_t i = 0; i < x.size(); ++i)
     ASSERT_LE(std::fabs(y[i] - x[i]), std::ldexp(std::fabs(x[i]), -11) + std::ldexp(1.0f, -25))
         << i << ": " << x[i] << " -> " << y[i];
-  EXPECT_EQ(encoded_bytes(Codec::fp16, 1000, 0), 2000u);
-  const auto big = roundtrip(Codec::fp16, {1e6f, -1e6f}, 0);
+  EXPECT_EQ(encoded_bytes(Codec::kFp16, 1000, 0), 2000u);
+  const auto big = roundtrip(Codec::kFp16, {1e6f, -1e6f}, 0);
   EXPECT_EQ(big[0], 65504.0f);
   EXPECT_EQ(big[1], -65504.0f);
 }
@@ -53,8 +53,8 @@ TEST(Codec, Fp16MatchesCompilerConversion) {
   for (int e = -26; e <= 15; ++e)
     for (float m : {1.0f, 1.00048828125f, 1.0009765625f, 1.5f, 1.99951171875f})
       x.push_back(std::ldexp(m, e) * (e % 2 ? -1.0f : 1.0f));
-  std::vector<std::uint8_t> enc(encoded_bytes(Codec::fp16, x.size(), 0));
-  encode(Codec::fp16, x.data(), x.size(), 0, nullptr, enc.data());
+  std::vector<std::uint8_t> enc(encoded_bytes(Codec::kFp16, x.size(), 0));
+  encode(Codec::kFp16, x.data(), x.size(), 0, nullptr, enc.data());
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (std::fabs(x[i]) > 65504.0f) continue;  // we saturate where the cast gives inf
     const _Float16 h = static_cast<_Float16>(x[i]);
@@ -64,7 +64,7 @@ TEST(Codec, Fp16MatchesCompilerConversion) {
     ASSERT_EQ(got, want) << x[i];
   }
   std::vector<float> y(x.size(), 0.0f);
-  decode_add(Codec::fp16, enc.data(), x.size(), 0, y.data());
+  decode_add(Codec::kFp16, enc.data(), x.size(), 0, y.data());
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (std::fabs(x[i]) <= 65504.0f) {
       ASSERT_EQ(y[i], static_cast<float>(static_cast<_Float16>(x[i]))) << x[i];
@@ -74,7 +74,7 @@ TEST(Codec, Fp16MatchesCompilerConversion) {
 
 TEST(Codec, Bf16WithinBound) {
   const auto x = sample(10007, 2);
-  const auto y = roundtrip(Codec::bf16, x, 0);
+  const auto y = roundtrip(Codec::kBf16, x, 0);
   double worst = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     ASSERT_LE(std::fabs(y[i] - x[i]), std::ldexp(std::fabs(x[i]), -8)) << i;
@@ -85,7 +85,7 @@ TEST(Codec, Bf16WithinBound) {
 
 TEST(Codec, Int8WithinChunkScaleBound) {
   const auto x = sample(3 * kInt8Chunk + 17, 3);
-  const auto y = roundtrip(Codec::int8, x, 0);
+  const auto y = roundtrip(Codec::kInt8, x, 0);
   for (std::size_t c = 0; c * kInt8Chunk < x.size(); ++c) {
     const std::size_t lo = c * kInt8Chunk, hi = std::min(x.size(), lo + kInt8Chunk);
     float m = 0;
@@ -95,8 +95,8 @@ TEST(Codec, Int8WithinChunkScaleBound) {
       ASSERT_LE(std::fabs(y[i] - x[i]), s / 2 * (1 + 1e-5f) + std::ldexp(std::fabs(x[i]), -22))
           << i;
   }
-  EXPECT_EQ(encoded_bytes(Codec::int8, 3 * kInt8Chunk + 17, 0), 3 * kInt8Chunk + 17 + 4 * 4);
-  const auto zeros = roundtrip(Codec::int8, std::vector<float>(10, 0.0f), 0);
+  EXPECT_EQ(encoded_bytes(Codec::kInt8, 3 * kInt8Chunk + 17, 0), 3 * kInt8Chunk + 17 + 4 * 4);
+  const auto zeros = roundtrip(Codec::kInt8, std::vector<float>(10, 0.0f), 0);
   for (float v : zeros) EXPECT_EQ(v, 0.0f);
 }
 
@@ -109,7 +109,7 @@ TEST(Codec, TopkKeepsLargestAndFeedsBackTheRest) {
   const double ratio = 0.05;
   const std::size_t k = topk_count(x.size(), ratio);
   EXPECT_EQ(k, 50u);
-  const auto y = roundtrip(Codec::topk, x, ratio, &residual);
+  const auto y = roundtrip(Codec::kTopk, x, ratio, &residual);
   std::size_t sent = 0;
   float smallest_sent = INFINITY, largest_kept = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -125,13 +125,13 @@ TEST(Codec, TopkKeepsLargestAndFeedsBackTheRest) {
   }
   EXPECT_LE(sent, k);
   EXPECT_GE(smallest_sent, largest_kept);
-  EXPECT_EQ(encoded_bytes(Codec::topk, 1000, ratio), 50u * 8u);
+  EXPECT_EQ(encoded_bytes(Codec::kTopk, 1000, ratio), 50u * 8u);
   EXPECT_EQ(topk_count(0, 0.5), 0u);
   EXPECT_EQ(topk_count(3, 1e-6), 1u);
 }
 
 TEST(Codec, NamesRoundTrip) {
-  for (Codec c : {Codec::none, Codec::fp16, Codec::bf16, Codec::int8, Codec::topk})
+  for (Codec c : {Codec::kNone, Codec::kFp16, Codec::kBf16, Codec::kInt8, Codec::kTopk})
     EXPECT_EQ(parse_codec(to_string(c)), c);
   EXPECT_THROW(parse_codec("zip"), hpcml::ConfigError);
 }

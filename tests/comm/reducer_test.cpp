@@ -9,9 +9,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "hpcml/comm/reducer.hpp"
+#include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
 
@@ -97,8 +99,8 @@ void expect_identical_on_all_ranks(const Grads& g) {
 
 TEST(Reducer, FusedEqualsUnfusedBitForBit) {
   Communicator comm = dup_world();
-  std::vector<Algo> algos{Algo::mpi, Algo::recursive_doubling, Algo::hierarchical};
-  if (comm.size() <= 2) algos.push_back(Algo::ring);  // ring's order depends on the block
+  std::vector<Algo> algos{Algo::kMpi, Algo::kRecursiveDoubling, Algo::kHierarchical};
+  if (comm.size() <= 2) algos.push_back(Algo::kRing);  // ring's order depends on the block
   for (Algo algo : algos) {
     for (bool shuffled : {false, true}) {
       Grads fused = make_grads(comm.rank(), 1), unfused = fused, whole = fused;
@@ -149,7 +151,7 @@ TEST(Reducer, GradientStorageGivesTheSameBits) {
   for (std::size_t k = 0; k < spans.size(); ++k)
     EXPECT_EQ(std::memcmp(spans[k].data(), expected.data[k].data(), spans[k].size_bytes()), 0)
         << "buffer " << k;
-  o.compression = Codec::fp16;
+  o.compression = Codec::kFp16;
   GradientReducer lossy(comm, o);
   EXPECT_TRUE(lossy.gradient_storage(total).empty()) << "codecs pack into their own buffers";
 }
@@ -257,7 +259,7 @@ TEST(Reducer, AutomaticMatchesMean) {
 TEST(Reducer, CodecsWithinBoundsAndIdenticalOnAllRanks) {
   Communicator comm = dup_world();
   const int n = comm.size();
-  for (Codec codec : {Codec::fp16, Codec::bf16, Codec::int8}) {
+  for (Codec codec : {Codec::kFp16, Codec::kBf16, Codec::kInt8}) {
     ReducerOptions o;
     o.compression = codec;
     o.fusion_mb = 0.1;
@@ -273,9 +275,9 @@ TEST(Reducer, CodecsWithinBoundsAndIdenticalOnAllRanks) {
         for (int p = 0; p < n; ++p) {
           const double x = all[static_cast<std::size_t>(p)].data[k][i];
           mean += x;
-          if (codec == Codec::fp16) bound += std::ldexp(std::fabs(x), -11) + std::ldexp(1.0, -25);
-          if (codec == Codec::bf16) bound += std::ldexp(std::fabs(x), -8);
-          if (codec == Codec::int8) bound += 0.5 / 127.0;  // |x| < 1 here, so s/2 < 0.5/127
+          if (codec == Codec::kFp16) bound += std::ldexp(std::fabs(x), -11) + std::ldexp(1.0, -25);
+          if (codec == Codec::kBf16) bound += std::ldexp(std::fabs(x), -8);
+          if (codec == Codec::kInt8) bound += 0.5 / 127.0;  // |x| < 1 here, so s/2 < 0.5/127
         }
         mean /= n;
         bound = bound / n + 1e-6;
@@ -303,7 +305,7 @@ TEST(Reducer, TopkSparsityAndExactAtRatioOne) {
   for (int p = 0; p < n; ++p) all.push_back(make_grads(p, 9));
   {
     ReducerOptions o;
-    o.compression = Codec::topk;
+    o.compression = Codec::kTopk;
     o.topk_ratio = 1.0;
     GradientReducer red(comm, o);
     Grads g = make_grads(comm.rank(), 9);
@@ -316,7 +318,7 @@ TEST(Reducer, TopkSparsityAndExactAtRatioOne) {
       }
   }
   ReducerOptions o;
-  o.compression = Codec::topk;
+  o.compression = Codec::kTopk;
   o.topk_ratio = 0.05;
   o.fusion_mb = 0;  // one bucket per buffer: the bound is per buffer
   GradientReducer red(comm, o);
@@ -343,9 +345,9 @@ TEST(Reducer, ReadsConfigKeys) {
       "allreduce_thresholds = \"small_max_bytes=2K\"\n",
       "test.toml");
   const auto o = read_reducer_options(doc);
-  EXPECT_EQ(o.algo, Algo::ring);
+  EXPECT_EQ(o.algo, Algo::kRing);
   EXPECT_EQ(o.fusion_mb, 0);
-  EXPECT_EQ(o.compression, Codec::int8);
+  EXPECT_EQ(o.compression, Codec::kInt8);
   EXPECT_EQ(o.stall_timeout_s, 5);
   doc.check_unknown();
   auto bad = hpcml::ConfigDoc::parse("[parallel]\ncompression = \"zip\"\n", "bad.toml");
@@ -353,5 +355,25 @@ TEST(Reducer, ReadsConfigKeys) {
   auto bad2 = hpcml::ConfigDoc::parse("[parallel]\nallreduce_thresholds = \"tiny=1\"\n", "b.toml");
   EXPECT_THROW(read_reducer_options(bad2), hpcml::ConfigError);
 }
+
+#ifndef HPCML_HAS_NCCL
+// 'nccl' is a valid spelling whose transport this build lacks: the config key
+// is refused with the transport registry's one message, naming the key.
+TEST(Reducer, NcclAlgoIsRefusedWhenReadingTheConfig) {
+  auto doc = hpcml::ConfigDoc::parse("[parallel]\nalgo = \"nccl\"\n", "n.toml");
+  try {
+    (void)read_reducer_options(doc);
+    ADD_FAILURE() << "parallel.algo = nccl accepted";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "n.toml: key 'parallel.algo': 'nccl' is not available in this build (no NCCL "
+              "backend yet)");
+  }
+  Communicator comm = Communicator::world();
+  ReducerOptions o;
+  o.algo = Algo::kNccl;
+  EXPECT_THROW(GradientReducer(comm, o), hpcml::NotAvailableError);
+}
+#endif
 
 }  // namespace

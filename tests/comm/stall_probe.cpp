@@ -24,14 +24,14 @@ int main(int argc, char** argv) {
   const Algo algo = parse_algo(argv[1]);
   const bool nonblocking = std::string(argv[2]) == "nonblocking";
   std::vector<float> x(100000, 1.0f);
-  comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::sum, algo);          // everyone arrives
-  comm.iallreduce(x.data(), x.data(), x.size(), ReduceOp::sum, algo).wait();  // progress thread up
+  comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, algo);          // everyone arrives
+  comm.iallreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, algo).wait();  // progress thread up
   if (comm.rank() == 1) sleep(8);
   if (nonblocking) {
-    Request r = comm.iallreduce(x.data(), x.data(), x.size(), ReduceOp::sum, algo);
+    Request r = comm.iallreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, algo);
     r.wait();
   } else {
-    comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::sum, algo);
+    comm.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, algo);
   }
   if (comm.rank() == 0) std::printf("no stall detected\n");
   return 0;

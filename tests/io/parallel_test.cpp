@@ -7,8 +7,8 @@
 #include <numeric>
 
 #include "hpcml/io/dataset.hpp"
-#include "hpcml/io/mpi.hpp"
 #include "hpcml/io/writer.hpp"
+#include "hpcml/mpi/agree.hpp"
 #include "io_test_util.hpp"
 
 namespace hpcml::io {
@@ -110,7 +110,7 @@ TEST(IoParallel, ErrorsAreAgreedOnByEveryRank) {
   std::exception_ptr local;
   if (rank() == last) local = std::make_exception_ptr(DataError("shard-x.h5: broken"));
   try {
-    agree(MPI_COMM_WORLD, local);
+    mpi::agree(MPI_COMM_WORLD, local);
     ADD_FAILURE() << "agree() returned although rank " << last << " failed";
   } catch (const DataError& e) {
     EXPECT_TRUE(e.collective());
@@ -118,13 +118,14 @@ TEST(IoParallel, ErrorsAreAgreedOnByEveryRank) {
   }
   // Every rank fails: rank 0's message, no prefix, the error type kept.
   try {
-    agree(MPI_COMM_WORLD, std::make_exception_ptr(ConfigError("rank-" + std::to_string(rank()))));
+    mpi::agree(MPI_COMM_WORLD,
+               std::make_exception_ptr(ConfigError("rank-" + std::to_string(rank()))));
     ADD_FAILURE() << "agree() returned although every rank failed";
   } catch (const ConfigError& e) {
     EXPECT_TRUE(e.collective());
     EXPECT_EQ(std::string(e.what()), "rank-0");
   }
-  EXPECT_NO_THROW(agree(MPI_COMM_WORLD, nullptr));
+  EXPECT_NO_THROW(mpi::agree(MPI_COMM_WORLD, nullptr));
   remove_shared(dir);
 }
 

@@ -5,32 +5,58 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "hpcml/comm/transport.hpp"
 
 namespace hpcml::comm {
 
-/// Which all-reduce algorithm runs. Every algorithm gives bit-identical results
-/// on all ranks; the own ones (all but mpi) are also run-to-run identical for
-/// the same algorithm, rank count and size.
+/// Which all-reduce algorithm runs. Each algorithm belongs to one transport
+/// (transport.hpp): kNccl is the NCCL transport's own algorithm, refused by
+/// builds without it. Every algorithm gives bit-identical results on all
+/// ranks; the own ones (ring, recursive doubling, hierarchical) are also
+/// run-to-run identical for the same algorithm, rank count and size.
 enum class Algo {
-  automatic,           // chosen by message size and rank count (see Thresholds)
-  mpi,                 // MPI_Allreduce / MPI_Iallreduce of the MPI library
-  ring,                // reduce-scatter + all-gather ring over MPI point-to-point, pipelined
-  recursive_doubling,  // log2(n) exchanges of the whole vector: for small messages
-  hierarchical,        // node-local shared-memory reduction, leader ring, node-local copy-out
-  nccl,                // reserved for the GPU backend: not available in this build
+  kAuto,               // chosen by message size and rank count (see Thresholds)
+  kMpi,                // MPI_Allreduce / MPI_Iallreduce of the MPI library
+  kRing,               // reduce-scatter + all-gather ring over MPI point-to-point, pipelined
+  kRecursiveDoubling,  // log2(n) exchanges of the whole vector: for small messages
+  kHierarchical,       // node-local shared-memory reduction, leader ring, node-local copy-out
+  kNccl,               // the NCCL transport (GPU): not available in this build
 };
 
-/// Parses "auto"/"automatic", "mpi", "ring", "recursive_doubling" (or "rd"),
-/// "hierarchical" (or "shm"), "nccl". Throws ConfigError naming `what` otherwise.
+/// One row of the algorithm table: the name the config, the CLI and to_string
+/// use, an accepted alias (or empty), and the transport that runs it. The
+/// parsers, the name lists in messages and concrete_algos() all read it.
+struct AlgoInfo {
+  Algo algo;
+  std::string_view name;
+  std::string_view alias;
+  Transport transport;
+};
+/// Every algorithm, in enum order.
+std::span<const AlgoInfo> algo_table();
+const AlgoInfo& info(Algo algo);
+inline Transport transport_of(Algo algo) { return info(algo).transport; }
+
+/// Parses a name or alias of algo_table() ("auto"/"automatic", "mpi", "ring",
+/// "recursive_doubling"/"rd", "hierarchical"/"shm", "nccl"). Throws
+/// ConfigError naming `what` otherwise. Accepts algorithms of transports this
+/// build lacks: using one is refused by require_built().
 Algo parse_algo(const std::string& name, const std::string& what = "algo");
 std::string to_string(Algo algo);
-/// The algorithms that run in this build (automatic and nccl excluded).
+/// Every name of algo_table() (aliases excluded), e.g. for a config choice list.
+std::vector<std::string> algo_names();
+/// The algorithms that run in this build (kAuto and unbuilt transports' ones excluded).
 std::vector<Algo> concrete_algos();
 
-enum class ReduceOp { sum, average, max, min };
+enum class ReduceOp { kSum, kAverage, kMax, kMin };
 std::string to_string(ReduceOp op);
+/// Parses "sum", "average", "max", "min". Throws ConfigError naming `what`.
+ReduceOp parse_reduce_op(const std::string& name, const std::string& what = "op");
 
 /// Automatic selection. All ranks on one node (and more than one): every
 /// size uses `single_node_algo`. Several nodes: messages of at most
@@ -39,11 +65,11 @@ std::string to_string(ReduceOp op);
 /// One rank: a copy. The defaults come from measurements on the development
 /// machine (docs/communication.md).
 struct Thresholds {
-  Algo single_node_algo = Algo::hierarchical;
+  Algo single_node_algo = Algo::kHierarchical;
   std::size_t small_max_bytes = 64 * 1024;
-  Algo small_algo = Algo::mpi;
-  Algo large_algo = Algo::hierarchical;
-  Algo large_multinode_algo = Algo::ring;
+  Algo small_algo = Algo::kMpi;
+  Algo large_algo = Algo::kHierarchical;
+  Algo large_multinode_algo = Algo::kRing;
 
   /// Parses "single_node_algo=hierarchical,small_max_bytes=65536,small_algo=mpi,
   /// large_algo=hierarchical,large_multinode_algo=ring" (any subset, sizes accept K/M suffixes) on

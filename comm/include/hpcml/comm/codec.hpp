@@ -19,7 +19,7 @@
 
 namespace hpcml::comm {
 
-enum class Codec { none, fp16, bf16, int8, topk };
+enum class Codec { kNone, kFp16, kBf16, kInt8, kTopk };
 
 /// Parses "none", "fp16", "bf16", "int8", "topk"; ConfigError naming `what` otherwise.
 Codec parse_codec(const std::string& name, const std::string& what = "compression");

@@ -1,6 +1,7 @@
 // RAII over MPI: the environment (init/finalize) and communicators (owning or
-// borrowed), plus HPCML_CHECK_MPI. A Communicator implements core's
-// Collectives interface so the trainer can use it without knowing MPI.
+// borrowed). A Communicator implements core's Collectives interface so the
+// trainer can use it without knowing MPI. HPCML_CHECK_MPI, abort_job and the
+// one agree() come from hpcml_mpi (hpcml/mpi/); this header re-exports them.
 #pragma once
 
 #include <mpi.h>
@@ -15,6 +16,8 @@
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/mpi/agree.hpp"
+#include "hpcml/mpi/check.hpp"
 
 namespace hpcml::comm {
 
@@ -24,28 +27,8 @@ class AsyncEngine;
 class SharedWindow;
 }  // namespace detail
 
-/// Text of an MPI error code ("MPI_ERR_COUNT: invalid count argument").
-std::string mpi_error_string(int code);
-
-/// Writes `line` (plus a newline) to stderr, gives the launcher (mpiexec's
-/// proxies, srun) a moment to forward it, then aborts the whole job with
-/// MPI_Abort(MPI_COMM_WORLD, code). Without the pause a loaded machine can kill
-/// the processes before their last output reaches the user.
-[[noreturn]] void abort_job(const std::string& line, int code);
-
-}  // namespace hpcml::comm
-
-/// Throws hpcml::Error naming the call and MPI's message when an MPI call fails.
-/// (MPI_COMM_WORLD is switched to MPI_ERRORS_RETURN by MpiEnvironment.)
-#define HPCML_CHECK_MPI(call)                                                          \
-  do {                                                                                 \
-    const int hpcml_mpi_rc_ = (call);                                                  \
-    if (hpcml_mpi_rc_ != MPI_SUCCESS)                                                  \
-      HPCML_THROW(::hpcml::Error, std::string(#call " failed: ") +                     \
-                                      ::hpcml::comm::mpi_error_string(hpcml_mpi_rc_)); \
-  } while (0)
-
-namespace hpcml::comm {
+// Kept reachable as comm::abort_job for the launcher's top-level handler.
+using ::hpcml::mpi::abort_job;
 
 /// Initialises MPI for the lifetime of the object (MPI_Init_thread with
 /// `required`), unless MPI is already initialised, in which case it borrows it
@@ -114,7 +97,7 @@ class SharedBuffer {
 /// in the same order with the same count, op and algo. The own algorithms and
 /// the stall inspector work on private duplicates of the communicator created
 /// at the first collective call, so they never match user messages.
-/// Non-blocking forms: Algo::mpi uses MPI_Iallreduce (progressed by
+/// Non-blocking forms: Algo::kMpi uses MPI_Iallreduce (progressed by
 /// Request::test()/wait()); the own algorithms run, in call order, on one
 /// progress thread per Communicator, which needs MPI_THREAD_MULTIPLE; at a
 /// lower thread level they complete inside the call (no overlap).
@@ -166,13 +149,14 @@ class Communicator final : public Collectives {
 
   /// recv[i] = op over ranks of send[i], on every rank. send == recv is the
   /// in-place form. Throws Error for null buffers with count > 0, partially
-  /// overlapping buffers, or Algo::nccl (NotAvailableError).
+  /// overlapping buffers, or an algorithm whose transport this build lacks
+  /// (NotAvailableError from require_built(), e.g. Algo::kNccl).
   template <class T>
-  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
-                 Algo algo = Algo::automatic);
+  void allreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::kSum,
+                 Algo algo = Algo::kAuto);
   template <class T>
-  Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::sum,
-                     Algo algo = Algo::automatic);
+  Request iallreduce(const T* send, T* recv, std::size_t count, ReduceOp op = ReduceOp::kSum,
+                     Algo algo = Algo::kAuto);
   /// Sharded update over node-shared memory (ZeRO stage 1 style, without
   /// sharding the optimizer state's memory): averages `grads` over the ranks,
   /// calls update(lo, hi, mean) for the ranges [lo, hi) of `params` this rank
@@ -186,7 +170,7 @@ class Communicator final : public Collectives {
   bool reduce_update_gather(
       const float* grads, float* params, std::size_t count,
       const std::function<void(std::size_t, std::size_t, const float*)>& update);
-  /// The algorithm `automatic` resolves to for a message of `bytes` here.
+  /// The algorithm Algo::kAuto resolves to for a message of `bytes` here.
   Algo choose(std::size_t bytes);
 
   template <class T>
@@ -220,11 +204,10 @@ class Communicator final : public Collectives {
   std::unique_ptr<detail::AsyncEngine> async_;
 };
 
-/// Runs `fn` on every rank and agrees on the outcome: if it threw an
-/// hpcml::Error on any rank, every rank throws an Error carrying the message of
-/// the lowest failing rank (prefixed "rank r: " when r != 0 and size > 1), marked
-/// collective() so it is printed once. Use it around every setup phase whose
-/// failure may be local to one rank (files, data, memory). Collective.
-void agree(const Communicator& comm, const std::function<void()>& fn);
+/// mpi::agree() over `comm`: runs `fn` on every rank and, if it threw on any
+/// rank, every rank throws the same collective Error (see hpcml/mpi/agree.hpp).
+inline void agree(const Communicator& comm, const std::function<void()>& fn) {
+  mpi::agree(comm.get(), fn);
+}
 
 }  // namespace hpcml::comm

@@ -34,13 +34,13 @@ class ConfigDoc;
 namespace hpcml::comm {
 
 struct ReducerOptions {
-  Algo algo = Algo::automatic;  // parallel.algo
-  double fusion_mb = 1;         // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
-  Codec compression = Codec::none;  // parallel.compression
-  double topk_ratio = 0.01;         // parallel.topk_ratio (fraction of a bucket top-k sends)
-  double stall_timeout_s = 300;     // parallel.stall_timeout_s (0 = no stall inspector)
-  std::string thresholds;           // parallel.allreduce_thresholds (Thresholds::parse syntax)
-  bool sharded_update = true;       // parallel.sharded_update (see GradientReducer)
+  Algo algo = Algo::kAuto;  // parallel.algo
+  double fusion_mb = 1;     // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
+  Codec compression = Codec::kNone;  // parallel.compression
+  double topk_ratio = 0.01;          // parallel.topk_ratio (fraction of a bucket top-k sends)
+  double stall_timeout_s = 300;      // parallel.stall_timeout_s (0 = no stall inspector)
+  std::string thresholds;            // parallel.allreduce_thresholds (Thresholds::parse syntax)
+  bool sharded_update = true;        // parallel.sharded_update (see GradientReducer)
 };
 
 /// Reads the comm keys of the `parallel` table (defaults as above), validating

@@ -1,10 +1,11 @@
-// The point-to-point all-reduce algorithms (ring, recursive doubling) and the
-// MPI one, all driven through an Engine so that waiting is stall-aware.
+// The MPI transport's point-to-point all-reduce algorithms (ring, recursive
+// doubling) and the MPI library's one, all driven through an Engine so that
+// waiting is stall-aware.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "detail.hpp"
+#include "../detail.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm::detail {
@@ -12,14 +13,14 @@ namespace hpcml::comm::detail {
 template <class T>
 void reduce_into(T* __restrict acc, const T* __restrict in, std::size_t n, ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum:
-    case ReduceOp::average:
+    case ReduceOp::kSum:
+    case ReduceOp::kAverage:
       for (std::size_t i = 0; i < n; ++i) acc[i] = in[i] + acc[i];
       break;
-    case ReduceOp::max:
+    case ReduceOp::kMax:
       for (std::size_t i = 0; i < n; ++i) acc[i] = std::max(in[i], acc[i]);
       break;
-    case ReduceOp::min:
+    case ReduceOp::kMin:
       for (std::size_t i = 0; i < n; ++i) acc[i] = std::min(in[i], acc[i]);
       break;
   }
@@ -33,18 +34,18 @@ void scale(T* data, std::size_t n, int ranks) {
   for (std::size_t i = 0; i < n; ++i) data[i] = data[i] / d;
 }
 
-namespace {
-
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::max:
+    case ReduceOp::kMax:
       return MPI_MAX;
-    case ReduceOp::min:
+    case ReduceOp::kMin:
       return MPI_MIN;
     default:
       return MPI_SUM;
   }
 }
+
+namespace {
 
 template <class T>
 void copy_input(const T* send, T* recv, std::size_t count) {
@@ -65,7 +66,7 @@ void mpi_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Engin
   } else {
     HPCML_CHECK_MPI(MPI_Allreduce(src, recv, n, mpi_type<T>(), mpi_op(op), engine.comm()));
   }
-  if (op == ReduceOp::average) scale(recv, count, engine.size());
+  if (op == ReduceOp::kAverage) scale(recv, count, engine.size());
 }
 
 // Ring: 2(n-1) steps; in step s every rank sends one block to its right
@@ -99,7 +100,7 @@ void ring_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, MPI_
   auto send_block = [&](int s) { return s < n - 1 ? mod(r - s) : mod(r + 1 - (s - (n - 1))); };
   auto recv_block = [&](int s) { return s < n - 1 ? mod(r - s - 1) : mod(r - (s - (n - 1))); };
   const int next = mod(r + 1), prev = mod(r - 1);
-  const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
+  const ReduceOp local_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
 
   std::vector<T> tmp(max_block);
   std::vector<MPI_Request> sends_now, sends_next, recvs;
@@ -142,7 +143,7 @@ void ring_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, MPI_
         const std::size_t off = base + j * piece, l = std::min(piece, blen - j * piece);
         if (reducing) {
           reduce_into(recv + off, tmp.data() + j * piece, l, local_op);
-          if (s == n - 2 && op == ReduceOp::average) scale(recv + off, l, n);
+          if (s == n - 2 && op == ReduceOp::kAverage) scale(recv + off, l, n);
         }
         if (s + 1 < steps) {
           sends_next.emplace_back();
@@ -171,7 +172,7 @@ void recursive_doubling_allreduce(const T* send, T* recv, std::size_t count, Red
   if (n == 1 || count == 0) return;
   const int c = checked_int(count);
   const MPI_Comm comm = engine.comm();
-  const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
+  const ReduceOp local_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
   std::vector<T> tmp(count);
   int pof2 = 1;
   while (pof2 * 2 <= n) pof2 *= 2;
@@ -210,29 +211,7 @@ void recursive_doubling_allreduce(const T* send, T* recv, std::size_t count, Red
     }
     engine.wait_all(1, req);
   }
-  if (op == ReduceOp::average) scale(recv, count, n);
-}
-
-template <class T>
-void run_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo algo,
-                   Engine& engine) {
-  switch (algo) {
-    case Algo::mpi:
-      return mpi_allreduce(send, recv, count, op, engine);
-    case Algo::ring:
-      return ring_allreduce(send, recv, count, op, engine.comm(), engine);
-    case Algo::recursive_doubling:
-      return recursive_doubling_allreduce(send, recv, count, op, engine);
-    case Algo::hierarchical:
-      return engine.shm().allreduce(send, recv, count, op);
-    case Algo::nccl:
-      HPCML_THROW(NotAvailableError,
-                  "all-reduce algorithm 'nccl' is not available: this build has no NCCL backend "
-                  "(it comes with the GPU backend)");
-    case Algo::automatic:
-      break;
-  }
-  HPCML_THROW(Error, "run_allreduce: 'auto' must be resolved before dispatch");
+  if (op == ReduceOp::kAverage) scale(recv, count, n);
 }
 
 #define HPCML_COMM_INSTANTIATE(T)                                                              \
@@ -240,8 +219,7 @@ void run_allreduce(const T* send, T* recv, std::size_t count, ReduceOp op, Algo 
   template void scale<T>(T*, std::size_t, int);                                                \
   template void ring_allreduce<T>(const T*, T*, std::size_t, ReduceOp, MPI_Comm, Engine&);     \
   template void recursive_doubling_allreduce<T>(const T*, T*, std::size_t, ReduceOp, Engine&); \
-  template void mpi_allreduce<T>(const T*, T*, std::size_t, ReduceOp, Engine&);                \
-  template void run_allreduce<T>(const T*, T*, std::size_t, ReduceOp, Algo, Engine&);
+  template void mpi_allreduce<T>(const T*, T*, std::size_t, ReduceOp, Engine&);
 HPCML_COMM_INSTANTIATE(float)
 HPCML_COMM_INSTANTIATE(double)
 #undef HPCML_COMM_INSTANTIATE

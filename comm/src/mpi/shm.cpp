@@ -29,7 +29,7 @@
 #include <mutex>
 #include <new>
 
-#include "detail.hpp"
+#include "../detail.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm::detail {
@@ -83,7 +83,7 @@ std::vector<char*> allocate_node_window(MPI_Comm local, std::size_t bytes, MPI_W
   MPI_Info_free(&info);
   if (rc != MPI_SUCCESS)
     HPCML_THROW(Error, "node-shared allocation of " + std::to_string(bytes) +
-                           " bytes failed (MPI_Win_allocate_shared): " + mpi_error_string(rc));
+                           " bytes failed (MPI_Win_allocate_shared): " + mpi::error_string(rc));
   int n = 0;
   MPI_Comm_size(local, &n);
   std::vector<char*> bases;
@@ -219,7 +219,7 @@ template <class T>
 void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) {
   const int L = local_size_, me = local_rank_;
   const bool multi = nodes_ > 1;
-  const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
+  const ReduceOp local_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
   const std::size_t seg = slot_bytes_ / sizeof(T);
   const auto NL = static_cast<std::size_t>(L);
   auto all = [&](Flag Control::*flag, std::uint64_t at_least) {
@@ -254,7 +254,7 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
       std::memcpy(acc.data(), reinterpret_cast<const T*>(slot(0, g)) + i, n * sizeof(T));
       for (int p = 1; p < L; ++p)
         reduce_into(acc.data(), reinterpret_cast<const T*>(slot(p, g)) + i, n, local_op);
-      if (!multi && op == ReduceOp::average) scale(acc.data(), n, L);
+      if (!multi && op == ReduceOp::kAverage) scale(acc.data(), n, L);
       std::memcpy(mine + i, acc.data(), n * sizeof(T));
       if (!multi) std::memcpy(recv + off + i, acc.data(), n * sizeof(T));
     }
@@ -278,7 +278,7 @@ void ShmNode::allreduce(const T* send, T* recv, std::size_t count, ReduceOp op) 
                     (hi - lo) * sizeof(T));
       }
       ring_allreduce(node_sum, node_sum, len, local_op, leaders_, engine_);
-      if (op == ReduceOp::average) scale(node_sum, len, engine_.size());
+      if (op == ReduceOp::kAverage) scale(node_sum, len, engine_.size());
       std::memcpy(mine, node_sum, len * sizeof(T));  // peers are done reading inputs
       control(me).final.value.store(g + 1, std::memory_order_release);
       std::memcpy(recv + off, node_sum, len * sizeof(T));
@@ -361,7 +361,7 @@ void ShmNode::allreduce_shared(T* recv, std::size_t count, ReduceOp op, const Sh
   // while they are still in their owner's cache. Writing recv in place is
   // safe: a peer reads my send only in its own part, and I overwrite a piece
   // of its part only after its counter shows the piece reduced.
-  const ReduceOp local_op = op == ReduceOp::average ? ReduceOp::sum : op;
+  const ReduceOp local_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
   T* out = recv;
   const std::size_t piece = std::max<std::size_t>(slot_bytes_ / 2 / sizeof(T), 64);
   auto pieces = [&](int p) { return (part_lo(p + 1) - part_lo(p) + piece - 1) / piece; };
@@ -371,12 +371,12 @@ void ShmNode::allreduce_shared(T* recv, std::size_t count, ReduceOp op, const Sh
   if (epilogue) scratch_.resize(piece * sizeof(T));
   auto reduce_piece = [&](std::size_t lo, std::size_t hi) {
     T* dst = epilogue ? reinterpret_cast<T*>(scratch_.data()) : out + lo;  // dst[i - lo]
-    if (L == 2 && local_op == ReduceOp::sum) {
+    if (L == 2 && local_op == ReduceOp::kSum) {
       const T* a = peer_send(0) + lo;
       const T* b = peer_send(1) + lo;
       const T d = static_cast<T>(L);
       const std::size_t n = hi - lo;
-      if (op == ReduceOp::average) {
+      if (op == ReduceOp::kAverage) {
 #pragma GCC ivdep
         for (std::size_t i = 0; i < n; ++i) dst[i] = (b[i] + a[i]) / d;
       } else {
@@ -390,7 +390,7 @@ void ShmNode::allreduce_shared(T* recv, std::size_t count, ReduceOp op, const Sh
         const std::size_t n = std::min(kChunk, hi - i);
         std::memcpy(acc.data(), peer_send(0) + i, n * sizeof(T));
         for (int p = 1; p < L; ++p) reduce_into(acc.data(), peer_send(p) + i, n, local_op);
-        if (op == ReduceOp::average) scale(acc.data(), n, L);
+        if (op == ReduceOp::kAverage) scale(acc.data(), n, L);
         std::memcpy(dst + (i - lo), acc.data(), n * sizeof(T));
       }
     }
@@ -441,7 +441,7 @@ bool ShmNode::reduce_update_gather(const T* grads, T* params, std::size_t count,
                                    const Epilogue<T>& update) {
   SharedHit s, r;
   if (!zero_copy(grads, params, count * sizeof(T), s, r)) return false;
-  allreduce_shared(params, count, ReduceOp::average, s, r, &update);
+  allreduce_shared(params, count, ReduceOp::kAverage, s, r, &update);
   return true;
 }
 
