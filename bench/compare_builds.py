@@ -7,7 +7,8 @@
 Runs, alternating old and new round by round so that a slow phase of the host
 hits both alike:
   * `mpiexec -n 2 hpcml bench allreduce` (1 MiB - 64 MiB, every algorithm,
-    out-of-place busbw), and
+    out-of-place busbw, plus the same-size memcpy column as a control that
+    no change to comm can move), and
   * bench/train_throughput (1 and 2 ranks, E(2)),
 then prints, for each figure, the median over rounds of the old and the new
 build and the ratio new/old. A ratio near 1.00 means unchanged within noise;
@@ -33,11 +34,13 @@ def allreduce(build, args):
                "--min-bytes", args.min_bytes, "--max-bytes", args.max_bytes, "--reps", "3"])
     rows = {}
     for line in out.splitlines():
-        m = re.match(r"\s+(\d+)\s+\d+\s+(\S+)\s+\|\s+\S+\s+\S+\s+(\S+)\s+(\d+)\s+\|", line)
+        m = re.match(r"\s+(\d+)\s+\d+\s+(\S+)\s+\|\s+\S+\s+\S+\s+(\S+)\s+(\d+)\s+\|.*\|\s+(\S+)\s*$", line)
         if m:
             if int(m.group(4)) != 0:
                 sys.exit(f"compare_builds: {build}: wrong results in: {line}")
             rows[(int(m.group(1)), m.group(2))] = float(m.group(3))
+            # The same-size memcpy of each row: a control that no comm change can move.
+            rows[(int(m.group(1)), "~memcpy(control)")] = float(m.group(5))
     if not rows:
         sys.exit(f"compare_builds: no table rows from {build}:\n{out[-2000:]}")
     return rows

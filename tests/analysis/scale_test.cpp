@@ -3,7 +3,7 @@
 // machine) and the report must recover P within +-0.03.
 //
 // The synthetic job emulates work with sleeps and waits politely (see
-// jobs/bench_synthetic.cpp), so its timing does not depend on how many cores
+// comm/src/synthetic.cpp), so its timing does not depend on how many cores
 // are free; W = 1.5 s per step keeps the per-step MPI/wake-up overheads (a few
 // ms on a loaded machine) small against the work.
 #include <gtest/gtest.h>
