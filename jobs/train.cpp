@@ -12,6 +12,7 @@
 #include "hpcml/comm/reducer.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/signals.hpp"
 #include "hpcml/core/strings.hpp"
@@ -90,7 +91,7 @@ int run_train(const TrainArgs& args) {
     for (const auto& s : args.sets) doc.set(s);
     cfg = read_train_config(doc);
     reducer_options = comm::read_reducer_options(doc);
-    doc.check_unknown(non_training_tables());
+    doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
   });
 
   auto local = world.split_shared();

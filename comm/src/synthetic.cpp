@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm {
@@ -70,10 +70,7 @@ SyntheticConfig read_synthetic_config(ConfigDoc& doc) {
   c.run_name = doc.get_string("run.name", "");
   // Only [synthetic] belongs to this command; a training config's other tables
   // (model, data, ...) are allowed and ignored, typos inside [synthetic] are not.
-  std::set<std::string> tables;
-  for (const auto& k : doc.leaf_keys()) tables.insert(k.substr(0, k.find('.')));
-  tables.erase("synthetic");
-  doc.check_unknown(std::vector<std::string>(tables.begin(), tables.end()));
+  doc.check_unknown(tables_left_to_others(ConfigReader::kSynthetic, doc));
   return c;
 }
 

@@ -11,6 +11,7 @@
 
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/process_path.hpp"
 #include "hpcml/core/run_dir.hpp"
@@ -36,18 +37,6 @@ std::string point_name(int ranks, int threads, int repeat) {
 // An argument as a shell would need it, for the log only (the points run without a shell).
 std::string shown(const std::string& s) {
   return s.find_first_of(" \"'\\$") == std::string::npos ? s : shell_quote(s);
-}
-
-// Every table of the document but `keep`, in order: the tables other commands own.
-std::vector<std::string> tables_except(const ConfigDoc& doc, const std::vector<std::string>& keep) {
-  std::vector<std::string> others;
-  for (const auto& k : doc.leaf_keys()) {
-    const std::string t = k.substr(0, k.find('.'));
-    if (std::find(keep.begin(), keep.end(), t) == keep.end() &&
-        (others.empty() || others.back() != t))
-      others.push_back(t);
-  }
-  return others;
 }
 
 // study.json's fields common to both launchers.
@@ -135,7 +124,7 @@ StudyPlan plan_study(const StudyRequest& request) {
     p.model.ranks_per_node = static_cast<double>(doc.get_int("scale.ranks_per_node", 1, 1));
   if (doc.has("scale.allreduce_csv"))
     p.model.allreduce_csv = doc.get_string("scale.allreduce_csv", "");
-  doc.check_unknown(tables_except(doc, {"scale"}));
+  doc.check_unknown(tables_left_to_others(ConfigReader::kScale, doc));
 
   const int r_min = *std::min_element(r.ranks.begin(), r.ranks.end());
   p.global_batch = r.global_batch > 0 ? r.global_batch : p.config_batch * r_min;
@@ -298,7 +287,7 @@ SlurmStudyJobs plan_slurm_study(const StudyPlan& plan, const std::string& study_
   const StudyRequest& rq = plan.request;
   // [slurm] and [site] of the config, read as `hpcml submit` reads them.
   JobConfig jc = load_job_config(rq.config, rq.sets, rq.site, rq.sites_dir, "scale: ");
-  jc.doc.check_unknown(tables_except(jc.doc, {"slurm", "site"}));
+  jc.doc.check_unknown(tables_left_to_others(ConfigReader::kScaleSlurm, jc.doc));
   const JobSpec& base = jc.job;
   const int cap = jc.doc.has("slurm.ntasks_per_node") ? base.ntasks_per_node : 0;
 

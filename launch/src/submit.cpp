@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "hpcml/core/config_doc.hpp"
+#include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/strings.hpp"
@@ -26,13 +27,6 @@ namespace hpcml::launch {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Tables of a job config that neither `train` nor `submit` reads (comm's keys
-// under [parallel], `hpcml scale`'s [scale]).
-const std::vector<std::string>& foreign_tables() {
-  static const std::vector<std::string> t{"parallel", "scale"};
-  return t;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -106,7 +100,7 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
   const JobSpec& job = jc.job;
   p.sweep = read_sweep_spec(doc);
   TrainConfig train = read_train_config(doc);
-  std::vector<std::string> skip = foreign_tables();
+  std::vector<std::string> skip = tables_left_to_others(ConfigReader::kSubmit, doc);
   for (const auto& t : sweep_value_tables()) skip.push_back(t);
   doc.check_unknown(skip);
 
@@ -119,9 +113,7 @@ Prepared prepare(const SubmitOptions& o, const std::string& config,
       ConfigDoc task_doc = doc;
       for (const auto& [k, v] : p.tasks[t]) task_doc.set(k + "=" + v);
       read_train_config(task_doc);
-      std::vector<std::string> task_skip = foreign_tables();
-      for (const char* x : {"slurm", "sweep", "site"}) task_skip.push_back(x);
-      task_doc.check_unknown(task_skip);
+      task_doc.check_unknown(tables_left_to_others(ConfigReader::kSweepTask, task_doc));
     } catch (const ConfigError& e) {
       HPCML_THROW(ConfigError, "sweep task " + std::to_string(t) + ": " + e.what());
     }

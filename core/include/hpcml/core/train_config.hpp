@@ -51,14 +51,6 @@ struct TrainConfig {
   } run;
 };
 
-/// Tables of a job config that `hpcml train` leaves to other commands.
-/// `parallel` keys other than backend/threads belong to the comm layer, which
-/// reads them itself through the same ConfigDoc.
-inline const std::vector<std::string>& non_training_tables() {
-  static const std::vector<std::string> t{"slurm", "sweep", "site", "scale"};
-  return t;
-}
-
 /// How batches are read: the reader thread's depth (0 = read on the training
 /// thread) and a line for the log saying why.
 struct PrefetchChoice {
