@@ -12,6 +12,7 @@
 #include "hpcml/comm/bench.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::jobs {
 
@@ -37,13 +38,13 @@ int run(const BenchArgs& args) {
   comm::Communicator comm = comm::Communicator::world();
   comm::CommOptions options = comm.options();
   if (!args.shm_slot_bytes.empty())
-    options.shm_slot_bytes = comm::parse_bench_bytes(args.shm_slot_bytes, "--shm-slot-bytes");
+    options.shm_slot_bytes = parse_byte_count(args.shm_slot_bytes, "--shm-slot-bytes");
   if (!args.ring_piece_bytes.empty())
-    options.ring_piece_bytes = comm::parse_bench_bytes(args.ring_piece_bytes, "--ring-piece-bytes");
+    options.ring_piece_bytes = parse_byte_count(args.ring_piece_bytes, "--ring-piece-bytes");
   comm.set_options(options);
   comm::AllreduceBenchSpec spec;
-  spec.min_bytes = comm::parse_bench_bytes(args.min_bytes, "--min-bytes");
-  spec.max_bytes = comm::parse_bench_bytes(args.max_bytes, "--max-bytes");
+  spec.min_bytes = parse_byte_count(args.min_bytes, "--min-bytes");
+  spec.max_bytes = parse_byte_count(args.max_bytes, "--max-bytes");
   const std::size_t elem = args.dtype == "double" ? sizeof(double) : sizeof(float);
   HPCML_REQUIRE(spec.min_bytes >= elem && spec.min_bytes <= spec.max_bytes, ConfigError,
                 "--min-bytes/--max-bytes: need " + std::to_string(elem) + " <= min <= max, got " +

@@ -168,27 +168,6 @@ std::vector<Algo> parse_bench_algos(const std::string& name, const std::string& 
   return algos;
 }
 
-std::size_t parse_bench_bytes(const std::string& text, const std::string& flag) {
-  std::size_t pos = 0;
-  unsigned long long n = 0;
-  try {
-    n = std::stoull(text, &pos);
-  } catch (const std::exception&) {
-    HPCML_THROW(ConfigError,
-                flag + ": expected a byte count like 4, 64K, 256M, got '" + text + "'");
-  }
-  const std::string s = text.substr(pos);
-  if (s == "K" || s == "k")
-    n <<= 10;
-  else if (s == "M" || s == "m")
-    n <<= 20;
-  else if (s == "G" || s == "g")
-    n <<= 30;
-  else if (!s.empty() && s != "B")
-    HPCML_THROW(ConfigError, flag + ": unknown size suffix in '" + text + "'");
-  return static_cast<std::size_t>(n);
-}
-
 template <class T>
 std::vector<AllreduceBenchRow> run_allreduce_bench(
     Communicator& comm, const AllreduceBenchSpec& spec,

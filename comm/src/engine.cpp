@@ -12,6 +12,7 @@
 
 #include "detail.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::comm {
 
@@ -37,32 +38,6 @@ ReduceOp parse_reduce_op(const std::string& name, const std::string& what) {
   HPCML_THROW(ConfigError, what + ": expected sum, average, max or min");
 }
 
-namespace {
-
-std::size_t parse_size(const std::string& value, const std::string& origin,
-                       const std::string& key) {
-  std::size_t pos = 0;
-  unsigned long long n = 0;
-  try {
-    n = std::stoull(value, &pos);
-  } catch (const std::exception&) {
-    HPCML_THROW(ConfigError,
-                origin + ": '" + key + "': expected a byte count, got '" + value + "'");
-  }
-  std::string suffix = value.substr(pos);
-  if (suffix == "K" || suffix == "k" || suffix == "KiB")
-    n <<= 10;
-  else if (suffix == "M" || suffix == "MiB")
-    n <<= 20;
-  else if (suffix == "G" || suffix == "GiB")
-    n <<= 30;
-  else if (!suffix.empty())
-    HPCML_THROW(ConfigError, origin + ": '" + key + "': unknown size suffix in '" + value + "'");
-  return static_cast<std::size_t>(n);
-}
-
-}  // namespace
-
 Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
                              const std::string& origin) {
   Thresholds t = base;
@@ -75,7 +50,7 @@ Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
                   origin + ": expected key=value, got '" + item + "'");
     std::string key = item.substr(0, eq), value = item.substr(eq + 1);
     if (key == "small_max_bytes") {
-      t.small_max_bytes = parse_size(value, origin, key);
+      t.small_max_bytes = parse_byte_count(value, origin + ": '" + key + "'");
     } else if (key == "small_algo" || key == "large_algo" || key == "large_multinode_algo" ||
                key == "single_node_algo") {
       Algo a = parse_algo(value, origin + ": '" + key + "'");

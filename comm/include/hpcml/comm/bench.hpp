@@ -48,10 +48,6 @@ struct AllreduceBenchRow {
 /// its transport is not in this build.
 std::vector<Algo> parse_bench_algos(const std::string& name, const std::string& what);
 
-/// Parses a byte count with an optional K/M/G suffix (powers of 1024) or "B".
-/// Throws ConfigError naming `flag`.
-std::size_t parse_bench_bytes(const std::string& text, const std::string& flag);
-
 /// Runs the sweep with elements of T (float or double) on `comm`, calling
 /// `on_row` (on every rank) as each row is measured, and returns all rows in
 /// order. Collective; the spec must match on all ranks.

@@ -1,6 +1,7 @@
 // Small string helpers shared by every module.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,12 @@ namespace hpcml {
 
 /// Splits on every `sep`; empty fields are kept ("a,,b" -> {"a", "", "b"}; "" -> {""}).
 std::vector<std::string> split(const std::string& text, char sep);
+
+/// A byte count: digits with an optional suffix B, K/k/KiB, M/m/MiB or
+/// G/g/GiB (powers of 1024), e.g. "4", "64K", "256MiB". Throws ConfigError
+/// "<what>: expected a byte count like 4, 64K, 256M, got '<text>'" (or naming
+/// an unknown suffix, or a value that does not fit in 64 bits).
+std::size_t parse_byte_count(const std::string& text, const std::string& what);
 
 /// The current UTC time as "YYYYmmdd-HHMMSS" (for run and study directory names).
 std::string utc_timestamp();
