@@ -37,22 +37,26 @@ int run(const BenchArgs& args) {
   comm::MpiEnvironment env(MPI_THREAD_MULTIPLE);
   comm::Communicator comm = comm::Communicator::world();
   comm::CommOptions options = comm.options();
-  if (!args.shm_slot_bytes.empty())
-    options.shm_slot_bytes = parse_byte_count(args.shm_slot_bytes, "--shm-slot-bytes");
-  if (!args.ring_piece_bytes.empty())
-    options.ring_piece_bytes = parse_byte_count(args.ring_piece_bytes, "--ring-piece-bytes");
-  comm.set_options(options);
   comm::AllreduceBenchSpec spec;
-  spec.min_bytes = parse_byte_count(args.min_bytes, "--min-bytes");
-  spec.max_bytes = parse_byte_count(args.max_bytes, "--max-bytes");
-  const std::size_t elem = args.dtype == "double" ? sizeof(double) : sizeof(float);
-  HPCML_REQUIRE(spec.min_bytes >= elem && spec.min_bytes <= spec.max_bytes, ConfigError,
-                "--min-bytes/--max-bytes: need " + std::to_string(elem) + " <= min <= max, got " +
-                    args.min_bytes + " and " + args.max_bytes);
-  HPCML_REQUIRE(args.factor >= 2, ConfigError, "--factor: expected an integer >= 2");
-  spec.factor = args.factor;
-  spec.algos = comm::parse_bench_algos(args.algo, "--algo");
-  spec.op = comm::parse_reduce_op(args.op, "--op");
+  // Every rank parses the same arguments; agree() makes a bad one a single
+  // error line from rank 0 and a clean exit on every rank.
+  comm::agree(comm, [&] {
+    if (!args.shm_slot_bytes.empty())
+      options.shm_slot_bytes = parse_byte_count(args.shm_slot_bytes, "--shm-slot-bytes");
+    if (!args.ring_piece_bytes.empty())
+      options.ring_piece_bytes = parse_byte_count(args.ring_piece_bytes, "--ring-piece-bytes");
+    spec.min_bytes = parse_byte_count(args.min_bytes, "--min-bytes");
+    spec.max_bytes = parse_byte_count(args.max_bytes, "--max-bytes");
+    const std::size_t elem = args.dtype == "double" ? sizeof(double) : sizeof(float);
+    HPCML_REQUIRE(spec.min_bytes >= elem && spec.min_bytes <= spec.max_bytes, ConfigError,
+                  "--min-bytes/--max-bytes: need " + std::to_string(elem) + " <= min <= max, got " +
+                      args.min_bytes + " and " + args.max_bytes);
+    HPCML_REQUIRE(args.factor >= 2, ConfigError, "--factor: expected an integer >= 2");
+    spec.factor = args.factor;
+    spec.algos = comm::parse_bench_algos(args.algo, "--algo");
+    spec.op = comm::parse_reduce_op(args.op, "--op");
+  });
+  comm.set_options(options);
   spec.target_ms = args.target_ms;
   spec.reps = args.reps;
   spec.check = args.check;

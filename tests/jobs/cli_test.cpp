@@ -239,6 +239,13 @@ TEST_F(Cli, MoreRanksThanSamples) {
   expect_clean_failure(r, 4, "train.batch_size: 1 per rank x 4 ranks = 4 exceeds the 3 samples");
 }
 
+TEST_F(Cli, BenchAllreduceBadArgumentsFailOnceOnEveryRank) {
+  expect_clean_failure(hpcml_mpi(2, {"bench", "allreduce", "--min-bytes", "1Q"}), 2,
+                       "--min-bytes: unknown size suffix in '1Q'");
+  expect_clean_failure(hpcml_mpi(2, {"bench", "allreduce", "--algo", "nccl"}), 2,
+                       "'nccl' is not available in this build");
+}
+
 TEST_F(Cli, MissingDataPath) {
   auto r = hpcml_mpi(2, {"train", config(), "--set", "data.path=" + path("nowhere")});
   expect_clean_failure(r, 2, path("nowhere"));
