@@ -322,3 +322,24 @@ TEST_F(Cli, NonFiniteFeaturesAreRejectedWhenSharding) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find(path("nan.csv")), std::string::npos) << r.out;
 }
+
+// Issue 10: hostile configs give one clear line on every rank, never defaults or a crash.
+TEST_F(Cli, HostileConfigsAreOneLineErrors) {
+  // A directory as the config used to train on built-in defaults and exit 0.
+  fs::create_directories(path("confdir"));
+  auto r = hpcml_mpi(2, {"train", path("confdir")});
+  expect_clean_failure(r, 2, path("confdir") + ": is a directory, not a config file");
+  // 10,000 nested arrays crashed toml11's recursive parser (SIGSEGV).
+  std::ofstream(path("deep.toml"))
+      << "[train]\nx = " << std::string(10000, '[') << std::string(10000, ']') << "\n";
+  r = hpcml_mpi(2, {"train", path("deep.toml")});
+  expect_clean_failure(r, 2,
+                       path("deep.toml") + ":2: arrays or inline tables nested deeper than 64");
+  r = hpcml_mpi(2, {"train", config(), "--set",
+                    "train.x=" + std::string(10000, '{') + std::string(10000, '}')});
+  expect_clean_failure(r, 2, "--set train.x: value has arrays or inline tables nested deeper");
+  // 2^63 used to be clamped to 2^63 - 1 in silence.
+  r = hpcml_mpi(2, {"train", config(), "--set", "train.seed=9223372036854775808"});
+  expect_clean_failure(r, 2,
+                       "--set train.seed: integer 9223372036854775808 does not fit in 64 bits");
+}
