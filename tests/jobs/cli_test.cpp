@@ -343,3 +343,35 @@ TEST_F(Cli, HostileConfigsAreOneLineErrors) {
   expect_clean_failure(r, 2,
                        "--set train.seed: integer 9223372036854775808 does not fit in 64 bits");
 }
+
+// Issue 10: CSV header auto-detection says which row it took as the header and
+// never drops a numeric first row; a huge field is echoed short.
+TEST_F(Cli, CsvHeaderDetectionSaysWhichRowItTook) {
+  auto shard = [&](const std::string& name) {
+    return hpcml({"shard", "csv", "--file", path(name + ".csv"), "--split", "train", "--classes",
+                  "2", "--shards", "1", "--out", path(name)});
+  };
+  std::ofstream(path("named.csv")) << "label,a,b\n0,1.0,2.0\n1,0.5,0.25\n";
+  auto r = shard("named");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("hpcml: note: " + path("named.csv") +
+                       ":1: first row taken as the header (a field is not a number): "
+                       "'label,a,b'; pass --no-header if it is data"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_json(fs::path(path("named")) / "manifest.json")["splits"]["train"]["samples"], 2);
+  // A numeric first row is data: three samples, and no note.
+  std::ofstream(path("numeric.csv")) << "0,1.0,2.0\n1,0.5,0.25\n0,0.1,0.2\n";
+  r = shard("numeric");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("taken as the header"), std::string::npos) << r.out;
+  EXPECT_EQ(read_json(fs::path(path("numeric")) / "manifest.json")["splits"]["train"]["samples"],
+            3);
+  // A 2 MB field is echoed cut short on one line.
+  std::ofstream(path("long.csv")) << "0,1.0\n1," << std::string(2000000, '9') << "z\n";
+  r = shard("long");
+  EXPECT_EQ(r.status, 1) << r.out.substr(0, 400);
+  EXPECT_LT(r.out.size(), 1000u) << r.out.substr(0, 400);
+  EXPECT_NE(r.out.find("… (2000001 bytes)' (sample 1) is not a number"), std::string::npos)
+      << r.out.substr(0, 400);
+}
