@@ -88,17 +88,25 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 // toml11's parser recurses once per nested array or inline table, and its
-// stack runs out long before 10,000 levels: measure the nesting first.
+// stack runs out long before 10,000 levels; a dotted key of 300,000 parts takes
+// it minutes. Measure both before parsing.
 constexpr int kMaxNesting = 64;
 
 struct Nesting {
-  int depth = 0;  // deepest nesting of [ ] and { } outside strings and comments
-  int line = 1;   // where the nesting first went past kMaxNesting
+  int depth = 0;       // deepest nesting of [ ] and { } outside strings and comments
+  int depth_line = 1;  // where the nesting first went past kMaxNesting
+  int key_parts = 0;   // most parts of one dotted key (a.b.c: 3)
+  int key_line = 1;    // where a key first had more than kMaxNesting parts
 };
 
 Nesting measure_nesting(std::string_view text) {
   Nesting r;
-  int depth = 0, line = 1;
+  int depth = 0, line = 1, parts = 1;
+  bool in_key = true;  // before '=' on a line, or after '{' or ','
+  auto new_key = [&] {
+    in_key = true;
+    parts = 1;
+  };
   std::size_t i = 0;
   const std::size_t n = text.size();
   while (i < n) {
@@ -106,6 +114,7 @@ Nesting measure_nesting(std::string_view text) {
     if (c == '\n') {
       ++line;
       ++i;
+      new_key();
     } else if (c == '#') {
       while (i < n && text[i] != '\n') ++i;
     } else if ((c == '"' || c == '\'') && text.substr(i, 3) == std::string(3, c)) {
@@ -128,10 +137,18 @@ Nesting measure_nesting(std::string_view text) {
       if (c == '[' || c == '{') {
         if (++depth > r.depth) {
           r.depth = depth;
-          if (depth == kMaxNesting + 1) r.line = line;
+          if (depth == kMaxNesting + 1) r.depth_line = line;
         }
+        if (c == '{') new_key();
       } else if ((c == ']' || c == '}') && depth > 0) {
         --depth;
+      } else if (c == ',') {
+        new_key();
+      } else if (c == '=') {
+        in_key = false;
+      } else if (c == '.' && in_key && ++parts > r.key_parts) {
+        r.key_parts = parts;
+        if (parts == kMaxNesting + 1) r.key_line = line;
       }
       ++i;
     }
@@ -267,10 +284,16 @@ ConfigDoc ConfigDoc::load(const std::string& path) {
 ConfigDoc ConfigDoc::parse(const std::string& text, const std::string& name) {
   ConfigDoc d;
   d.impl_->source = name;
-  if (const Nesting nest = measure_nesting(text); nest.depth > kMaxNesting) {
-    HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.line) +
+  const Nesting nest = measure_nesting(text);
+  if (nest.depth > kMaxNesting) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.depth_line) +
                                  ": arrays or inline tables nested deeper than " +
                                  std::to_string(kMaxNesting) + " levels");
+  }
+  if (nest.key_parts > kMaxNesting) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.key_line) +
+                                 ": a dotted key with more than " + std::to_string(kMaxNesting) +
+                                 " parts");
   }
   std::istringstream is(text);
   try {
@@ -304,10 +327,20 @@ void ConfigDoc::set(const std::string& assignment) {
     if (part.empty())
       HPCML_THROW(ConfigError, "--set " + printable(assignment) + ": empty key component");
   }
-  if (measure_nesting(text).depth > kMaxNesting) {
+  if (split_key(key).size() > static_cast<std::size_t>(kMaxNesting)) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) + ": a dotted key with more than " +
+                                 std::to_string(kMaxNesting) + " parts");
+  }
+  const Nesting nest = measure_nesting(text);
+  if (nest.depth > kMaxNesting) {
     HPCML_THROW(ConfigError, "--set " + printable(key) +
                                  ": value has arrays or inline tables nested deeper than " +
                                  std::to_string(kMaxNesting) + " levels");
+  }
+  if (nest.key_parts > kMaxNesting) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) +
+                                 ": value has a dotted key with more than " +
+                                 std::to_string(kMaxNesting) + " parts");
   }
   toml::value value;
   bool parsed = false;

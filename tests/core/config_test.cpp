@@ -216,3 +216,27 @@ TEST(ConfigDocHostile, EchoedValuesAreEscapedAndTruncated) {
   // A cut never splits a UTF-8 character.
   EXPECT_EQ(hpcml::printable("aé", 2), "a… (3 bytes)");
 }
+
+TEST(ConfigDocHostile, DottedKeysWithTooManyPartsAreRefused) {
+  // 300,000 parts took toml11 minutes; 64 parts still parse.
+  std::string key = "x";
+  for (int i = 0; i < 300000; ++i) key += ".a";
+  auto msg = error_of([&] { ConfigDoc::parse("# k\n" + key + " = 1\n", "k.toml"); });
+  EXPECT_EQ(msg, "k.toml:2: a dotted key with more than 64 parts");
+  msg = error_of([&] { ConfigDoc::parse("[" + key + "]\n", "t.toml"); });
+  EXPECT_EQ(msg, "t.toml:1: a dotted key with more than 64 parts");
+  msg = error_of([&] { ConfigDoc::parse("v = {" + key + " = 1}\n", "i.toml"); });
+  EXPECT_EQ(msg, "i.toml:1: a dotted key with more than 64 parts");
+  ConfigDoc d;
+  msg = error_of([&] { d.set(key + "=1"); });
+  EXPECT_EQ(msg.rfind("--set x.a.a.a", 0), 0u) << msg.substr(0, 200);
+  EXPECT_NE(msg.find("… (600001 bytes): a dotted key with more than 64 parts"), std::string::npos)
+      << msg.substr(0, 200);
+  msg = error_of([&] { d.set("train.v={" + key + " = 1}"); });
+  EXPECT_EQ(msg, "--set train.v: value has a dotted key with more than 64 parts");
+  std::string ok_key = "x";
+  for (int i = 1; i < 64; ++i) ok_key += ".a";
+  auto ok = ConfigDoc::parse(ok_key + " = 1\nf = [1.5, 2.5,\n 3.5]\nd = 1979-05-27T07:32:00.999Z\n",
+                             "ok.toml");
+  EXPECT_EQ(ok.get_int(ok_key, 0), 1);
+}
