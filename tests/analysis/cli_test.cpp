@@ -239,3 +239,17 @@ TEST(AnalysisCli, ReportCountsTheFilesThatExist) {
   for (const char* f : {"run-a-speedup.svg", "run-a-2-speedup.svg", "run-a-3-speedup.svg"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
 }
+
+// Issue 10: a refused choice is echoed escaped, on one line (CLI11 printed it raw).
+TEST(AnalysisCli, RefusedChoiceIsEchoedEscaped) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("report-mode");
+  write_text(d.path() / "a.csv", "n,time_s\n1,1\n2,0.6\n");
+  const auto r = run(hpcml_exe() + " report --csv " + (d.path() / "a.csv").string() +
+                     " --mode \"$(printf 'str\\rong\\nx')\"");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--mode: expected strong or weak, got 'str\\rong\\nx'\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find('\r'), std::string::npos) << r.output;
+}
