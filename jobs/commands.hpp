@@ -10,7 +10,8 @@
 
 namespace CLI {
 class App;
-}
+class Validator;
+}  // namespace CLI
 namespace hpcml::analysis {
 struct ReportRequest;
 }
@@ -32,6 +33,10 @@ void add_report(CLI::App& app, Action& action);  // report.cpp
 // `hpcml bench <what>`: each adds one subcommand to the `bench` group.
 void add_bench_allreduce(CLI::App& bench, Action& action);  // bench_allreduce.cpp
 void add_bench_synthetic(CLI::App& bench, Action& action);  // bench_synthetic.cpp
+
+/// CLI11's IsMember for choices, but a refused value is echoed escaped and cut
+/// short (core's printable): "--mode: expected strong or weak, got 'x\\ny'" (report.cpp).
+CLI::Validator one_of(const std::vector<std::string>& choices);
 
 /// `hpcml report` arguments that reproduce make_report(request) on a study
 /// directory (`hpcml scale --slurm`'s report job; report.cpp owns the options).

@@ -13,6 +13,7 @@
 #include "hpcml/analysis/report.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/launch/process.hpp"
 
 namespace hpcml::jobs {
@@ -65,6 +66,21 @@ std::string number_arg(double v) {
 
 }  // namespace
 
+CLI::Validator one_of(const std::vector<std::string>& choices) {
+  std::string list, braces;  // "a, b or c" for the error, "a,b,c" for --help
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+    braces += (i == 0 ? "" : ",") + choices[i];
+  }
+  return CLI::Validator(
+      [choices, list](std::string& value) -> std::string {
+        for (const auto& c : choices)
+          if (value == c) return "";
+        return "expected " + list + ", got '" + printable(value) + "'";
+      },
+      "{" + braces + "}");
+}
+
 std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
                                           const std::string& study_dir, const std::string& mode,
                                           bool no_png) {
@@ -102,7 +118,7 @@ void add_report(CLI::App& app, Action& action) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--out", r.out_dir, "Output directory (default DIR/report or FILE-report)");
   cmd->add_option("--mode", r.mode, "strong or weak (default: from study.json, else strong)")
-      ->check(CLI::IsMember({"strong", "weak"}));
+      ->check(one_of({"strong", "weak"}));
   cmd->add_option("--max-n", r.study.max_n, "Predict up to this N (default 64 x largest measured)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--target-eff", r.study.target_efficiency,

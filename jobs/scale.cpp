@@ -101,19 +101,19 @@ void add_scale(CLI::App& app, Action& action) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--mode", a->mode, "strong: fixed global problem; weak: fixed per-rank problem")
-      ->check(CLI::IsMember({"strong", "weak"}))
+      ->check(one_of({"strong", "weak"}))
       ->capture_default_str();
   cmd->add_flag("--local", s.local, "Run the points here with mpiexec (default)");
   cmd->add_flag("--slurm", s.slurm, "Submit one Slurm job per point, then a report job");
   cmd->add_option("--site", s.site, "--slurm: site profile, name or path (default: site.name)");
   cmd->add_option("--submitter", s.submitter, "--slurm: how to submit")
-      ->check(CLI::IsMember({"auto", "sbatch", "libslurm"}))
+      ->check(one_of({"auto", "sbatch", "libslurm"}))
       ->capture_default_str();
   cmd->add_option("--repeats", s.repeats, "Runs per point (median and min-max in the report)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--job", s.job, "train, synthetic, or auto ([synthetic] table -> synthetic)")
-      ->check(CLI::IsMember({"auto", "train", "synthetic"}))
+      ->check(one_of({"auto", "train", "synthetic"}))
       ->capture_default_str();
   cmd->add_option("--out", s.out, "Study directory (default <run.dir>/scale-<UTC time>)");
   cmd->add_option("--global-batch", s.global_batch,

@@ -25,7 +25,7 @@ void add_submit(CLI::App& app, Action& action) {
   cmd->add_option("--set", opts->sets, "override a config key: --set slurm.nodes=2 (repeatable)");
   cmd->add_option("--submitter", opts->submitter,
                   "auto (libslurm when built with it), libslurm or sbatch")
-      ->check(CLI::IsMember({"auto", "libslurm", "sbatch"}));
+      ->check(one_of({"auto", "libslurm", "sbatch"}));
   cmd->add_flag("--no-submit", opts->write_only,
                 "write the run directory and scripts but do not submit (submit later with sbatch)");
   cmd->add_flag("--hold", opts->hold, "submit the jobs held (release with scontrol release)");

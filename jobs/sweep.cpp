@@ -91,7 +91,7 @@ void add_sweep(CLI::App& app, Action& action) {
       ->required()
       ->check(CLI::ExistingDirectory);
   status->add_option("--submitter", args->submitter, "how to ask Slurm: auto, libslurm or sbatch")
-      ->check(CLI::IsMember({"auto", "libslurm", "sbatch"}));
+      ->check(one_of({"auto", "libslurm", "sbatch"}));
   status->callback([args, &action] { action = [args] { return run_status(*args); }; });
 
   auto* collect = cmd->add_subcommand(
@@ -101,9 +101,9 @@ void add_sweep(CLI::App& app, Action& action) {
       ->check(CLI::ExistingDirectory);
   collect->add_option("--metric", args->metric, "metric to sort by (default: sweep.metric)");
   collect->add_option("--goal", args->goal, "max or min (default: sweep.goal)")
-      ->check(CLI::IsMember({"max", "min"}));
+      ->check(one_of({"max", "min"}));
   collect->add_option("--submitter", args->submitter, "how to ask Slurm: auto, libslurm or sbatch")
-      ->check(CLI::IsMember({"auto", "libslurm", "sbatch"}));
+      ->check(one_of({"auto", "libslurm", "sbatch"}));
   collect->callback([args, &action] { action = [args] { return run_collect(*args); }; });
 }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::analysis {
 
@@ -74,6 +75,19 @@ double json_number(const nlohmann::json& j, const char* key) {
   return it->get<double>();
 }
 
+// A count (ranks, threads, nodes) from summary.json: a whole number in [1, 10^9];
+// absent (or not a number) gives 1 unless `required`. `ranks: 1e30` is an error,
+// not a wrapped int.
+int json_count(const nlohmann::json& j, const char* key, const std::string& path, bool required) {
+  const auto it = j.find(key);
+  if (it == j.end() && !required) return 1;
+  const double v = it != j.end() && it->is_number() ? it->get<double>() : kUnknown;
+  HPCML_REQUIRE(std::isfinite(v) && v >= 1 && v <= 1e9 && v == std::floor(v), DataError,
+                path + ": key '" + key + "': expected a whole number in [1, 10^9], got " +
+                    (it == j.end() ? std::string("nothing") : printable(it->dump())));
+  return static_cast<int>(v);
+}
+
 // The meaningful lines of a CSV file: blank lines and '#' comments skipped,
 // each trimmed, with its line number for messages.
 class CsvLines {
@@ -106,7 +120,7 @@ struct Columns {
   std::vector<std::string> ignored;          // names of unknown columns
   bool has(const std::string& name) const { return index.count(name) > 0; }
   /// The header's spelling of a known column (for messages).
-  const std::string& written(const std::string& name) const { return header[index.at(name)]; }
+  std::string written(const std::string& name) const { return printable(header[index.at(name)]); }
 };
 
 // Maps the header's fields to canonical columns; DataError for a column given
@@ -122,15 +136,16 @@ Columns map_columns(const std::vector<std::string>& fields, const std::string& w
       continue;
     }
     HPCML_REQUIRE(!c.has(name), DataError,
-                  where + ": column '" + name + "' appears twice (as '" + c.written(name) +
-                      "' and '" + fields[i] + "')");
+                  where + ": column '" + name + "' appears twice (as '" +
+                      printable(c.written(name)) + "' and '" + printable(fields[i]) + "')");
     c.index[name] = i;
   }
-  HPCML_REQUIRE(c.has("n") || c.has("ranks"), DataError,
-                where + ": missing column: need 'n' or 'ranks' (header is '" + text + "')");
   HPCML_REQUIRE(
-      c.has("time_s") || c.has("throughput"), DataError,
-      where + ": missing column: need 'time_s' or 'throughput' (header is '" + text + "')");
+      c.has("n") || c.has("ranks"), DataError,
+      where + ": missing column: need 'n' or 'ranks' (header is '" + printable(text) + "')");
+  HPCML_REQUIRE(c.has("time_s") || c.has("throughput"), DataError,
+                where + ": missing column: need 'time_s' or 'throughput' (header is '" +
+                    printable(text) + "')");
   return c;
 }
 
@@ -165,11 +180,11 @@ class CsvRow {
     double v = 0;
     HPCML_REQUIRE(parse_double(text, &v), DataError,
                   where_ + ": column '" + columns_.written(name) + "': expected a number, got '" +
-                      text + "'");
+                      printable(text) + "'");
     HPCML_REQUIRE(v > min_exclusive, DataError,
                   where_ + ": column '" + columns_.written(name) + "': expected a value > " +
                       (min_exclusive == 0 ? std::string("0") : std::string("-1")) + ", got '" +
-                      text + "'");
+                      printable(text) + "'");
     return v;
   }
 
@@ -179,7 +194,7 @@ class CsvRow {
     if (!std::isfinite(v)) return 0;
     HPCML_REQUIRE(v == std::floor(v) && v <= 1e9, DataError,
                   where_ + ": column '" + columns_.written(name) +
-                      "': expected a whole number >= 1, got '" + cell(name) + "'");
+                      "': expected a whole number >= 1, got '" + printable(cell(name)) + "'");
     return static_cast<int>(v);
   }
 
@@ -231,7 +246,7 @@ Sample parse_sample(const CsvRow& row) {
     HPCML_REQUIRE(
         o == "" || o == "0" || o == "1" || o == "true" || o == "false" || o == "yes" || o == "no",
         DataError,
-        row.where() + ": column 'oversubscribed': expected true/false/1/0, got '" + o + "'");
+        row.where() + ": column 'oversubscribed': expected true/false/1/0, got '" + printable(o) + "'");
     s.oversubscribed = o == "1" || o == "true" || o == "yes";
   }
   return s;
@@ -259,7 +274,7 @@ class StudyCollector {
     if (row.has("mode") && !row.cell("mode").empty()) {
       const Mode m = parse_mode(lower(row.cell("mode")), row.where() + ": column 'mode'");
       HPCML_REQUIRE(st.points.empty() || m == st.mode, DataError,
-                    row.where() + ": study '" + name + "' mixes strong and weak rows");
+                    row.where() + ": study '" + printable(name) + "' mixes strong and weak rows");
       st.mode = m;
     }
     const auto key = std::make_pair(name, std::make_pair(pt.ranks, pt.threads));
@@ -364,14 +379,9 @@ RunSummary read_run_summary(const std::string& dir) {
   HPCML_REQUIRE(j.is_object(), DataError, path + ": expected a JSON object");
   RunSummary rs;
   rs.dir = dir;
-  const double ranks = json_number(j, "ranks");
-  HPCML_REQUIRE(std::isfinite(ranks) && ranks >= 1 && ranks == std::floor(ranks), DataError,
-                path + ": key 'ranks': expected a whole number >= 1");
-  rs.point.ranks = static_cast<int>(ranks);
-  const double threads = json_number(j, "threads_per_rank");
-  rs.point.threads = std::isfinite(threads) && threads >= 1 ? static_cast<int>(threads) : 1;
-  const double nodes = json_number(j, "nodes");
-  rs.point.nodes = std::isfinite(nodes) && nodes >= 1 ? static_cast<int>(nodes) : 1;
+  rs.point.ranks = json_count(j, "ranks", path, true);
+  rs.point.threads = json_count(j, "threads_per_rank", path, false);
+  rs.point.nodes = json_count(j, "nodes", path, false);
   Sample s;
   s.source = dir;
   s.step_s = json_number(j, "step_s_median");

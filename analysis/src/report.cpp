@@ -2,6 +2,7 @@
 // (report_plots.cpp, report_csv.cpp, report_json.cpp, report_markdown.cpp).
 #include "hpcml/analysis/report.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,9 @@ void write_file(const std::string& path, const std::string& text, ReportOutput& 
   f << text;
   f.close();
   HPCML_REQUIRE(f, DataError, path + ": write failed (disk full?)");
+  // Every path once: the count printed is the number of files that exist.
+  HPCML_REQUIRE(std::find(out.files.begin(), out.files.end(), path) == out.files.end(), Error,
+                path + ": written twice in one report");
   out.files.push_back(path);
 }
 

@@ -2,6 +2,8 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include "hpcml/analysis/plot.hpp"
 #include "hpcml/analysis/report.hpp"
@@ -190,9 +192,14 @@ ReportPlots write_plots(const std::string& dir, const std::vector<ReportStudy>& 
     out.png_note = "PNG plots were not requested.";
   }
   plots.note_before = out.png_note;
+  // Names that differ only in case or punctuation ("Run A", "run-a") give one slug:
+  // later ones get -2, -3, ... so no study's plots overwrite another's.
+  std::set<std::string> used;
   for (const auto& rs : studies) {
     const StudyResult& s = rs.result;
-    const std::string prefix = studies.size() == 1 ? "" : slug(s.study.name) + "-";
+    std::string base = slug(s.study.name), unique = base;
+    for (int k = 2; !used.insert(unique).second; ++k) unique = base + "-" + std::to_string(k);
+    const std::string prefix = studies.size() == 1 ? "" : unique + "-";
     std::vector<std::pair<std::string, std::string>> svgs = {
         {prefix + "speedup", speedup_svg(s)}, {prefix + "efficiency", efficiency_svg(s, rs.comm)}};
     if (has_split(s)) svgs.push_back({prefix + "time-split", split_svg(s)});

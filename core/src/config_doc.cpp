@@ -1,10 +1,14 @@
 #include "hpcml/core/config_doc.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 #include <toml.hpp>
 
 #include "hpcml/core/error.hpp"
@@ -66,7 +70,7 @@ std::string render(const toml::value& v) {
   if (v.is_table()) return "a table";
   std::ostringstream os;
   os << v;
-  return one_line(os.str());
+  return printable(one_line(os.str()));
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -81,6 +85,118 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+// toml11's parser recurses once per nested array or inline table, and its
+// stack runs out long before 10,000 levels; a dotted key of 300,000 parts takes
+// it minutes. Measure both before parsing.
+constexpr int kMaxNesting = 64;
+
+struct Nesting {
+  int depth = 0;       // deepest nesting of [ ] and { } outside strings and comments
+  int depth_line = 1;  // where the nesting first went past kMaxNesting
+  int key_parts = 0;   // most parts of one dotted key (a.b.c: 3)
+  int key_line = 1;    // where a key first had more than kMaxNesting parts
+};
+
+Nesting measure_nesting(std::string_view text) {
+  Nesting r;
+  int depth = 0, line = 1, parts = 1;
+  bool in_key = true;  // before '=' on a line, or after '{' or ','
+  auto new_key = [&] {
+    in_key = true;
+    parts = 1;
+  };
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      ++i;
+      new_key();
+    } else if (c == '#') {
+      while (i < n && text[i] != '\n') ++i;
+    } else if ((c == '"' || c == '\'') && text.substr(i, 3) == std::string(3, c)) {
+      const std::string delim(3, c);  // multi-line string
+      i += 3;
+      while (i < n && text.substr(i, 3) != delim) {
+        if (text[i] == '\n') ++line;
+        if (c == '"' && text[i] == '\\') ++i;
+        ++i;
+      }
+      i += 3;
+    } else if (c == '"' || c == '\'') {
+      ++i;
+      while (i < n && text[i] != c && text[i] != '\n') {
+        if (c == '"' && text[i] == '\\') ++i;
+        ++i;
+      }
+      ++i;
+    } else {
+      if (c == '[' || c == '{') {
+        if (++depth > r.depth) {
+          r.depth = depth;
+          if (depth == kMaxNesting + 1) r.depth_line = line;
+        }
+        if (c == '{') new_key();
+      } else if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+      } else if (c == ',') {
+        new_key();
+      } else if (c == '=') {
+        in_key = false;
+      } else if (c == '.' && in_key && ++parts > r.key_parts) {
+        r.key_parts = parts;
+        if (parts == kMaxNesting + 1) r.key_line = line;
+      }
+      ++i;
+    }
+  }
+  return r;
+}
+
+// A decimal, hex, octal or binary TOML integer literal read exactly; false
+// when its value does not fit in 64 bits (toml11 clamps or wraps such values).
+bool integer_literal_fits(std::string token) {
+  token.erase(std::remove(token.begin(), token.end(), '_'), token.end());
+  bool negative = false;
+  if (!token.empty() && (token[0] == '+' || token[0] == '-')) {
+    negative = token[0] == '-';
+    token.erase(0, 1);
+  }
+  int base = 10;
+  if (token.size() > 2 && token[0] == '0' &&
+      (token[1] == 'x' || token[1] == 'o' || token[1] == 'b')) {
+    base = token[1] == 'x' ? 16 : token[1] == 'o' ? 8 : 2;
+    token.erase(0, 2);
+  }
+  std::uint64_t magnitude = 0;
+  auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), magnitude, base);
+  if (ec == std::errc::result_out_of_range) return false;
+  if (ec != std::errc() || ptr != token.data() + token.size()) return true;  // not a literal
+  const std::uint64_t limit = std::uint64_t{1} << 63;                        // |INT64_MIN|
+  return negative ? magnitude <= limit : magnitude < limit;
+}
+
+// The first integer under `v` whose literal does not fit in 64 bits: its key and literal.
+std::optional<std::pair<std::string, toml::source_location>> find_overflow(const toml::value& v,
+                                                                           const std::string& key) {
+  if (v.is_table()) {
+    for (const auto& [k, child] : v.as_table())
+      if (auto r = find_overflow(child, join_key(key, k))) return r;
+  } else if (v.is_array()) {
+    for (const auto& e : v.as_array())
+      if (auto r = find_overflow(e, key)) return r;
+  } else if (v.is_integer()) {
+    const toml::source_location loc = v.location();
+    const std::string& l = loc.line_str();
+    if (loc.column() >= 1 && loc.column() - 1 < l.size()) {
+      if (!integer_literal_fits(l.substr(loc.column() - 1, loc.region())))
+        return std::make_pair(key, loc);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -152,24 +268,49 @@ ConfigDoc& ConfigDoc::operator=(const ConfigDoc& o) {
 }
 
 ConfigDoc ConfigDoc::load(const std::string& path) {
+  // A directory opens as an ifstream and reads as empty text: refuse it by name
+  // rather than train on built-in defaults.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    HPCML_THROW(ConfigError, path + ": is a directory, not a config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) HPCML_THROW(ConfigError, path + ": cannot open config file (missing or unreadable)");
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) HPCML_THROW(ConfigError, path + ": cannot read config file (read error)");
   return parse(ss.str(), path);
 }
 
 ConfigDoc ConfigDoc::parse(const std::string& text, const std::string& name) {
   ConfigDoc d;
   d.impl_->source = name;
+  const Nesting nest = measure_nesting(text);
+  if (nest.depth > kMaxNesting) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.depth_line) +
+                                 ": arrays or inline tables nested deeper than " +
+                                 std::to_string(kMaxNesting) + " levels");
+  }
+  if (nest.key_parts > kMaxNesting) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.key_line) +
+                                 ": a dotted key with more than " + std::to_string(kMaxNesting) +
+                                 " parts");
+  }
   std::istringstream is(text);
   try {
     d.impl_->doc = toml::parse(is, name);
   } catch (const toml::syntax_error& e) {
     HPCML_THROW(ConfigError, name + ":" + std::to_string(e.location().line()) +
-                                 ": TOML syntax error: " + toml_reason(e.what()));
+                                 ": TOML syntax error: " + printable(toml_reason(e.what()), 200));
   } catch (const std::exception& e) {
-    HPCML_THROW(ConfigError, name + ": cannot parse TOML: " + toml_reason(e.what()));
+    HPCML_THROW(ConfigError,
+                name + ": cannot parse TOML: " + printable(toml_reason(e.what()), 200));
+  }
+  if (auto bad = find_overflow(d.impl_->doc, "")) {
+    const auto& [key, loc] = *bad;
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(loc.line()) + ": key '" + printable(key) +
+                                 "': integer " +
+                                 printable(loc.line_str().substr(loc.column() - 1, loc.region())) +
+                                 " does not fit in 64 bits");
   }
   return d;
 }
@@ -177,25 +318,53 @@ ConfigDoc ConfigDoc::parse(const std::string& text, const std::string& name) {
 void ConfigDoc::set(const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    HPCML_THROW(ConfigError, "--set " + assignment + ": expected KEY=VALUE (e.g. train.epochs=3)");
+    HPCML_THROW(ConfigError,
+                "--set " + printable(assignment) + ": expected KEY=VALUE (e.g. train.epochs=3)");
   }
   std::string key = assignment.substr(0, eq);
   std::string text = assignment.substr(eq + 1);
   for (const auto& part : split_key(key)) {
-    if (part.empty()) HPCML_THROW(ConfigError, "--set " + assignment + ": empty key component");
+    if (part.empty())
+      HPCML_THROW(ConfigError, "--set " + printable(assignment) + ": empty key component");
+  }
+  if (split_key(key).size() > static_cast<std::size_t>(kMaxNesting)) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) + ": a dotted key with more than " +
+                                 std::to_string(kMaxNesting) + " parts");
+  }
+  const Nesting nest = measure_nesting(text);
+  if (nest.depth > kMaxNesting) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) +
+                                 ": value has arrays or inline tables nested deeper than " +
+                                 std::to_string(kMaxNesting) + " levels");
+  }
+  if (nest.key_parts > kMaxNesting) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) +
+                                 ": value has a dotted key with more than " +
+                                 std::to_string(kMaxNesting) + " parts");
   }
   toml::value value;
+  bool parsed = false;
   try {
     std::istringstream is("v = " + text);
     value = toml::parse(is, "--set").as_table().at("v");
+    parsed = true;
   } catch (const std::exception&) {
     value = toml::value(text);  // bare word: a string
+  }
+  if (parsed) {
+    if (auto bad = find_overflow(value, key)) {
+      const auto& loc = bad->second;
+      HPCML_THROW(ConfigError,
+                  "--set " + printable(key) + ": integer " +
+                      printable(loc.line_str().substr(loc.column() - 1, loc.region())) +
+                      " does not fit in 64 bits");
+    }
   }
   std::string leaf, blocking;
   toml::table* t = impl_->parent_table(impl_->doc, key, &leaf, &blocking);
   if (!t) {
-    HPCML_THROW(ConfigError,
-                "--set " + assignment + ": '" + blocking + "' is a value, not a table");
+    HPCML_THROW(ConfigError, "--set " + printable(assignment) + ": '" + printable(blocking) +
+                                 "' is a value, not a table");
   }
   (*t)[leaf] = value;
   impl_->overridden.insert(key);
@@ -204,8 +373,9 @@ void ConfigDoc::set(const std::string& assignment) {
 bool ConfigDoc::has(const std::string& key) const { return impl_->find(key) != nullptr; }
 
 void ConfigDoc::fail(const std::string& key, const std::string& what) const {
-  if (impl_->overridden.count(key)) HPCML_THROW(ConfigError, "--set " + key + ": " + what);
-  HPCML_THROW(ConfigError, impl_->source + ": key '" + key + "': " + what);
+  if (impl_->overridden.count(key))
+    HPCML_THROW(ConfigError, "--set " + printable(key) + ": " + what);
+  HPCML_THROW(ConfigError, impl_->source + ": key '" + printable(key) + "': " + what);
 }
 
 std::int64_t ConfigDoc::get_int(const std::string& key, std::int64_t def, std::int64_t min,
@@ -300,7 +470,7 @@ std::string ConfigDoc::get_choice(const std::string& key, const std::string& def
   if (std::find(allowed.begin(), allowed.end(), x) == allowed.end()) {
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("'" + a + "'");
-    fail(key, "expected one of " + list + ", got '" + x + "'");
+    fail(key, "expected one of " + list + ", got '" + printable(x) + "'");
   }
   return x;
 }

@@ -1,5 +1,6 @@
 #include "hpcml/core/strings.hpp"
 
+#include <cstdio>
 #include <ctime>
 #include <limits>
 
@@ -56,6 +57,35 @@ std::string utc_timestamp() {
   char ts[32];
   std::strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
   return ts;
+}
+
+std::string printable(std::string_view value, std::size_t max_bytes) {
+  std::size_t n = value.size();
+  if (n > max_bytes) {
+    n = max_bytes;
+    // Do not split a UTF-8 sequence: back up over continuation bytes.
+    while (n > 0 && (static_cast<unsigned char>(value[n]) & 0xC0) == 0x80) --n;
+  }
+  std::string out;
+  out.reserve(n + 16);
+  for (char c : value.substr(0, n)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  if (n < value.size()) out += "… (" + std::to_string(value.size()) + " bytes)";
+  return out;
 }
 
 }  // namespace hpcml

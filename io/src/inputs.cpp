@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::io {
 
@@ -441,7 +442,15 @@ LabeledData read_csv(const std::string& path, const CsvOptions& options) {
           if (!parse_float(f, v)) header = true;
         }
       }
-      if (header) continue;
+      if (header) {
+        // Auto-detection must not drop a data row in silence: say which row it took.
+        if (options.header == CsvOptions::Header::kAuto)
+          std::fprintf(stderr,
+                       "hpcml: note: %s: first row taken as the header (a field is not a "
+                       "number): '%s'; pass --no-header if it is data\n",
+                       where.c_str(), printable(line).c_str());
+        continue;
+      }
     }
     if (fields.size() != columns)
       HPCML_THROW(DataError, where + ": has " + std::to_string(fields.size()) +
@@ -451,15 +460,15 @@ LabeledData read_csv(const std::string& path, const CsvOptions& options) {
       if (c == label_col) {
         long long label;
         if (!parse_label(fields[c], label))
-          HPCML_THROW(DataError, where + ": label '" + std::string(fields[c]) + "' (sample " +
+          HPCML_THROW(DataError, where + ": label '" + printable(fields[c]) + "' (sample " +
                                      std::to_string(sample) + ") is not an integer");
         d.y.push_back(checked_label(label, sample, path));
       } else {
         float v;
         if (!parse_float(fields[c], v))
           HPCML_THROW(DataError, where + ": column " + std::to_string(c) + " value '" +
-                                     std::string(fields[c]) + "' (sample " +
-                                     std::to_string(sample) + ") is not a number");
+                                     printable(fields[c]) + "' (sample " + std::to_string(sample) +
+                                     ") is not a number");
         d.x.push_back(v * options.scale);
       }
     }

@@ -146,8 +146,11 @@ std::string render_batch_script(const ScriptPlan& p) {
   const int n = j.total_tasks();
   if (j.launcher == "srun") {
     // Since Slurm 22.05 srun does not inherit --cpus-per-task from the allocation: pass -c.
+    // --kill-on-bad-exit=1: a rank that dies ends the whole step at once instead of
+    // leaving the others blocked in a collective until the stall inspector fires.
     o << "srun -n " << n << " --ntasks-per-node=" << j.ntasks_per_node << " -c " << j.cpus_per_task
-      << " --cpu-bind=" << shell_quote(j.cpu_bind) << " --mpi=" << shell_quote(j.mpi);
+      << " --cpu-bind=" << shell_quote(j.cpu_bind) << " --mpi=" << shell_quote(j.mpi)
+      << " --kill-on-bad-exit=1";
     if (j.gpus_per_node > 0) o << " --gpus-per-node=" << j.gpus_per_node;
     o << " \"$HPCML\" \"${ARGS[@]}\" &\n";
   } else if (j.launcher == "mpiexec") {
@@ -160,6 +163,33 @@ std::string render_batch_script(const ScriptPlan& p) {
   o << "# A trapped signal interrupts `wait`; wait again until the step has really ended.\n";
   o << "while kill -0 \"$STEP_PID\" 2>/dev/null; do wait \"$STEP_PID\"; done\n";
   o << "wait \"$STEP_PID\"\nrc=$?\n";
+  // Hydra's mpiexec often exits 0 after SIGUSR1 although every rank exited with the
+  // preemption code: what the ranks recorded decides, not the launcher's exit code.
+  // Rank 0 writes summary.json atomically in the run directory the trainer created
+  // under $TASK_DIR; one newer than the state file written just before the step counts.
+  o << "# The launcher's exit code is not trusted for a stop: Hydra's mpiexec often exits 0\n"
+       "# after SIGUSR1 although every rank exited "
+    << kPreemptedExitCode
+    << ". Rank 0's summary.json, written after\n"
+       "# this step started, says whether the ranks stopped on a signal.\n";
+  o << "hpcml_stopped_by_signal() {\n"
+       "  local f\n"
+       "  for f in \"$TASK_DIR\"/*/summary.json; do\n"
+       "    if [ -f \"$f\" ] && [ \"$f\" -nt \"$TASK_DIR/state\" ] &&\n"
+       "      grep -Eq '\"stopped_by_signal\"[[:space:]]*:[[:space:]]*true' \"$f\"; then\n"
+       "      return 0\n"
+       "    fi\n"
+       "  done\n"
+       "  return 1\n"
+       "}\n";
+  o << "if [ \"$rc\" -ne " << kPreemptedExitCode
+    << " ] && hpcml_stopped_by_signal; then\n"
+       "  echo \"hpcml: the launcher exited $rc but the ranks recorded a stop on a signal "
+       "(summary.json stopped_by_signal); taking it as exit "
+    << kPreemptedExitCode
+    << "\" >&2\n"
+       "  rc="
+    << kPreemptedExitCode << "\nfi\n";
   o << "if [ \"$rc\" -eq " << kPreemptedExitCode << " ]; then\n";
   if (j.requeue) {
     o << "  echo \"hpcml: the job step stopped early (exit " << kPreemptedExitCode

@@ -1,7 +1,6 @@
 #include "hpcml/launch/script_safety.hpp"
 
 #include <cctype>
-#include <cstdio>
 
 namespace hpcml::launch {
 
@@ -64,27 +63,6 @@ bool has_control_char(std::string_view value) {
     if (u < 0x20 || u == 0x7f) return true;
   }
   return false;
-}
-
-std::string printable(std::string_view value) {
-  std::string out;
-  for (char c : value) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string check_field(Field field, std::string_view v) {

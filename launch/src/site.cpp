@@ -71,7 +71,7 @@ SiteProfile load_site(const std::string& name_or_path, const std::string& sites_
       HPCML_THROW(ConfigError, "site name '" + printable(name_or_path) + "': " + why);
     path = sites_dir + "/" + name_or_path + ".toml";
     if (!std::filesystem::exists(path))
-      HPCML_THROW(ConfigError, "site '" + name_or_path + "': no profile " + path);
+      HPCML_THROW(ConfigError, "site '" + printable(name_or_path) + "': no profile " + path);
   }
   ConfigDoc doc = ConfigDoc::load(path);
   SiteProfile s;

@@ -172,7 +172,7 @@ SweepSpec read_sweep_spec(ConfigDoc& doc) {
   std::set<std::string> seen;
   for (const auto& p : s.params) seen.insert(p.key);
   for (const auto& r : s.ranges) {
-    if (!seen.insert(r.key).second) doc.fail("sweep", "key '" + r.key + "' is swept twice");
+    if (!seen.insert(r.key).second) doc.fail("sweep", "key '" + printable(r.key) + "' is swept twice");
   }
   for (const auto& k : seen) {
     if (k.rfind("slurm.", 0) == 0 || k.rfind("sweep.", 0) == 0 || k.rfind("site.", 0) == 0)
@@ -366,7 +366,7 @@ std::string collect_sweep(const std::string& sweep_dir, const std::vector<TaskSt
   if (metric.empty()) metric = meta.value("metric", std::string("final_test_acc"));
   if (goal.empty()) goal = meta.value("goal", std::string("max"));
   if (goal != "max" && goal != "min")
-    HPCML_THROW(ConfigError, "goal must be max or min, got '" + goal + "'");
+    HPCML_THROW(ConfigError, "goal must be max or min, got '" + printable(goal) + "'");
 
   std::vector<std::string> param_keys;
   for (const auto& s : status)
@@ -397,7 +397,7 @@ std::string collect_sweep(const std::string& sweep_dir, const std::vector<TaskSt
       continue;
     }
     if (!r.m.count(metric)) {
-      failed.emplace_back(&s, s.summary + " has no metric '" + metric + "'");
+      failed.emplace_back(&s, s.summary + " has no metric '" + printable(metric) + "'");
       continue;
     }
     for (const auto& [k, v] : r.m) metric_keys.insert(k);

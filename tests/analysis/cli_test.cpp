@@ -217,3 +217,39 @@ TEST(AnalysisCli, ScaleSlurmReportArgsTakeScaleTableUnderCommandLine) {
   EXPECT_NE(rep.find("\n--alpha\n0.125\n"), std::string::npos) << rep;
   EXPECT_NE(rep.find("\n--grad-bytes\n8192\n"), std::string::npos) << rep;
 }
+
+// Issue 10: "Run A" and "run-a" used to write the same plot files while the count
+// printed claimed every file was written.
+TEST(AnalysisCli, ReportCountsTheFilesThatExist) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("report-names");
+  std::string csv = "study,n,time_s\n";
+  for (const char* s : {"Run A", "run-a", "RUN_A"})
+    for (int n : {1, 2, 4})
+      csv += std::string(s) + "," + std::to_string(n) + "," + std::to_string(0.1 + 0.9 / n) + "\n";
+  write_text(d.path() / "names.csv", csv);
+  const auto out = d.path() / "out";
+  const auto r = run(hpcml_exe() + " report --no-png --csv " + (d.path() / "names.csv").string() +
+                     " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::size_t on_disk = 0;
+  for (const auto& e : fs::directory_iterator(out)) on_disk += e.is_regular_file();
+  EXPECT_NE(r.output.find("(" + std::to_string(on_disk) + " files"), std::string::npos)
+      << r.output << " but " << on_disk << " files exist";
+  for (const char* f : {"run-a-speedup.svg", "run-a-2-speedup.svg", "run-a-3-speedup.svg"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+}
+
+// Issue 10: a refused choice is echoed escaped, on one line (CLI11 printed it raw).
+TEST(AnalysisCli, RefusedChoiceIsEchoedEscaped) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("report-mode");
+  write_text(d.path() / "a.csv", "n,time_s\n1,1\n2,0.6\n");
+  const auto r = run(hpcml_exe() + " report --csv " + (d.path() / "a.csv").string() +
+                     " --mode \"$(printf 'str\\rong\\nx')\"");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--mode: expected strong or weak, got 'str\\rong\\nx'\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find('\r'), std::string::npos) << r.output;
+}

@@ -311,3 +311,116 @@ TEST(AnalysisAllreduce, ReadsBenchOutputAndCsv) {
   const auto badcsv = write(d.path() / "b.csv", "ranks,bytes\n2,1000\n");
   EXPECT_THROW(read_allreduce_file(badcsv, nullptr), hpcml::DataError);
 }
+
+// ---- hostile input (issue 10) ----------------------------------------------------------
+
+TEST(AnalysisHostile, EchoedFieldsAreEscapedAndTruncated) {
+  TempDir d;
+  // A 2 MB field used to give a 2 MB error line.
+  auto e = error_of("n,time_s\n1,2.0\n2," + std::string(2000000, '7') + "x\n", d);
+  EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+  EXPECT_NE(e.find("t.csv:3: column 'time_s': expected a number, got '777"), std::string::npos)
+      << e.substr(0, 300);
+  EXPECT_NE(e.find("… (2000001 bytes)'"), std::string::npos) << e.substr(0, 300);
+  e = error_of("n,time_s,oversubscribed\n1,2.0,ye\x01s\n", d);
+  EXPECT_NE(e.find("got 'ye\\x01s'"), std::string::npos) << e;
+  // An enum value with a carriage return (CSV lines end at \n only).
+  const auto path = write(d.path() / "m.csv", "n,time_s,mode\n1,2.0,str\rong\n");
+  std::string msg;
+  try {
+    read_csv(path, Mode::kStrong);
+  } catch (const hpcml::Error& ex) {
+    msg = ex.what();
+  }
+  EXPECT_NE(msg.find("expected 'strong' or 'weak', got 'str\\rong'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\r'), std::string::npos);
+}
+
+TEST(AnalysisHostile, HugeCountsInSummaryJsonAreErrorsNamingKeyAndFile) {
+  TempDir d;
+  const std::string body = ", \"step_s_median\": 1.0, \"global_batch\": 64}";
+  write(d.path() / "r" / "summary.json", "{\"ranks\": 1e30" + body);
+  std::string msg;
+  try {
+    read_run_summary((d.path() / "r").string());
+  } catch (const hpcml::DataError& e) {
+    msg = e.what();
+  }
+  EXPECT_EQ(msg, (d.path() / "r" / "summary.json").string() +
+                     ": key 'ranks': expected a whole number in [1, 10^9], got 1e+30");
+  write(d.path() / "r" / "summary.json", "{\"ranks\": 2, \"threads_per_rank\": 4294967297" + body);
+  EXPECT_THROW(read_run_summary((d.path() / "r").string()), hpcml::DataError);
+  write(d.path() / "r" / "summary.json", "{\"ranks\": 2, \"nodes\": -1" + body);
+  EXPECT_THROW(read_run_summary((d.path() / "r").string()), hpcml::DataError);
+  write(d.path() / "r" / "summary.json", "{\"ranks\": 2" + body);
+  const auto rs = read_run_summary((d.path() / "r").string());
+  EXPECT_EQ(rs.point.ranks, 2);
+  EXPECT_EQ(rs.point.threads, 1);
+  EXPECT_EQ(rs.point.nodes, 1);
+}
+
+TEST(AnalysisHostile, StudyNamesThatSlugAlikeGetDistinctPlotFiles) {
+  TempDir d;
+  std::vector<ReportStudy> rs;
+  for (const char* name : {"Run A", "run-a", "RUN_A", "run a 2"}) {
+    Study st;
+    st.name = name;
+    for (int r : {1, 2}) {
+      Point pt;
+      pt.ranks = r;
+      Sample s;
+      s.step_s = 1.0 / r;
+      pt.samples.push_back(s);
+      st.points.push_back(pt);
+    }
+    rs.push_back({analyse(st, {}), {}});
+  }
+  ReportOptions o;
+  o.png = false;
+  const auto out = write_report((d.path() / "r").string(), rs, o);
+  for (const char* f :
+       {"run-a-speedup.svg", "run-a-2-speedup.svg", "run-a-3-speedup.svg", "run-a-2-2-speedup.svg"})
+    EXPECT_TRUE(fs::exists(d.path() / "r" / f)) << f;
+  // The count reported is the count of files that exist, each once.
+  std::size_t on_disk = 0;
+  for (const auto& e : fs::directory_iterator(d.path() / "r")) on_disk += e.is_regular_file();
+  EXPECT_EQ(out.files.size(), on_disk);
+  std::vector<std::string> sorted = out.files;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  // Each study's section links its own plots.
+  const std::string md = slurp(d.path() / "r" / "report.md");
+  EXPECT_NE(md.find("(run-a-3-speedup.svg)"), std::string::npos);
+}
+
+// 10^5 rows (10 measurements repeated 10^4 times) parse and fit with the default
+// bootstrap in well under the CTest timeout, giving the fit of the 10 rows.
+TEST(AnalysisHostile, HundredThousandRowsFitLikeTheirAggregates) {
+  TempDir d;
+  const double times[5][2] = {
+      {1.00, 1.02}, {0.56, 0.55}, {0.33, 0.34}, {0.21, 0.215}, {0.16, 0.155}};
+  std::string small = "n,time_s\n", big = "n,time_s\n";
+  std::string block;
+  for (int k = 0; k < 5; ++k)
+    for (int r = 0; r < 2; ++r)
+      block += std::to_string(1 << k) + "," + std::to_string(times[k][r]) + "\n";
+  small += block;
+  big.reserve(block.size() * 10000 + 16);
+  for (int i = 0; i < 10000; ++i) big += block;
+  const auto a = analyse(read_csv(write(d.path() / "small.csv", small), Mode::kStrong).at(0), {});
+  const auto big_studies = read_csv(write(d.path() / "big.csv", big), Mode::kStrong);
+  ASSERT_EQ(big_studies.size(), 1u);
+  ASSERT_EQ(big_studies[0].points.size(), 5u);
+  EXPECT_EQ(big_studies[0].points[0].samples.size(), 20000u);
+  const auto b = analyse(big_studies[0], {});  // default bootstrap: 1000 resamples
+  ASSERT_TRUE(a.fit.ok && b.fit.ok);
+  EXPECT_NEAR(a.fit.p, b.fit.p, 1e-9);
+  EXPECT_NEAR(a.fit.rate1, b.fit.rate1, 1e-9 * a.fit.rate1);
+  EXPECT_NEAR(a.fit.rms_log_residual, b.fit.rms_log_residual, 1e-9);
+  EXPECT_EQ(b.fit.observations, 100000);
+  // With 10^5 observations the intervals are narrow and hold the estimate.
+  ASSERT_TRUE(std::isfinite(b.fit.boot_lo) && std::isfinite(b.fit.boot_hi));
+  EXPECT_LE(b.fit.boot_lo, b.fit.p + 1e-6);
+  EXPECT_GE(b.fit.boot_hi, b.fit.p - 1e-6);
+  EXPECT_LT(b.fit.hi - b.fit.lo, a.fit.hi - a.fit.lo);
+}

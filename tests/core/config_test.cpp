@@ -2,6 +2,7 @@
 
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/core/train_config.hpp"
 
 using hpcml::ConfigDoc;
@@ -141,4 +142,101 @@ TEST(TrainConfig, PrefetchAutoNeedsASpareCore) {
   auto none = hpcml::choose_prefetch(0, 1, 64, 1, 64);
   EXPECT_EQ(none.depth, 0u);
   EXPECT_EQ(none.description, "reads on the training thread (prefetch 0)");
+}
+
+// ---- hostile input (issue 10) ----------------------------------------------------------
+
+TEST(ConfigDocHostile, DeepNestingIsRefusedBeforeParsing) {
+  // toml11 recurses once per level: 10,000 levels used to crash with SIGSEGV.
+  const std::string arrays = "x = " + std::string(10000, '[') + std::string(10000, ']') + "\n";
+  auto msg = error_of([&] { ConfigDoc::parse("# deep\n" + arrays, "deep.toml"); });
+  EXPECT_EQ(msg, "deep.toml:2: arrays or inline tables nested deeper than 64 levels");
+  std::string tables = "x = ";
+  for (int i = 0; i < 5000; ++i) tables += "{a = ";
+  tables += "1" + std::string(5000, '}') + "\n";
+  msg = error_of([&] { ConfigDoc::parse(tables, "inline.toml"); });
+  EXPECT_EQ(msg, "inline.toml:1: arrays or inline tables nested deeper than 64 levels");
+  std::string headers;
+  for (int i = 0; i < 10000; ++i) headers += "[";
+  msg = error_of([&] { ConfigDoc::parse(headers, "h.toml"); });
+  EXPECT_EQ(msg.rfind("h.toml:1: ", 0), 0u) << msg;
+  // Brackets inside strings and comments do not count; 64 levels still parse.
+  auto ok = ConfigDoc::parse("s = \"" + std::string(200, '[') + "\"\n# " + std::string(200, '{') +
+                                 "\nm = '''\n" + std::string(200, '[') +
+                                 "'''\nd = " + std::string(64, '[') + std::string(64, ']') + "\n",
+                             "ok.toml");
+  EXPECT_EQ(ok.get_string("s", "").size(), 200u);
+  ConfigDoc d;
+  msg = error_of([&] { d.set("train.x=" + std::string(10000, '[') + std::string(10000, ']')); });
+  EXPECT_EQ(msg, "--set train.x: value has arrays or inline tables nested deeper than 64 levels");
+}
+
+TEST(ConfigDocHostile, ADirectoryOrMissingFileIsAnError) {
+  auto msg = error_of([] { ConfigDoc::load("/tmp"); });
+  EXPECT_EQ(msg, "/tmp: is a directory, not a config file");
+  msg = error_of([] { ConfigDoc::load("/tmp/"); });
+  EXPECT_EQ(msg, "/tmp/: is a directory, not a config file");
+  msg = error_of([] { ConfigDoc::load("/nonexistent-dir/"); });
+  EXPECT_EQ(msg, "/nonexistent-dir/: cannot open config file (missing or unreadable)");
+}
+
+TEST(ConfigDocHostile, IntegersOutOfRangeAreErrorsNotClamped) {
+  auto msg = error_of([] { ConfigDoc::parse("[train]\nseed = 9223372036854775808\n", "s.toml"); });
+  EXPECT_EQ(msg, "s.toml:2: key 'train.seed': integer 9223372036854775808 does not fit in 64 bits");
+  for (const char* lit : {"-9223372036854775809", "0xFFFFFFFFFFFFFFFFF", "0o7777777777777777777777",
+                          "1_000_000_000_000_000_000_000",
+                          "0b11111111111111111111111111111111111111111111111111111111111111111"}) {
+    msg = error_of([&] { ConfigDoc::parse(std::string("v = [1, ") + lit + "]\n", "r.toml"); });
+    EXPECT_EQ(msg, std::string("r.toml:1: key 'v': integer ") + lit + " does not fit in 64 bits");
+  }
+  // The limits themselves are fine.
+  auto d = ConfigDoc::parse(
+      "a = 9223372036854775807\nb = -9223372036854775808\nc = 0x7FFFFFFFFFFFFFFF\n", "ok.toml");
+  EXPECT_EQ(d.get_int("a", 0), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(d.get_int("b", 0), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(d.get_int("c", 0), std::numeric_limits<std::int64_t>::max());
+  ConfigDoc s;
+  msg = error_of([&] { s.set("train.seed=9223372036854775808"); });
+  EXPECT_EQ(msg, "--set train.seed: integer 9223372036854775808 does not fit in 64 bits");
+  EXPECT_NO_THROW(s.set("train.seed=9223372036854775807"));
+  EXPECT_EQ(s.get_int("train.seed", 0), std::numeric_limits<std::int64_t>::max());
+}
+
+TEST(ConfigDocHostile, EchoedValuesAreEscapedAndTruncated) {
+  auto d = ConfigDoc::parse("[model]\nactivation = \"re\\nlu\\r\"\n", "e.toml");
+  auto msg = error_of([&] { hpcml::read_train_config(d); });
+  EXPECT_EQ(msg, "e.toml: key 'model.activation': expected one of 'relu', got 're\\nlu\\r'");
+  auto big =
+      ConfigDoc::parse("[model]\nactivation = \"" + std::string(2000000, 'x') + "\"\n", "b.toml");
+  msg = error_of([&] { hpcml::read_train_config(big); });
+  EXPECT_LT(msg.size(), 300u);
+  EXPECT_NE(msg.find("xxx… (2000000 bytes)'"), std::string::npos) << msg;
+  EXPECT_EQ(hpcml::printable("a\nb\x01\t\x7f"), "a\\nb\\x01\\t\\x7f");
+  EXPECT_EQ(hpcml::printable(std::string(100, 'y'), 10), "yyyyyyyyyy… (100 bytes)");
+  // A cut never splits a UTF-8 character.
+  EXPECT_EQ(hpcml::printable("aé", 2), "a… (3 bytes)");
+}
+
+TEST(ConfigDocHostile, DottedKeysWithTooManyPartsAreRefused) {
+  // 300,000 parts took toml11 minutes; 64 parts still parse.
+  std::string key = "x";
+  for (int i = 0; i < 300000; ++i) key += ".a";
+  auto msg = error_of([&] { ConfigDoc::parse("# k\n" + key + " = 1\n", "k.toml"); });
+  EXPECT_EQ(msg, "k.toml:2: a dotted key with more than 64 parts");
+  msg = error_of([&] { ConfigDoc::parse("[" + key + "]\n", "t.toml"); });
+  EXPECT_EQ(msg, "t.toml:1: a dotted key with more than 64 parts");
+  msg = error_of([&] { ConfigDoc::parse("v = {" + key + " = 1}\n", "i.toml"); });
+  EXPECT_EQ(msg, "i.toml:1: a dotted key with more than 64 parts");
+  ConfigDoc d;
+  msg = error_of([&] { d.set(key + "=1"); });
+  EXPECT_EQ(msg.rfind("--set x.a.a.a", 0), 0u) << msg.substr(0, 200);
+  EXPECT_NE(msg.find("… (600001 bytes): a dotted key with more than 64 parts"), std::string::npos)
+      << msg.substr(0, 200);
+  msg = error_of([&] { d.set("train.v={" + key + " = 1}"); });
+  EXPECT_EQ(msg, "--set train.v: value has a dotted key with more than 64 parts");
+  std::string ok_key = "x";
+  for (int i = 1; i < 64; ++i) ok_key += ".a";
+  auto ok = ConfigDoc::parse(ok_key + " = 1\nf = [1.5, 2.5,\n 3.5]\nd = 1979-05-27T07:32:00.999Z\n",
+                             "ok.toml");
+  EXPECT_EQ(ok.get_int(ok_key, 0), 1);
 }

@@ -329,3 +329,56 @@ TEST_F(Cli, NonFiniteFeaturesAreRejectedWhenSharding) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find(path("nan.csv")), std::string::npos) << r.out;
 }
+
+// Issue 10: hostile configs give one clear line on every rank, never defaults or a crash.
+TEST_F(Cli, HostileConfigsAreOneLineErrors) {
+  // A directory as the config used to train on built-in defaults and exit 0.
+  fs::create_directories(path("confdir"));
+  auto r = hpcml_mpi(2, {"train", path("confdir")});
+  expect_clean_failure(r, 2, path("confdir") + ": is a directory, not a config file");
+  // 10,000 nested arrays crashed toml11's recursive parser (SIGSEGV).
+  std::ofstream(path("deep.toml"))
+      << "[train]\nx = " << std::string(10000, '[') << std::string(10000, ']') << "\n";
+  r = hpcml_mpi(2, {"train", path("deep.toml")});
+  expect_clean_failure(r, 2,
+                       path("deep.toml") + ":2: arrays or inline tables nested deeper than 64");
+  r = hpcml_mpi(2, {"train", config(), "--set",
+                    "train.x=" + std::string(10000, '{') + std::string(10000, '}')});
+  expect_clean_failure(r, 2, "--set train.x: value has arrays or inline tables nested deeper");
+  // 2^63 used to be clamped to 2^63 - 1 in silence.
+  r = hpcml_mpi(2, {"train", config(), "--set", "train.seed=9223372036854775808"});
+  expect_clean_failure(r, 2,
+                       "--set train.seed: integer 9223372036854775808 does not fit in 64 bits");
+}
+
+// Issue 10: CSV header auto-detection says which row it took as the header and
+// never drops a numeric first row; a huge field is echoed short.
+TEST_F(Cli, CsvHeaderDetectionSaysWhichRowItTook) {
+  auto shard = [&](const std::string& name) {
+    return hpcml({"shard", "csv", "--file", path(name + ".csv"), "--split", "train", "--classes",
+                  "2", "--shards", "1", "--out", path(name)});
+  };
+  std::ofstream(path("named.csv")) << "label,a,b\n0,1.0,2.0\n1,0.5,0.25\n";
+  auto r = shard("named");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("hpcml: note: " + path("named.csv") +
+                       ":1: first row taken as the header (a field is not a number): "
+                       "'label,a,b'; pass --no-header if it is data"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_json(fs::path(path("named")) / "manifest.json")["splits"]["train"]["samples"], 2);
+  // A numeric first row is data: three samples, and no note.
+  std::ofstream(path("numeric.csv")) << "0,1.0,2.0\n1,0.5,0.25\n0,0.1,0.2\n";
+  r = shard("numeric");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("taken as the header"), std::string::npos) << r.out;
+  EXPECT_EQ(read_json(fs::path(path("numeric")) / "manifest.json")["splits"]["train"]["samples"],
+            3);
+  // A 2 MB field is echoed cut short on one line.
+  std::ofstream(path("long.csv")) << "0,1.0\n1," << std::string(2000000, '9') << "z\n";
+  r = shard("long");
+  EXPECT_EQ(r.status, 1) << r.out.substr(0, 400);
+  EXPECT_LT(r.out.size(), 1000u) << r.out.substr(0, 400);
+  EXPECT_NE(r.out.find("… (2000001 bytes)' (sample 1) is not a number"), std::string::npos)
+      << r.out.substr(0, 400);
+}

@@ -244,5 +244,66 @@ TEST(LaunchScript, Usr1IsForwardedToTheJobStep) {
   EXPECT_EQ(read_file(run_dir + "/state").rfind("exited 3 ", 0), 0u);
 }
 
+// Issue 10: Hydra's mpiexec often exits 0 after SIGUSR1 although the ranks exited 3.
+// The script reads what the ranks recorded (summary.json's stopped_by_signal) and
+// requeues all the same; a finished run is not mistaken for a stopped one.
+struct MpiexecRun {
+  int exit_code = -1;
+  std::string err, state, scontrol;
+};
+
+MpiexecRun run_mpiexec_job(bool stopped) {
+  test::TempDir tmp;
+  std::ostringstream cfg;
+  cfg << "[slurm]\nlauncher = \"mpiexec\"\nrequeue = true\nsignal_seconds = 60\n"
+      << "[site]\nmpiexec = \"" << data_dir() << "/fake_mpiexec.sh\"\n"
+      << "[run]\ndir = \"" << tmp.path() << "/runs\"\nname = \"mpx\"\n";
+  const std::string cfg_path = tmp.path() + "/job.toml";
+  test::write_file(cfg_path, cfg.str());
+  std::string run_dir;
+  {
+    test::ScopedChdir cd(tmp.path());
+    SubmitOptions o;
+    o.configs = {cfg_path};
+    o.write_only = true;
+    o.hpcml = data_dir() + "/fake_train.sh";
+    std::ostringstream out, log;
+    run_dir = submit_configs(o, out, log).at(0).run_dir;
+  }
+  const std::string path = data_dir() + "/bin:" + std::string(std::getenv("PATH"));
+  ProcessResult r = run_process(
+      {"env", "PATH=" + path, "RECORD_DIR=" + tmp.path(), "SLURM_JOB_ID=77",
+       std::string("STOPPED=") + (stopped ? "true" : "false"), "bash", run_dir + "/job.sbatch"});
+  MpiexecRun m;
+  m.exit_code = r.exit_code;
+  m.err = r.err;
+  m.state = read_file(run_dir + "/state");
+  if (fs::exists(tmp.path() + "/scontrol")) m.scontrol = read_file(tmp.path() + "/scontrol");
+  return m;
+}
+
+TEST(LaunchScript, MpiexecExitZeroAfterASignalStopStillRequeues) {
+  const MpiexecRun stopped = run_mpiexec_job(true);
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;  // requeued: the batch job itself succeeded
+  EXPECT_EQ(stopped.scontrol, "requeue 77\n") << stopped.err;
+  EXPECT_EQ(stopped.state.rfind("requeued ", 0), 0u) << stopped.state;
+  EXPECT_NE(stopped.err.find("the launcher exited 0 but the ranks recorded a stop on a signal"),
+            std::string::npos)
+      << stopped.err;
+  const MpiexecRun finished = run_mpiexec_job(false);
+  EXPECT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_EQ(finished.scontrol, "");
+  EXPECT_EQ(finished.state.rfind("exited 0 ", 0), 0u) << finished.state;
+}
+
+TEST(LaunchScript, FaultDetectionDefaults) {
+  // srun ends the whole step when one rank dies; Hydra's auto-cleanup is left on.
+  const std::string s = dry_run("full.toml", "example-cluster");
+  EXPECT_NE(s.find(" --kill-on-bad-exit=1 "), std::string::npos);
+  const std::string m = dry_run("sweep.toml", "example-mpiexec");
+  EXPECT_EQ(m.find("-disable-auto-cleanup"), std::string::npos);
+  EXPECT_NE(m.find("hpcml_stopped_by_signal"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hpcml::launch

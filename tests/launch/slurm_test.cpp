@@ -360,6 +360,32 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   // The first run's messages above are still in the log after the restart (--open-mode=append).
 }
 
+// Issue 10: the same through Hydra's mpiexec, which often exits 0 after SIGUSR1 although
+// both ranks exit 3. The script reads summary.json's stopped_by_signal and requeues.
+TEST_F(SlurmTest, Usr1ThroughMpiexecStillRequeues) {
+  const std::string cfg = write_config(
+      "requeue-mpiexec.toml",
+      train_config("job_name = \"requeue-mpx\"\nntasks_per_node = 2\nlauncher = \"mpiexec\"\n"
+                   "signal_seconds = 50\nrequeue = true\n",
+                   0));
+  auto ids = submit({cfg, "--site", site(), "--set", "slurm.time=1", "--set",
+                     "train.evaluate=false", "--set", "run.name=\"m\""});
+  ASSERT_EQ(ids.size(), 1u);
+  const std::string run = dir_ + "/runs/m";
+  const std::string log = run + "/slurm-" + ids[0] + ".out";
+  ASSERT_TRUE(wait_for(
+      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
+      << read_file(run + "/state") << read_file(log);
+  run_process({"scancel", ids[0]});
+  const std::string out = read_file(log);
+  EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
+  EXPECT_NE(out.find("requeueing job " + ids[0]), std::string::npos) << out;
+  auto summary = nlohmann::json::parse(read_file(run + "/train/summary.json"));
+  EXPECT_EQ(summary["stopped_by_signal"], true);
+  EXPECT_EQ(summary["ranks"], 2);
+}
+
 TEST_F(SlurmTest, HostileEnvironmentValuesRunNothingUnderSlurm) {
   const std::string marker = dir_ + "/pwned";
   const std::string cfg = write_config(

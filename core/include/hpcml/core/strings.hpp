@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hpcml {
@@ -18,5 +19,10 @@ std::size_t parse_byte_count(const std::string& text, const std::string& what);
 
 /// The current UTC time as "YYYYmmdd-HHMMSS" (for run and study directory names).
 std::string utc_timestamp();
+
+/// Raw input as it may be echoed in a message: control characters escaped
+/// (\n, \r, \t, \xNN) and, past `max_bytes` bytes of input, cut at a character
+/// boundary with "…" and the full size appended, so a 2 MB field gives one short line.
+std::string printable(std::string_view value, std::size_t max_bytes = 80);
 
 }  // namespace hpcml

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "hpcml/core/strings.hpp"
+
 namespace hpcml::launch {
 
 /// What a value is, which decides its allowlist.
@@ -39,7 +41,7 @@ bool has_control_char(std::string_view value);
 /// The value single-quoted for POSIX sh: 'it'\''s'. Safe for any text without NUL.
 std::string shell_quote(std::string_view value);
 
-/// Printable form of a value for error messages (control characters as \n, \x01, ...).
-std::string printable(std::string_view value);
+/// Printable form of a value for error messages: core's one helper (escaped, truncated).
+using ::hpcml::printable;
 
 }  // namespace hpcml::launch
