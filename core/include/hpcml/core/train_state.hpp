@@ -73,6 +73,16 @@ class StepHook {
   /// After each completed epoch, its evaluation and metrics; the state points at the first
   /// step of the next epoch.
   virtual void after_epoch(const TrainState& /*state*/) {}
+  /// Polled on every rank at the trainer's stop agreement (every 8 global
+  /// steps, after after_step): true asks for an action that every rank must
+  /// take at the same step. The answer travels with the stop flag in the same
+  /// all-reduce (no extra collective), so a decision only one rank can make
+  /// (checkpoint.every_minutes on rank 0's clock) reaches all of them.
+  virtual bool request(const TrainState& /*state*/) { return false; }
+  /// Called on every rank, right after that agreement, when any rank's hook
+  /// asked (each hook decides whether the request was its own: only one
+  /// requesting hook is expected).
+  virtual void on_request(const TrainState& /*state*/) {}
   /// When training ends: all epochs done, train.max_steps reached, or a stop
   /// signal (summary.stopped_by_signal; the place to write a checkpoint before
   /// the job is requeued). Called before the summary is written.
