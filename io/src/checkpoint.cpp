@@ -54,13 +54,18 @@ void put_int(hid_t obj, const char* name, std::int64_t value, const std::string&
   put_attribute(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space.get(), &value, ctx);
 }
 
+// Fixed-length strings, stored inside the (checksummed) attribute message:
+// variable-length ones live in a global heap that has no checksum, and HDF5
+// crashes while converting a corrupt heap reference.
 void put_string(hid_t obj, const char* name, const std::string& value, const std::string& ctx) {
   DataType type(HPCML_CHECK_HDF5(H5Tcopy(H5T_C_S1), ctx));
-  HPCML_CHECK_HDF5(H5Tset_size(type.get(), H5T_VARIABLE), ctx);
+  HPCML_CHECK_HDF5(H5Tset_size(type.get(), std::max<std::size_t>(value.size(), 1)), ctx);
+  HPCML_CHECK_HDF5(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), ctx);
   HPCML_CHECK_HDF5(H5Tset_cset(type.get(), H5T_CSET_UTF8), ctx);
   DataSpace space(HPCML_CHECK_HDF5(H5Screate(H5S_SCALAR), ctx));
-  const char* p = value.c_str();
-  put_attribute(obj, name, type.get(), type.get(), space.get(), &p, ctx);
+  std::string padded = value;
+  padded.resize(std::max<std::size_t>(value.size(), 1), '\0');
+  put_attribute(obj, name, type.get(), type.get(), space.get(), padded.data(), ctx);
 }
 
 Attribute open_attribute(hid_t obj, const char* name, const std::string& ctx) {
@@ -97,18 +102,18 @@ std::string get_string(hid_t obj, const char* name, const std::string& ctx) {
   const std::string what = ctx + ": attribute '" + name + "'";
   Attribute attr = open_attribute(obj, name, ctx);
   DataType type(HPCML_CHECK_HDF5(H5Aget_type(attr.get()), what));
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) <= 0)
-    HPCML_THROW(DataError, what + " is not a variable-length string");
+  if (H5Tget_class(type.get()) != H5T_STRING ||
+      HPCML_CHECK_HDF5(H5Tis_variable_str(type.get()), what) != 0)
+    HPCML_THROW(DataError, what + " is not a fixed-length string");
   DataSpace space(HPCML_CHECK_HDF5(H5Aget_space(attr.get()), what));
   if (HPCML_CHECK_HDF5(H5Sget_simple_extent_npoints(space.get()), what) != 1)
     HPCML_THROW(DataError, what + " is not a scalar");
-  DataType mem(HPCML_CHECK_HDF5(H5Tcopy(H5T_C_S1), what));
-  HPCML_CHECK_HDF5(H5Tset_size(mem.get(), H5T_VARIABLE), what);
-  HPCML_CHECK_HDF5(H5Tset_cset(mem.get(), H5T_CSET_UTF8), what);
-  char* p = nullptr;
-  HPCML_CHECK_HDF5(H5Aread(attr.get(), mem.get(), &p), what);
-  std::string out = p ? std::string(p, strnlen(p, 4096)) : std::string();
-  H5free_memory(p);
+  const std::size_t size = H5Tget_size(type.get());
+  if (size == 0 || size > 65536)
+    HPCML_THROW(DataError, what + " has an implausible length " + std::to_string(size));
+  std::string out(size, '\0');
+  HPCML_CHECK_HDF5(H5Aread(attr.get(), type.get(), out.data()), what);
+  out.resize(strnlen(out.data(), out.size()));
   return out;
 }
 
