@@ -139,16 +139,18 @@ ResumePlan plan_resume(const TrainConfig& cfg, const std::string& resume) {
   if (!fs::exists(resume, ec))
     HPCML_THROW(ConfigError, "--resume " + resume + ": no such checkpoint file or run directory");
   // A checkpoint file: its run directory is the parent of checkpoints/, or the
-  // one it records (checkpoint.dir elsewhere).
-  const auto loaded = io::read_checkpoint(resume);
+  // one it records (checkpoint.dir elsewhere). Every rank reads (and checks)
+  // the file afterwards.
   const fs::path parent = fs::path(resume).parent_path();
   if (parent.filename() == "checkpoints" && fs::is_directory(parent.parent_path(), ec)) {
     plan.run_dir = parent.parent_path().string();
-  } else if (!loaded.info.run_dir.empty() && fs::is_directory(loaded.info.run_dir, ec)) {
-    plan.run_dir = loaded.info.run_dir;
   } else {
-    HPCML_THROW(DataError, resume + ": its run directory '" + loaded.info.run_dir +
-                               "' does not exist; resume with the run directory instead");
+    const auto loaded = io::read_checkpoint(resume);
+    if (loaded.info.run_dir.empty() || !fs::is_directory(loaded.info.run_dir, ec)) {
+      HPCML_THROW(DataError, resume + ": its run directory '" + loaded.info.run_dir +
+                                 "' does not exist; resume with the run directory instead");
+    }
+    plan.run_dir = loaded.info.run_dir;
   }
   plan.checkpoint = resume;
   return plan;
