@@ -161,8 +161,8 @@ std::vector<float> read_floats(hid_t file, const char* name, const std::string& 
                                " bytes can hold");
   std::vector<float> out(static_cast<std::size_t>(n));
   if (n > 0) {
-    HPCML_CHECK_HDF5(H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
-                     what);
+    if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+      HPCML_THROW(DataError, what + ": cannot read it" + hdf5_error_detail());
   }
   return out;
 }
