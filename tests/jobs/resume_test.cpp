@@ -467,11 +467,12 @@ TEST_F(Resume, KillDuringWritesLeavesValidCheckpoints) {
 namespace {
 
 // checkpoint.every_minutes: rank 0's clock decides, the ranks agree at the
-// 8-step poll, so every timed save falls on a multiple of 8 on all ranks.
+// 8-step poll, so every timed save falls on a multiple of 8 on all ranks
+// (an interval of 60 ns has always passed at a poll).
 TEST_F(Resume, TimedCheckpointsFallOnAgreedSteps) {
   const auto data = small_dataset();
   auto r = hpcml_mpi(2, with(train_args(data, "timed", 1),
-                             {"checkpoint.every_minutes=0.00001", "checkpoint.keep=100"}));
+                             {"checkpoint.every_minutes=1e-9", "checkpoint.keep=100"}));
   ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
   std::ifstream m(run_dir("timed") / "metrics.jsonl");
   int timed = 0;
@@ -482,7 +483,7 @@ TEST_F(Resume, TimedCheckpointsFallOnAgreedSteps) {
     EXPECT_EQ(j["global_step"].get<int>() % 8, 0) << line;
     EXPECT_TRUE(fs::exists(j["path"].get<std::string>())) << line;
   }
-  EXPECT_GE(timed, 3);
+  EXPECT_EQ(timed, 7);  // every poll (steps 8, 16, ..., 56) finds the interval passed
 }
 
 }  // namespace

@@ -7,10 +7,11 @@
 // same bits as the run that produced the state. Tests: tests/core/
 // trainer_test.cpp (one rank: mid-epoch, at an epoch's end, after a stop
 // signal; a fake sharded update records its ranges) and data_parallel_test.cpp
-// (2 and 3 ranks, all-reduce path). Not tested yet: a resume with the real
-// sharded update (comm's node-shared GradientReducer), where each rank's
-// momentum is current only in its own ranges (momentum_ranges): a checkpoint
-// must collect them from their owners. What is *not* part of the state, and so
+// (2 and 3 ranks, all-reduce path); with the real sharded update, where each
+// rank's momentum is current only in its own ranges (momentum_ranges) and a
+// checkpoint collects them from their owners (io::gather_momentum), through
+// checkpoint files end to end in tests/jobs/resume_test.cpp. The file format
+// and the resume rules: docs/checkpoints.md. What is *not* part of the state, and so
 // differs after a resume: the time figures, and the training loss/accuracy of
 // the epoch the run resumes in (they cover the steps taken since the resume).
 //

@@ -81,8 +81,10 @@ class Trainer {
   /// Continues from `state` (taken from a run with the same configuration,
   /// rank count and data): copies parameters and momentum in and takes its
   /// position. Throws ConfigError when the seed, rank count, batch, steps per
-  /// epoch or LR schedule differ, Error when the tensor sizes do. Call on
-  /// every rank with the same state, before run(); not collective.
+  /// epoch or LR schedule differ (`options` lets the rank count, with the same
+  /// global batch, and the schedule's length differ; this run's then apply),
+  /// Error when the tensor sizes do. Call on every rank with the same state,
+  /// before run(); not collective.
   void restore(const TrainState& state, RestoreOptions options = {});
 
   /// Passes `metrics` to the sinks (rank 0; other ranks ignore it). For a
