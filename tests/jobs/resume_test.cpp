@@ -439,13 +439,13 @@ TEST_F(Resume, CorruptCheckpointsAreSkippedOrRefused) {
 TEST_F(Resume, KillDuringWritesLeavesValidCheckpoints) {
   const auto data = small_dataset();
   const auto base =
-      with(train_args(data, "full", 2), {"checkpoint.every_steps=1", "train.evaluate=false"});
+      with(train_args(data, "full", 4), {"checkpoint.every_steps=1", "train.evaluate=false"});
   auto r = hpcml_mpi(2, base);
   ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
-  for (const char* delay : {"0.7", "1.3", "2.1"}) {
+  for (const char* delay : {"0.3", "0.9", "1.6"}) {
     const std::string name = std::string("killed") + delay;
     auto args =
-        with(train_args(data, name, 2), {"checkpoint.every_steps=1", "train.evaluate=false"});
+        with(train_args(data, name, 4), {"checkpoint.every_steps=1", "train.evaluate=false"});
     // Once rank 0 has started (its pid file exists), wait `delay` seconds and kill it.
     const std::string script = mpi_command(2, args, 120) +
                                " & job=$!; for i in $(seq 1 600); do [ -s " + quote(path("pid.0")) +
