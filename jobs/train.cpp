@@ -348,6 +348,18 @@ int run_train(const TrainArgs& args) {
     *out << os.str() << std::flush;
   }
   resume_from.reset();  // the trainer holds the state now
+  // A requeue after the last step: nothing to train, and the summary of the
+  // run that finished (with its final evaluation) stays as it is.
+  if (const TrainState& st = trainer.state();
+      !checkpoint_path.empty() &&
+      (st.epoch >= cfg.train.epochs || st.global_step >= st.total_steps)) {
+    if (out) {
+      *out << "hpcml: notice: the run is already complete at step " << st.global_step
+           << "; nothing to train (summary.json is unchanged)\n"
+           << std::flush;
+    }
+    return 0;
+  }
 
   io::CheckpointOptions ckpt_options;
   ckpt_options.every_steps = static_cast<std::size_t>(cfg.checkpoint.every_steps);

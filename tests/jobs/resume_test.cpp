@@ -366,6 +366,15 @@ TEST_F(Resume, MismatchesAreNamed) {
   expect_error(resume(train_args(data, "a", 1), path("nowhere")),
                "--resume " + path("nowhere") + ": no such checkpoint file or run directory");
 
+  // A finished run resumed again (a requeue after the end): nothing to train,
+  // its summary stays.
+  const auto before = read_json(run_dir("a") / "summary.json");
+  r = hpcml_mpi(2, resume(with(train_args(data, "a", 1), {"train.max_steps=10"})));
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_NE(r.out.find("notice: the run is already complete at step 10"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_json(run_dir("a") / "summary.json"), before);
+
   // No run directory yet: a notice and a fresh start under that name.
   r = hpcml_mpi(2, resume(with(train_args(data, "new", 1), {"train.max_steps=10"})));
   ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
