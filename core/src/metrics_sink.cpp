@@ -26,11 +26,12 @@ double steady_seconds() {
 
 }  // namespace
 
-RunDirSink::RunDirSink(std::string run_dir, LaunchFacts facts)
+RunDirSink::RunDirSink(std::string run_dir, LaunchFacts facts, ResumeFacts resume)
     : run_dir_(std::move(run_dir)),
       metrics_path_(run_dir_ + "/metrics.jsonl"),
-      facts_(std::move(facts)) {
-  metrics_.open(metrics_path_);
+      facts_(std::move(facts)),
+      resume_(std::move(resume)) {
+  metrics_.open(metrics_path_, resume_.resumed_from.empty() ? std::ios::out : std::ios::app);
   HPCML_REQUIRE(metrics_.good(), Error, metrics_path_ + ": cannot open for writing");
 }
 
@@ -74,6 +75,19 @@ void RunDirSink::epoch(const EpochMetrics& m) {
   write_line(j.dump(), true);
 }
 
+void RunDirSink::checkpoint(const CheckpointMetrics& m) {
+  const double mb = static_cast<double>(m.bytes) / 1e6;
+  nlohmann::json j = {{"type", "checkpoint"},
+                      {"global_step", m.global_step},
+                      {"epoch", m.epoch},
+                      {"path", m.path},
+                      {"bytes", m.bytes},
+                      {"seconds", m.seconds},
+                      {"mb_per_s", m.seconds > 0 ? mb / m.seconds : 0.0},
+                      {"reason", m.reason}};
+  write_line(j.dump(), true);
+}
+
 void RunDirSink::finish(const RunInfo& info, const TrainSummary& s) {
   metrics_.close();
   HPCML_REQUIRE(!metrics_.fail(), Error, metrics_path_ + ": write failed (close)");
@@ -92,6 +106,11 @@ void RunDirSink::finish(const RunInfo& info, const TrainSummary& s) {
       {"steps", s.steps},
       {"epochs_completed", s.epochs_completed},
       {"stopped_by_signal", s.stopped_by_signal},
+      {"stop_signal", s.stop_signal},
+      {"params_digest", s.params_digest},
+      {"restarts", resume_.restarts},
+      {"resumed_from", resume_.resumed_from.empty() ? nlohmann::json(nullptr)
+                                                    : nlohmann::json(resume_.resumed_from)},
       {"samples_per_s", s.samples_per_s},
       {"train_flops_per_sample", info.train_flops_per_sample},
       {"parameters", info.parameters},
@@ -142,6 +161,15 @@ void ProgressPrinter::epoch(const EpochMetrics& m) {
                 test_part, m.samples_per_s, 100 * p.compute_s / denom, 100 * p.comm_s / denom,
                 100 * p.io_s / denom, 100 * p.idle_s / denom, m.epoch_s);
   out_ << line << std::flush;
+}
+
+void ProgressPrinter::checkpoint(const CheckpointMetrics& m) {
+  const double mb = static_cast<double>(m.bytes) / 1e6;
+  char line[200];
+  std::snprintf(line, sizeof line, "%scheckpoint at step %zu: %.2f MB in %.3f s (%.1f MB/s)  ",
+                in_epoch_ ? "\r\033[K" : "", m.global_step, mb, m.seconds,
+                m.seconds > 0 ? mb / m.seconds : 0.0);
+  out_ << line << m.path << "\n" << std::flush;
 }
 
 bool progress_enabled(const std::string& mode) {

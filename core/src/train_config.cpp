@@ -44,6 +44,13 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.parallel.threads =
       static_cast<int>(doc.get_int("parallel.threads", c.parallel.threads, 0, 4096));
 
+  c.checkpoint.every_steps = doc.get_int("checkpoint.every_steps", c.checkpoint.every_steps, 0);
+  c.checkpoint.every_minutes =
+      doc.get_double("checkpoint.every_minutes", c.checkpoint.every_minutes, 0.0, 1e7);
+  c.checkpoint.keep =
+      static_cast<int>(doc.get_int("checkpoint.keep", c.checkpoint.keep, 1, 1000000));
+  c.checkpoint.dir = doc.get_string("checkpoint.dir", c.checkpoint.dir);
+
   c.run.dir = doc.get_string("run.dir", c.run.dir);
   if (c.run.dir.empty()) doc.fail("run.dir", "expected a directory path, got an empty string");
   c.run.name = doc.get_string("run.name", c.run.name);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "hpcml/core/digest.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/signals.hpp"
 
@@ -80,7 +81,7 @@ void Trainer::add_sink(std::unique_ptr<MetricsSink> sink) { sinks_.push_back(std
 
 void Trainer::add_hook(StepHook& hook) { hooks_.push_back(&hook); }
 
-void Trainer::restore(const TrainState& in) {
+void Trainer::restore(const TrainState& in, RestoreOptions options) {
   const TrainState& s = state_;
   auto check = [](const char* what, auto saved, auto here) {
     if (saved != here) {
@@ -90,10 +91,17 @@ void Trainer::restore(const TrainState& in) {
     }
   };
   check("train.seed", in.seed, s.seed);
-  check("ranks", in.ranks, s.ranks);
-  check("train.batch_size", in.local_batch, s.local_batch);
+  if (options.allow_rank_change) {
+    check("a global batch (train.batch_size x ranks) of",
+          in.local_batch * static_cast<std::size_t>(in.ranks),
+          s.local_batch * static_cast<std::size_t>(s.ranks));
+  } else {
+    check("ranks", in.ranks, s.ranks);
+    check("train.batch_size", in.local_batch, s.local_batch);
+  }
   check("steps per epoch", in.steps_per_epoch, s.steps_per_epoch);
-  check("a learning-rate schedule of total steps", in.total_steps, s.total_steps);
+  if (!options.allow_schedule_change)
+    check("a learning-rate schedule of total steps", in.total_steps, s.total_steps);
   check("warmup steps", in.warmup_steps, s.warmup_steps);
   HPCML_REQUIRE(
       in.parameters.size() == s.parameters.size() && in.momentum.size() == s.momentum.size(), Error,
@@ -121,6 +129,11 @@ void Trainer::restore(const TrainState& in) {
     ++state_.epoch;
     state_.step_in_epoch = 0;
   }
+}
+
+void Trainer::record_checkpoint(const CheckpointMetrics& metrics) {
+  if (comm_.rank() != 0) return;
+  for (auto& sink : sinks_) sink->checkpoint(metrics);
 }
 
 Trainer::Evaluation Trainer::evaluate() {
@@ -207,12 +220,18 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
 }
 
 // Ranks agree on stopping at the same step: every rank polls the signal flag
-// every 8 steps and they take the maximum.
-bool Trainer::stop_signal_agreed() {
-  if (state_.global_step % 8 != 0) return false;
-  double flag[1] = {stop_requested() ? 1.0 : 0.0};
-  comm_.max(flag);
-  return flag[0] > 0;
+// every 8 steps and they take the maximum. The same all-reduce carries the
+// signal number (the largest wins: a job where only one rank got SIGTERM
+// names it on rank 0) and the hooks' requests (StepHook::request).
+Trainer::Agreement Trainer::agree_at_step() {
+  if (state_.global_step % 8 != 0) return {};
+  bool request = false;
+  for (StepHook* h : hooks_) request = h->request(state_) || request;
+  const bool stop = stop_requested();
+  double flags[3] = {stop ? 1.0 : 0.0, stop ? static_cast<double>(stop_signal()) : 0.0,
+                     request ? 1.0 : 0.0};
+  comm_.max(flags);
+  return {flags[0] > 0, static_cast<int>(flags[1]), flags[2] > 0};
 }
 
 Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<double>& records) {
@@ -240,10 +259,14 @@ Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<doub
     ++state_.step_in_epoch;
     ++o.steps;
     for (StepHook* h : hooks_) h->after_step(state_);
-    if (stop_signal_agreed()) {
+    const Agreement a = agree_at_step();
+    if (a.stop) {
       o.stop = o.signal = true;
+      o.signal_number = a.signal;
       break;
     }
+    if (a.request)
+      for (StepHook* h : hooks_) h->on_request(state_);
     if (progress) {
       const StepProgress p{state_.epoch + 1, config_.train.epochs, state_.step_in_epoch, spe,
                            r.loss_sum / static_cast<double>(r.rows)};
@@ -304,7 +327,7 @@ TrainSummary Trainer::run() {
   check_batch_layout(config_, train_, state_.ranks);
   if (comm_.rank() == 0) {
     std::vector<std::unique_ptr<MetricsSink>> usual;
-    if (!run_dir_.empty()) usual.push_back(std::make_unique<RunDirSink>(run_dir_, facts_));
+    if (!run_dir_.empty()) usual.push_back(std::make_unique<RunDirSink>(run_dir_, facts_, resume_));
     if (out_) {
       usual.push_back(
           std::make_unique<ProgressPrinter>(*out_, progress_enabled(config_.run.progress)));
@@ -333,7 +356,10 @@ TrainSummary Trainer::run() {
     timing_.add_train_seconds(epoch_s);
     finish_epoch(o, totals, records, epoch_s, s);
     stop = o.stop;
-    if (o.signal) s.stopped_by_signal = true;
+    if (o.signal) {
+      s.stopped_by_signal = true;
+      s.stop_signal = o.signal_number;
+    }
     if (state_.step_in_epoch == state_.steps_per_epoch) {
       s.epochs_completed = ++state_.epoch;
       state_.step_in_epoch = 0;
@@ -355,6 +381,8 @@ TrainSummary Trainer::run() {
   s.io_s_per_step = t.io_s / nsteps;
   s.idle_s_per_step = t.idle_s / nsteps;
   s.comm_overlapped_s_per_step = t.comm_overlapped_s / nsteps;
+
+  s.params_digest = digest_of(state_.parameters);
 
   for (StepHook* h : hooks_) h->after_training(state_, s);
   if (comm_.rank() == 0)

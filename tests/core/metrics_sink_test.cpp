@@ -95,6 +95,10 @@ const std::set<std::string> kSummaryKeys{"hpcml_version",
                                          "steps",
                                          "epochs_completed",
                                          "stopped_by_signal",
+                                         "stop_signal",
+                                         "params_digest",
+                                         "restarts",
+                                         "resumed_from",
                                          "samples_per_s",
                                          "train_flops_per_sample",
                                          "parameters",
@@ -164,6 +168,8 @@ TEST(RunDirSink, WritesStepEpochAndSummaryLines) {
   EXPECT_EQ(s["grad_bytes"], 200);
   EXPECT_EQ(s["comm_exposed_s_per_step"], 0.125);
   EXPECT_EQ(s["final_test_acc"], 0.75);
+  EXPECT_EQ(s["restarts"], 0);
+  EXPECT_TRUE(s["resumed_from"].is_null());
   // Nothing but the two files (no temporaries left behind).
   std::set<std::string> names;
   for (const auto& e : fs::directory_iterator(t.path)) names.insert(e.path().filename());
@@ -180,6 +186,42 @@ TEST(RunDirSink, NoTestKeysWithoutEvaluation) {
   EXPECT_EQ(keys(read_lines(t.path / "metrics.jsonl").at(0)), kEpochKeys);
   std::ifstream f(t.path / "summary.json");
   EXPECT_EQ(keys(json::parse(f)), kSummaryKeys);
+}
+
+// A resumed run appends to metrics.jsonl and says where it came from; a
+// checkpoint line is flushed at once.
+TEST(RunDirSink, ResumedRunAppendsAndRecordsTheCheckpoint) {
+  TempDir t;
+  {
+    hpcml::RunDirSink sink(t.path.string(), {});
+    sink.step(step(1, 1.0));
+    sink.epoch(epoch(false));
+  }
+  hpcml::RunDirSink sink(t.path.string(), {}, {"/x/ckpt-000000000001.h5", 2});
+  hpcml::CheckpointMetrics c;
+  c.global_step = 1;
+  c.epoch = 1;
+  c.path = "/x/ckpt-000000000001.h5";
+  c.bytes = 2000000;
+  c.seconds = 0.5;
+  c.reason = "signal";
+  sink.checkpoint(c);
+  const auto lines = read_lines(t.path / "metrics.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2]["type"], "checkpoint");
+  EXPECT_EQ(lines[2]["mb_per_s"], 4.0);
+  EXPECT_EQ(lines[2]["reason"], "signal");
+  hpcml::TrainSummary s;
+  s.params_digest = "fnv1a64:0123456789abcdef";
+  s.stopped_by_signal = true;
+  s.stop_signal = 15;
+  sink.finish({}, s);
+  std::ifstream f(t.path / "summary.json");
+  const json j = json::parse(f);
+  EXPECT_EQ(j["resumed_from"], "/x/ckpt-000000000001.h5");
+  EXPECT_EQ(j["restarts"], 2);
+  EXPECT_EQ(j["stop_signal"], 15);
+  EXPECT_EQ(j["params_digest"], "fnv1a64:0123456789abcdef");
 }
 
 TEST(RunDirSink, EpochLinesAreFlushed) {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <optional>
 
+#include "hpcml/core/digest.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/signals.hpp"
 #include "hpcml/core/trainer.hpp"
@@ -305,4 +306,75 @@ TEST(TrainState, ShardedUpdateRecordsTheOwnedMomentumRanges) {
   EXPECT_TRUE(
       std::equal(plain.parameters.begin(), plain.parameters.end(), t.state().parameters.begin()));
   EXPECT_TRUE(std::equal(plain.momentum.begin(), plain.momentum.end(), t.state().momentum.begin()));
+}
+
+namespace {
+
+// Asks for a collective action at step `ask` (seen at the next agreement).
+class Requester final : public hpcml::StepHook {
+ public:
+  explicit Requester(std::size_t ask) : ask_(ask) {}
+  bool request(const hpcml::TrainState& s) override {
+    ++polls;
+    return s.global_step >= ask_ && granted.empty();
+  }
+  void on_request(const hpcml::TrainState& s) override { granted.push_back(s.global_step); }
+  int polls = 0;
+  std::vector<std::size_t> granted;
+
+ private:
+  std::size_t ask_;
+};
+
+}  // namespace
+
+// A hook's request travels with the stop agreement (every 8 steps) and comes
+// back at that step; the signal number is agreed and reported in the summary.
+TEST(TrainState, HookRequestsAndTheStopSignalAreAgreedEvery8Steps) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  auto cfg = resume_config();
+  cfg.train.max_steps = 40;
+  auto be = hpcml::kernels::make_backend("reference", 1);
+  SelfCollectives comm;
+  hpcml::Trainer t(cfg, *be, comm, *train, nullptr);
+  Requester r(13);
+  t.add_hook(r);
+  const auto s = t.run();
+  EXPECT_EQ(r.polls, 5);  // steps 8, 16, 24, 32, 40
+  EXPECT_EQ(r.granted, std::vector<std::size_t>{16});
+  EXPECT_FALSE(s.stopped_by_signal);
+  EXPECT_EQ(s.stop_signal, 0);
+  EXPECT_EQ(s.params_digest, hpcml::digest_of(t.state().parameters));
+
+  hpcml::Trainer stopped(cfg, *be, comm, *train, nullptr);
+  hpcml::set_stop_requested(true, 15);
+  const auto s2 = stopped.run();
+  hpcml::set_stop_requested(false);
+  EXPECT_TRUE(s2.stopped_by_signal);
+  EXPECT_EQ(s2.stop_signal, 15);
+}
+
+// The options of a resume: the same global batch on another rank count, and
+// another schedule length, are accepted only when asked for.
+TEST(TrainState, RestoreOptionsAllowRankAndScheduleChanges) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  auto be = hpcml::kernels::make_backend("reference", 1);
+  SelfCollectives comm;
+  const auto cfg = resume_config();
+  hpcml::Trainer t(cfg, *be, comm, *train, nullptr);
+  hpcml::OwnedTrainState two_ranks(t.state());
+  two_ranks.state.ranks = 2;
+  two_ranks.state.local_batch = 16;  // 2 x 16 = the global batch of 32 here
+  EXPECT_THROW(t.restore(two_ranks.view()), hpcml::ConfigError);
+  EXPECT_NO_THROW(t.restore(two_ranks.view(), {.allow_rank_change = true}));
+  EXPECT_EQ(t.state().ranks, 1);
+  EXPECT_EQ(t.state().local_batch, 32u);
+  two_ranks.state.local_batch = 8;  // another global batch: refused
+  EXPECT_THROW(t.restore(two_ranks.view(), {.allow_rank_change = true}), hpcml::ConfigError);
+
+  hpcml::OwnedTrainState longer(t.state());
+  longer.state.total_steps += 100;
+  EXPECT_THROW(t.restore(longer.view()), hpcml::ConfigError);
+  EXPECT_NO_THROW(t.restore(longer.view(), {.allow_schedule_change = true}));
+  EXPECT_EQ(t.state().total_steps, longer.state.total_steps - 100);  // this run's schedule
 }

@@ -25,6 +25,14 @@ struct LaunchFacts {
   std::string hostname;
 };
 
+/// A resumed run (hpcml train --resume), for summary.json: the checkpoint it
+/// continued from ("" = a fresh run) and how many times the run has been
+/// resumed in all (0 for a fresh run).
+struct ResumeFacts {
+  std::string resumed_from;
+  int restarts = 0;
+};
+
 /// What Trainer::run() returns on every rank. The figures combined over ranks
 /// (losses, accuracies, phase times, the median) are set on rank 0 only; steps,
 /// epochs, wall_s, samples_per_s and stopped_by_signal on every rank.
@@ -32,6 +40,8 @@ struct TrainSummary {
   std::size_t steps = 0;  // optimizer steps taken (counting those before a restore)
   int epochs_completed = 0;
   bool stopped_by_signal = false;
+  int stop_signal = 0;  // the signal that stopped the job: the largest number any rank received
+  std::string params_digest;  // digest_of() the final parameters (digest.hpp), every rank
   double final_train_loss = 0, final_train_acc = 0;
   double final_test_loss = 0, final_test_acc = -1;  // -1: not evaluated
   double samples_per_s = 0;  // global samples per second of training (evaluation excluded)
@@ -79,6 +89,16 @@ struct EpochMetrics {
   PhaseTotals phases;                  // sums of the steps' combined times
 };
 
+/// A checkpoint was written (a "checkpoint" line of metrics.jsonl).
+struct CheckpointMetrics {
+  std::size_t global_step = 0;  // steps the checkpoint holds
+  int epoch = 0;                // 1-based epoch of its last step
+  std::string path;
+  std::size_t bytes = 0;  // file size
+  double seconds = 0;     // gather + write + fsync + rename, wall time on rank 0
+  std::string reason;     // "steps", "minutes", "end", "signal"
+};
+
 class MetricsSink {
  public:
   virtual ~MetricsSink() = default;
@@ -89,20 +109,24 @@ class MetricsSink {
   /// Each step of the epoch that just ended, in order, then the epoch.
   virtual void step(const StepMetrics& /*metrics*/) {}
   virtual void epoch(const EpochMetrics& /*metrics*/) {}
+  /// A checkpoint was written (Trainer::record_checkpoint).
+  virtual void checkpoint(const CheckpointMetrics& /*metrics*/) {}
   /// Training ended (normally, at train.max_steps or on a stop signal).
   virtual void finish(const RunInfo& /*info*/, const TrainSummary& /*summary*/) {}
 };
 
 /// Writes <run_dir>/metrics.jsonl (one line per step and per epoch, flushed
-/// at the end of every epoch) and, in finish(), <run_dir>/summary.json
-/// (atomically, through write_file_atomic). The constructor creates
-/// metrics.jsonl. Every write and flush is checked: a failure throws Error
-/// naming the file.
+/// at the end of every epoch; one per checkpoint, flushed at once) and, in
+/// finish(), <run_dir>/summary.json (atomically, through write_file_atomic).
+/// The constructor creates metrics.jsonl, or appends to it when the run is
+/// resumed (resume.resumed_from set). Every write and flush is checked: a
+/// failure throws Error naming the file.
 class RunDirSink final : public MetricsSink {
  public:
-  RunDirSink(std::string run_dir, LaunchFacts facts);
+  RunDirSink(std::string run_dir, LaunchFacts facts, ResumeFacts resume = {});
   void step(const StepMetrics& m) override;
   void epoch(const EpochMetrics& m) override;
+  void checkpoint(const CheckpointMetrics& m) override;
   void finish(const RunInfo& info, const TrainSummary& s) override;
 
  private:
@@ -110,6 +134,7 @@ class RunDirSink final : public MetricsSink {
 
   std::string run_dir_, metrics_path_;
   LaunchFacts facts_;
+  ResumeFacts resume_;
   std::ofstream metrics_;
 };
 
@@ -121,6 +146,7 @@ class ProgressPrinter final : public MetricsSink {
   void begin_epoch(int epoch) override;
   void step_progress(const StepProgress& p) override;
   void epoch(const EpochMetrics& m) override;
+  void checkpoint(const CheckpointMetrics& m) override;
 
  private:
   std::ostream& out_;

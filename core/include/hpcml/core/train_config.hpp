@@ -44,6 +44,12 @@ struct TrainConfig {
     std::string backend = "omp";  // reference | omp
     int threads = 0;              // per rank; 0 = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, 1
   } parallel;
+  struct Checkpoint {
+    std::int64_t every_steps = 0;  // write every N optimizer steps; 0 = off
+    double every_minutes = 0;      // write every N minutes of wall time (rank 0's clock); 0 = off
+    int keep = 2;                  // newest checkpoints kept in `dir`
+    std::string dir;               // "" = <run dir>/checkpoints
+  } checkpoint;
   struct Run {
     std::string dir = "runs";
     std::string name;               // "" = <config stem>-<UTC timestamp>[-<slurm job id>]

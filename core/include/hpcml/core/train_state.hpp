@@ -7,10 +7,11 @@
 // same bits as the run that produced the state. Tests: tests/core/
 // trainer_test.cpp (one rank: mid-epoch, at an epoch's end, after a stop
 // signal; a fake sharded update records its ranges) and data_parallel_test.cpp
-// (2 and 3 ranks, all-reduce path). Not tested yet: a resume with the real
-// sharded update (comm's node-shared GradientReducer), where each rank's
-// momentum is current only in its own ranges (momentum_ranges): a checkpoint
-// must collect them from their owners. What is *not* part of the state, and so
+// (2 and 3 ranks, all-reduce path); with the real sharded update, where each
+// rank's momentum is current only in its own ranges (momentum_ranges) and a
+// checkpoint collects them from their owners (io::gather_momentum), through
+// checkpoint files end to end in tests/jobs/resume_test.cpp. The file format
+// and the resume rules: docs/checkpoints.md. What is *not* part of the state, and so
 // differs after a resume: the time figures, and the training loss/accuracy of
 // the epoch the run resumes in (they cover the steps taken since the resume).
 //
@@ -73,6 +74,16 @@ class StepHook {
   /// After each completed epoch, its evaluation and metrics; the state points at the first
   /// step of the next epoch.
   virtual void after_epoch(const TrainState& /*state*/) {}
+  /// Polled on every rank at the trainer's stop agreement (every 8 global
+  /// steps, after after_step): true asks for an action that every rank must
+  /// take at the same step. The answer travels with the stop flag in the same
+  /// all-reduce (no extra collective), so a decision only one rank can make
+  /// (checkpoint.every_minutes on rank 0's clock) reaches all of them.
+  virtual bool request(const TrainState& /*state*/) { return false; }
+  /// Called on every rank, right after that agreement, when any rank's hook
+  /// asked (each hook decides whether the request was its own: only one
+  /// requesting hook is expected).
+  virtual void on_request(const TrainState& /*state*/) {}
   /// When training ends: all epochs done, train.max_steps reached, or a stop
   /// signal (summary.stopped_by_signal; the place to write a checkpoint before
   /// the job is requeued). Called before the summary is written.

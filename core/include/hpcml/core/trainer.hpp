@@ -42,6 +42,16 @@ namespace hpcml {
 /// the training split. Deterministic: every rank reaches the same verdict.
 void check_batch_layout(const TrainConfig& config, const Dataset& train, int ranks);
 
+/// What Trainer::restore() lets differ between the saved run and this one.
+struct RestoreOptions {
+  /// Another rank count with the same global batch (ranks x local batch):
+  /// the sample order per step is the same (epoch_indices), the sums of the
+  /// gradient average are not, so the continuation is not bit-identical.
+  bool allow_rank_change = false;
+  /// Another LR schedule length (train.epochs or train.max_steps changed).
+  bool allow_schedule_change = false;
+};
+
 class Trainer {
  public:
   /// `test` may be null (no evaluation). Collective (broadcasts the initial
@@ -58,6 +68,8 @@ class Trainer {
   void add_sink(std::unique_ptr<MetricsSink> sink);
   /// Adds a hook (not owned; must outlive run()), called on every rank.
   void add_hook(StepHook& hook);
+  /// For summary.json and metrics.jsonl (appended to) of a resumed run; call before run().
+  void set_resume_facts(ResumeFacts resume) { resume_ = std::move(resume); }
 
   /// Trains from the current position (the start, or a restored state) to the
   /// end of the configured epochs, train.max_steps or a stop signal.
@@ -69,9 +81,15 @@ class Trainer {
   /// Continues from `state` (taken from a run with the same configuration,
   /// rank count and data): copies parameters and momentum in and takes its
   /// position. Throws ConfigError when the seed, rank count, batch, steps per
-  /// epoch or LR schedule differ, Error when the tensor sizes do. Call on
-  /// every rank with the same state, before run(); not collective.
-  void restore(const TrainState& state);
+  /// epoch or LR schedule differ (`options` lets the rank count, with the same
+  /// global batch, and the schedule's length differ; this run's then apply),
+  /// Error when the tensor sizes do. Call on every rank with the same state,
+  /// before run(); not collective.
+  void restore(const TrainState& state, RestoreOptions options = {});
+
+  /// Passes `metrics` to the sinks (rank 0; other ranks ignore it). For a
+  /// checkpoint hook, which has no access to the sinks.
+  void record_checkpoint(const CheckpointMetrics& metrics);
 
   Mlp& model() { return model_; }
 
@@ -87,11 +105,17 @@ class Trainer {
     std::size_t steps = 0;  // steps taken in this epoch by this run
     bool stop = false;      // train.max_steps or a stop signal ended training
     bool signal = false;    // a stop signal did
+    int signal_number = 0;  // the largest signal number any rank received
+  };
+  struct Agreement {
+    bool stop = false;
+    int signal = 0;        // the largest signal number any rank received
+    bool request = false;  // a hook on some rank asked (StepHook::request)
   };
 
   EpochOutcome train_epoch(EpochTotals& totals, std::vector<double>& records);
   StepRecord train_step(BatchReader& reader, Batch& batch, BatchResult& result);
-  bool stop_signal_agreed();
+  Agreement agree_at_step();
   void finish_epoch(const EpochOutcome& outcome, const EpochTotals& totals,
                     const std::vector<double>& records, double epoch_s, TrainSummary& s);
   Evaluation evaluate();
@@ -115,6 +139,7 @@ class Trainer {
   std::string run_dir_;
   std::ostream* out_ = nullptr;
   LaunchFacts facts_;
+  ResumeFacts resume_;
 };
 
 }  // namespace hpcml
