@@ -23,6 +23,7 @@
 #include "hpcml/core/trainer.hpp"
 #include "hpcml/io/checkpoint.hpp"
 #include "hpcml/io/dataset.hpp"
+#include "hpcml/io/resume.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "hpcml/launch/environment.hpp"
 
@@ -81,150 +82,6 @@ struct TrainArgs {
   std::string resume;  // "", "auto" or a checkpoint file / run directory
 };
 
-// Where a run goes and what it continues from (decided on rank 0).
-struct ResumePlan {
-  std::string run_dir;             // an existing run directory to continue in; "" = create one
-  std::string checkpoint;          // the checkpoint to load; "" = a fresh start
-  std::vector<std::string> notes;  // warnings and notices for rank 0 to print
-};
-
-std::string checkpoint_dir(const TrainConfig& cfg, const std::string& run_dir) {
-  return cfg.checkpoint.dir.empty() ? (fs::path(run_dir) / "checkpoints").string()
-                                    : cfg.checkpoint.dir;
-}
-
-// The newest valid checkpoint of run directory `run_dir`; every invalid one
-// skipped adds a warning naming the file and the reason.
-std::string newest_in_run(const TrainConfig& cfg, const std::string& run_dir, ResumePlan& plan) {
-  std::vector<std::string> skipped;
-  auto found = io::newest_valid_checkpoint(checkpoint_dir(cfg, run_dir), skipped);
-  for (const auto& why : skipped) plan.notes.push_back("warning: skipping checkpoint: " + why);
-  return found ? found->path : std::string();
-}
-
-// Resolves --resume (rank 0 only: it reads the file system).
-ResumePlan plan_resume(const TrainConfig& cfg, const std::string& resume) {
-  ResumePlan plan;
-  if (resume.empty()) return plan;
-  std::error_code ec;
-  if (resume == "auto") {
-    if (cfg.run.name.empty()) {
-      HPCML_THROW(ConfigError,
-                  "--resume auto: run.name is empty, so there is no run to continue; name the "
-                  "run (for example --set run.name=my-run) and use the same name on restart");
-    }
-    const std::string dir = (fs::path(cfg.run.dir) / cfg.run.name).string();
-    if (!fs::is_directory(dir, ec)) {
-      plan.notes.push_back("notice: --resume auto: no run directory " + dir +
-                           " yet: starting fresh");
-      return plan;
-    }
-    plan.run_dir = dir;
-    plan.checkpoint = newest_in_run(cfg, dir, plan);
-    if (plan.checkpoint.empty()) {
-      plan.notes.push_back("notice: --resume auto: no valid checkpoint in " +
-                           checkpoint_dir(cfg, dir) + ": starting fresh in " + dir);
-    }
-    return plan;
-  }
-  if (fs::is_directory(resume, ec)) {
-    plan.run_dir = resume;
-    plan.checkpoint = newest_in_run(cfg, resume, plan);
-    if (plan.checkpoint.empty()) {
-      HPCML_THROW(DataError, "--resume " + resume + ": no valid checkpoint in " +
-                                 checkpoint_dir(cfg, resume) +
-                                 (plan.notes.empty() ? "" : " (" + plan.notes.back() + ")"));
-    }
-    return plan;
-  }
-  if (!fs::exists(resume, ec))
-    HPCML_THROW(ConfigError, "--resume " + resume + ": no such checkpoint file or run directory");
-  // A checkpoint file: its run directory is the parent of checkpoints/, or the
-  // one it records (checkpoint.dir elsewhere). Every rank reads (and checks)
-  // the file afterwards.
-  const fs::path parent = fs::path(resume).parent_path();
-  if (parent.filename() == "checkpoints" && fs::is_directory(parent.parent_path(), ec)) {
-    plan.run_dir = parent.parent_path().string();
-  } else {
-    const auto loaded = io::read_checkpoint(resume);
-    if (loaded.info.run_dir.empty() || !fs::is_directory(loaded.info.run_dir, ec)) {
-      HPCML_THROW(DataError, resume + ": its run directory '" + loaded.info.run_dir +
-                                 "' does not exist; resume with the run directory instead");
-    }
-    plan.run_dir = loaded.info.run_dir;
-  }
-  plan.checkpoint = resume;
-  return plan;
-}
-
-std::vector<std::int64_t> model_layers(const TrainConfig& cfg, const Dataset& train) {
-  std::vector<std::int64_t> layers{static_cast<std::int64_t>(train.features())};
-  layers.insert(layers.end(), cfg.model.hidden.begin(), cfg.model.hidden.end());
-  layers.push_back(train.classes());
-  return layers;
-}
-
-std::string layers_text(const std::vector<std::int64_t>& layers) {
-  std::string s;
-  for (auto l : layers) s += (s.empty() ? "" : "-") + std::to_string(l);
-  return s;
-}
-
-// The fields that must match between the checkpoint and this run (ConfigError
-// naming the field), and warnings for those that may change.
-std::vector<std::string> check_resumable(const io::LoadedCheckpoint& c, const TrainConfig& cfg,
-                                         const io::CheckpointInfo& here, const TrainState& now) {
-  const TrainState& was = c.state.view();
-  const std::string& f = c.path;
-  if (c.info.layers != here.layers) {
-    HPCML_THROW(ConfigError, f + ": model.hidden: the checkpoint holds a " +
-                                 layers_text(c.info.layers) + " model, this run builds " +
-                                 layers_text(here.layers) + " (must match)");
-  }
-  if (c.info.dataset_digest != here.dataset_digest) {
-    HPCML_THROW(ConfigError, f + ": data.path: the checkpoint was trained on another dataset (" +
-                                 c.info.dataset_digest + ", this run's " + cfg.data.path +
-                                 " split " + cfg.data.train_split + " is " + here.dataset_digest +
-                                 "; must match)");
-  }
-  const std::size_t gb_was = was.local_batch * static_cast<std::size_t>(was.ranks);
-  const std::size_t gb_now = now.local_batch * static_cast<std::size_t>(now.ranks);
-  if (gb_was != gb_now) {
-    HPCML_THROW(ConfigError, f + ": train.batch_size: global batch " + std::to_string(gb_was) +
-                                 " (" + std::to_string(was.ranks) + " ranks x " +
-                                 std::to_string(was.local_batch) + ") in the checkpoint, " +
-                                 std::to_string(gb_now) + " (" + std::to_string(now.ranks) +
-                                 " ranks x " + std::to_string(now.local_batch) +
-                                 ") in this run (must match)");
-  }
-  if (was.seed != now.seed) {
-    HPCML_THROW(ConfigError, f + ": train.seed: " + std::to_string(was.seed) +
-                                 " in the checkpoint, " + std::to_string(now.seed) +
-                                 " in this run (must match: it fixes the sample order)");
-  }
-  if (was.warmup_steps != now.warmup_steps) {
-    HPCML_THROW(ConfigError, f + ": optimizer.warmup_epochs: a warmup of " +
-                                 std::to_string(was.warmup_steps) + " steps in the checkpoint, " +
-                                 std::to_string(now.warmup_steps) + " in this run (must match)");
-  }
-  std::vector<std::string> notes;
-  if (was.total_steps != now.total_steps) {
-    notes.push_back("warning: the learning-rate schedule now ends at step " +
-                    std::to_string(now.total_steps) + ", not " + std::to_string(was.total_steps) +
-                    " (train.epochs or train.max_steps changed): from step " +
-                    std::to_string(was.global_step) + " on, the rates differ from the saved run's");
-  }
-  if (was.ranks != now.ranks) {
-    notes.push_back("warning: the checkpoint was written by " + std::to_string(was.ranks) +
-                    " rank(s), this run has " + std::to_string(now.ranks) +
-                    ": weights, momentum and the sample order are restored exactly, but the "
-                    "gradient sums run in another order, so the steps are not bit-identical "
-                    "to a continuation on " +
-                    std::to_string(was.ranks));
-  }
-  return notes;
-}
-
 int run_train(const TrainArgs& args) {
   comm::MpiEnvironment env;
   auto world = comm::Communicator::world();
@@ -264,7 +121,7 @@ int run_train(const TrainArgs& args) {
   std::vector<std::string> notes;  // rank 0's warnings and notices
   comm::agree(world, [&] {
     if (rank != 0) return;
-    ResumePlan plan = plan_resume(cfg, args.resume);
+    io::ResumePlan plan = io::plan_resume(cfg, args.resume);
     notes = std::move(plan.notes);
     checkpoint_path = plan.checkpoint;
     // A fresh run gets a new directory; a resumed one (or --resume auto with
@@ -283,7 +140,7 @@ int run_train(const TrainArgs& args) {
   io::CheckpointInfo ckpt_info;
   std::optional<io::LoadedCheckpoint> resume_from;
   comm::agree(world, [&] {
-    ckpt_info.layers = model_layers(cfg, train);
+    ckpt_info.layers = io::model_layers(cfg, train);
     ckpt_info.dataset_digest = io::manifest_digest(cfg.data.path, cfg.data.train_split);
     const std::string toml = doc.effective_toml();
     ckpt_info.config_hash = digest_string(fnv1a64(toml.data(), toml.size()));
@@ -330,7 +187,7 @@ int run_train(const TrainArgs& args) {
   if (resume_from) {
     trainer.set_resume_facts({fs::absolute(resume_from->path).string(), ckpt_info.restarts});
     comm::agree(world, [&] {
-      auto more = check_resumable(*resume_from, cfg, ckpt_info, trainer.state());
+      auto more = io::check_resumable(*resume_from, cfg, ckpt_info, trainer.state());
       notes.insert(notes.end(), more.begin(), more.end());
       trainer.restore(resume_from->state.view(),
                       RestoreOptions{.allow_rank_change = true, .allow_schedule_change = true});
@@ -366,7 +223,7 @@ int run_train(const TrainArgs& args) {
   ckpt_options.every_steps = static_cast<std::size_t>(cfg.checkpoint.every_steps);
   ckpt_options.every_minutes = cfg.checkpoint.every_minutes;
   ckpt_options.keep = cfg.checkpoint.keep;
-  ckpt_options.dir = checkpoint_dir(cfg, run_dir);
+  ckpt_options.dir = io::checkpoint_dir(cfg, run_dir);
   io::Checkpointer checkpointer(
       world.get(), ckpt_options, ckpt_info,
       [&trainer](const CheckpointMetrics& m) { trainer.record_checkpoint(m); });
