@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -103,9 +104,14 @@ DataSet open_checked(hid_t file, const char* name, hid_t want_type, const char* 
     HPCML_THROW(DataError, path + ": has no dataset '" + std::string(name) + "'");
   DataSet ds(HPCML_CHECK_HDF5(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": cannot open"));
   DataType type(HPCML_CHECK_HDF5(H5Dget_type(ds.get()), ctx));
-  if (HPCML_CHECK_HDF5(H5Tequal(type.get(), want_type), ctx) <= 0)
-    HPCML_THROW(DataError, ctx + " has dtype " + type_name(type.get()) + " but the manifest says " +
-                               want_type_name);
+  if (HPCML_CHECK_HDF5(H5Tequal(type.get(), want_type), ctx) <= 0) {
+    const std::string have = type_name(type.get());
+    HPCML_THROW(DataError, ctx + " has dtype " + have +
+                               (have == want_type_name
+                                    ? " with a non-standard layout (offset, precision or padding)"
+                                    : "") +
+                               " but the manifest says " + want_type_name);
+  }
   DataSpace space(HPCML_CHECK_HDF5(H5Dget_space(ds.get()), ctx));
   const int rank = HPCML_CHECK_HDF5(H5Sget_simple_extent_ndims(space.get()), ctx);
   std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
@@ -154,8 +160,13 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   h.first = info.first_index;
   h.samples = info.samples;
   std::error_code ec;
-  if (!fs::is_regular_file(h.path, ec))
+  const auto status = fs::status(h.path, ec);
+  if (fs::is_directory(status))
+    HPCML_THROW(DataError, h.path + ": shard listed in the manifest is a directory, not a file");
+  if (!fs::is_regular_file(status))
     HPCML_THROW(DataError, h.path + ": shard file listed in the manifest is missing");
+  if (fs::file_size(h.path, ec) == 0 && !ec)
+    HPCML_THROW(DataError, h.path + ": not an HDF5 file: the shard is empty (0 bytes)");
   Hdf5Lock lock;
   const htri_t is_hdf5 = H5Fis_hdf5(h.path.c_str());
   if (is_hdf5 <= 0) HPCML_THROW(DataError, h.path + ": not an HDF5 file (corrupt or overwritten?)");
@@ -347,6 +358,8 @@ ShardCheck check_opened_shard(const DatasetState& st, std::size_t shard, const S
     for (std::size_t i = 0; i < b.rows; ++i) global[i] = h.first + i;
     check_rows(st, b, global, &h);
     c.ok = true;
+  } catch (const std::bad_alloc&) {
+    c.problem = h.path + ": not enough memory to read the whole shard for verification";
   } catch (const std::exception& e) {
     c.problem = e.what();
   }
