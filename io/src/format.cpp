@@ -284,6 +284,8 @@ Manifest read_manifest(const std::string& dir) {
                                        std::to_string(next_first) +
                                        " (shards must be contiguous and in order)");
       next_first += info.samples;
+      if (next_first > (std::uint64_t{1} << 62))
+        r.fail(f + ".samples", "the split's shards hold more than 2^62 samples");
       const std::string cs = r.string(sh, "checksum", f + ".checksum");
       bool ok = cs.size() == 14 && cs.rfind("crc32:", 0) == 0;
       for (std::size_t k = 6; ok && k < cs.size(); ++k)

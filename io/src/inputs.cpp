@@ -148,8 +148,14 @@ IdxArray read_idx_ubyte(const std::string& path) {
                                std::to_string(total) + " bytes, but the " +
                                (gzipped ? "compressed " : "") + "file holds only " +
                                std::to_string(file_bytes) + " bytes (truncated or corrupt)");
-  a.data.resize(total);
-  gz_read_exact(f.get(), a.data.data(), total, path, "the IDX data");
+  // Grow the buffer as data arrives (64 MiB at a time), so that a small gzip
+  // file cannot make us allocate its whole declared size up front.
+  constexpr std::size_t kChunk = std::size_t{64} << 20;
+  while (a.data.size() < total) {
+    const std::size_t have = a.data.size(), n = std::min(kChunk, total - have);
+    a.data.resize(have + n);
+    gz_read_exact(f.get(), a.data.data() + have, n, path, "the IDX data");
+  }
   unsigned char extra;
   if (gzread(f.get(), &extra, 1) > 0)
     HPCML_THROW(DataError,
