@@ -17,7 +17,9 @@ of the row's commands runs, and must:
   - keep that line short (at most MAX_LINE bytes: raw input is truncated);
   - for `shard ...` commands: write nothing (no manifest.json, no .h5 under W/out).
 Commands: `verify` (hpcml shard verify W/data), `train` (1 rank, tiny config,
-data.verify on), `train-noverify` (data.verify off), `shard ARGS` (hpcml shard
+data.verify on), `train-noverify` (data.verify off: used where the check differs,
+i.e. for the shard files and their contents; a manifest is read the same way
+either way), `shard ARGS` (hpcml shard
 ARGS, with {w} replaced by W). Several commands are separated by ';'.
 Exit status 0 when every case passes, 1 otherwise, 77 when numpy/h5py is missing.
 """
@@ -138,6 +140,40 @@ def h5_retype(path, dataset, dtype):
         v = f[dataset][...]
         del f[dataset]
         f.create_dataset(dataset, data=v.astype(dtype))
+
+
+def h5_unwritten(path, dataset):
+    """Replaces a dataset by a chunked one of the same shape and dtype whose
+    chunks were never written (it reads as fill values)."""
+    with h5py.File(path, "r+") as f:
+        shape, dtype = f[dataset].shape, f[dataset].dtype
+        del f[dataset]
+        f.create_dataset(dataset, shape=shape, dtype=dtype, chunks=(1,) + shape[1:])
+
+
+def h5_huge_unwritten(path, rows, written=0):
+    """Replaces both datasets by chunked ones of `rows` rows of which only the
+    first `written` chunks of 1024 rows were written, and makes the manifest
+    agree (a tiny file claiming a huge shard)."""
+    with h5py.File(path, "r+") as f:
+        cols = f["features"].shape[1]
+        del f["features"], f["labels"]
+        x = f.create_dataset("features", shape=(rows, cols), dtype="<f4", chunks=(1024, cols))
+        y = f.create_dataset("labels", shape=(rows,), dtype="<i4", chunks=(1024,))
+        if written:
+            x[: 1024 * written] = 0.5
+            y[: 1024 * written] = 1
+    m = load_manifest()
+    shards = m["splits"]["train"]["shards"]
+    name = os.path.basename(path)
+    first = 0
+    for sh in shards:
+        if sh["file"] == name:
+            sh["samples"], sh["bytes"] = rows, rows * (4 * cols + 4)
+        sh["first_index"] = first
+        first += sh["samples"]
+    m["splits"]["train"]["samples"] = first
+    save_manifest(m)
 
 
 def h5_delete(path, dataset):
