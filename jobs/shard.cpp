@@ -151,6 +151,10 @@ int verify(const std::string& dir) {
     char buf[64];
     std::snprintf(buf, sizeof buf, ": %zu samples, %.2f s", c.samples, c.seconds);
     std::string line = c.ok ? "ok    " + c.file + buf : "FAIL  " + c.problem;
+    // One line per shard, whatever the message holds (the lines are gathered
+    // as "<task>\t<line>\n" records below).
+    for (char& ch : line)
+      if (ch == '\n' || ch == '\r') ch = ' ';
     failures += c.ok ? 0 : 1;
     mine += std::to_string(t) + '\t' + line + '\n';
   }

@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -103,9 +104,14 @@ DataSet open_checked(hid_t file, const char* name, hid_t want_type, const char* 
     HPCML_THROW(DataError, path + ": has no dataset '" + std::string(name) + "'");
   DataSet ds(HPCML_CHECK_HDF5(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": cannot open"));
   DataType type(HPCML_CHECK_HDF5(H5Dget_type(ds.get()), ctx));
-  if (HPCML_CHECK_HDF5(H5Tequal(type.get(), want_type), ctx) <= 0)
-    HPCML_THROW(DataError, ctx + " has dtype " + type_name(type.get()) + " but the manifest says " +
-                               want_type_name);
+  if (HPCML_CHECK_HDF5(H5Tequal(type.get(), want_type), ctx) <= 0) {
+    const std::string have = type_name(type.get());
+    HPCML_THROW(DataError, ctx + " has dtype " + have +
+                               (have == want_type_name
+                                    ? " with a non-standard layout (offset, precision or padding)"
+                                    : "") +
+                               " but the manifest says " + want_type_name);
+  }
   DataSpace space(HPCML_CHECK_HDF5(H5Dget_space(ds.get()), ctx));
   const int rank = HPCML_CHECK_HDF5(H5Sget_simple_extent_ndims(space.get()), ctx);
   std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
@@ -124,6 +130,41 @@ DataSet open_checked(hid_t file, const char* name, hid_t want_type, const char* 
                                " bytes, dataset '" + name + "' ends at byte " +
                                std::to_string(offset + storage));
   return ds;
+}
+
+// Storage that was never written reads as fill values (zeros): a small file
+// declaring a chunked dataset of 2^36 rows with one chunk written would pass as
+// a huge shard and make the trainer allocate for it. Data in other files
+// (external storage, virtual datasets) is refused too: a shard is one file.
+void check_storage(hid_t ds, const char* name, const std::vector<hsize_t>& dims,
+                   const std::string& path) {
+  const std::string ctx = path + ": dataset '" + name + "'";
+  PropList dcpl(HPCML_CHECK_HDF5(H5Dget_create_plist(ds), ctx));
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_VIRTUAL)
+    HPCML_THROW(DataError, ctx + " is a virtual dataset (data in other files); not supported");
+  if (HPCML_CHECK_HDF5(H5Pget_external_count(dcpl.get()), ctx) > 0)
+    HPCML_THROW(DataError, ctx + " keeps its data in external files; not supported");
+  if (layout == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(dims.size());
+    if (H5Pget_chunk(dcpl.get(), static_cast<int>(dims.size()), chunk.data()) !=
+        static_cast<int>(dims.size()))
+      HPCML_THROW(DataError, ctx + " has a chunk shape of the wrong rank");
+    hsize_t expected = 1;
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      if (chunk[i] == 0) HPCML_THROW(DataError, ctx + " has a zero chunk dimension");
+      expected *= (dims[i] + chunk[i] - 1) / chunk[i];
+    }
+    hsize_t written = 0;
+    DataSpace space(HPCML_CHECK_HDF5(H5Dget_space(ds), ctx));
+    HPCML_CHECK_HDF5(H5Dget_num_chunks(ds, space.get(), &written), ctx);
+    if (written < expected)
+      HPCML_THROW(DataError, ctx + " has " + std::to_string(written) + " of its " +
+                                 std::to_string(expected) +
+                                 " chunks written (the rest would read as fill values)");
+  } else if (H5Dget_storage_size(ds) == 0) {
+    HPCML_THROW(DataError, ctx + " holds no data (its storage was never written)");
+  }
 }
 
 // Shards up to this many rows keep their labels in memory (16 MiB per shard).
@@ -154,8 +195,13 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   h.first = info.first_index;
   h.samples = info.samples;
   std::error_code ec;
-  if (!fs::is_regular_file(h.path, ec))
+  const auto status = fs::status(h.path, ec);
+  if (fs::is_directory(status))
+    HPCML_THROW(DataError, h.path + ": shard listed in the manifest is a directory, not a file");
+  if (!fs::is_regular_file(status))
     HPCML_THROW(DataError, h.path + ": shard file listed in the manifest is missing");
+  if (fs::file_size(h.path, ec) == 0 && !ec)
+    HPCML_THROW(DataError, h.path + ": not an HDF5 file: the shard is empty (0 bytes)");
   Hdf5Lock lock;
   const htri_t is_hdf5 = H5Fis_hdf5(h.path.c_str());
   if (is_hdf5 <= 0) HPCML_THROW(DataError, h.path + ": not an HDF5 file (corrupt or overwritten?)");
@@ -173,6 +219,8 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   const hsize_t n = info.samples, f = st.manifest.features;
   h.features = open_checked(h.file.get(), "features", H5T_IEEE_F32LE, "float32", {n, f}, h.path);
   h.labels = open_checked(h.file.get(), "labels", H5T_STD_I32LE, "int32", {n}, h.path);
+  check_storage(h.features.get(), "features", {n, f}, h.path);
+  check_storage(h.labels.get(), "labels", {n}, h.path);
   const auto fo = contiguous_offset(h.features.get(), n * f * 4, h.path);
   const auto lo = contiguous_offset(h.labels.get(), n * 4, h.path);
   if (fo) h.data_end = std::max<std::uint64_t>(h.data_end, *fo + n * f * 4);
@@ -347,6 +395,8 @@ ShardCheck check_opened_shard(const DatasetState& st, std::size_t shard, const S
     for (std::size_t i = 0; i < b.rows; ++i) global[i] = h.first + i;
     check_rows(st, b, global, &h);
     c.ok = true;
+  } catch (const std::bad_alloc&) {
+    c.problem = h.path + ": not enough memory to read the whole shard for verification";
   } catch (const std::exception& e) {
     c.problem = e.what();
   }

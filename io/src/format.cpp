@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
 
 #include "hpcml/core/error.hpp"
 
@@ -39,7 +40,7 @@ class FieldReader {
 
   std::string string(const json& obj, const std::string& key, const std::string& field) const {
     const json& v = get(obj, key, field);
-    if (!v.is_string()) fail(field, "expected a string, got " + v.dump());
+    if (!v.is_string()) fail(field, "expected a string, got " + printable(v.dump()));
     return v.get<std::string>();
   }
 
@@ -52,9 +53,10 @@ class FieldReader {
                                std::uint64_t min_value = 0) const {
     if (!v.is_number_integer() ||
         (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0))
-      fail(field, "expected a non-negative integer, got " + v.dump());
+      fail(field, "expected a non-negative integer, got " + printable(v.dump()));
     const auto x = v.get<std::uint64_t>();
-    if (x < min_value) fail(field, "must be >= " + std::to_string(min_value) + ", got " + v.dump());
+    if (x < min_value)
+      fail(field, "must be >= " + std::to_string(min_value) + ", got " + printable(v.dump()));
     return x;
   }
 
@@ -63,6 +65,53 @@ class FieldReader {
 };
 
 }  // namespace
+
+std::size_t checked_mul(std::size_t a, std::size_t b, const std::string& what) {
+  std::size_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r))
+    HPCML_THROW(DataError, what + ": " + std::to_string(a) + " x " + std::to_string(b) +
+                               " overflows a 64-bit size");
+  return r;
+}
+
+std::string shard_file_name_problem(const std::string& file) {
+  std::string why;
+  if (file.empty())
+    why = "is empty";
+  else if (file.size() > kMaxShardFileName)
+    why = "is longer than " + std::to_string(kMaxShardFileName) + " bytes";
+  else if (file.find('\0') != std::string::npos)
+    why = "contains a NUL byte";
+  else if (std::any_of(file.begin(), file.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    why = "contains a control character";
+  else if (file.front() == '/')
+    why = "is an absolute path";
+  else if (file.find('/') != std::string::npos || file.find('\\') != std::string::npos)
+    why = "contains a path separator (path traversal is not allowed)";
+  else if (file == "." || file == "..")
+    why = "names a directory";
+  else if (file == kManifestName || file == std::string(kManifestName) + ".tmp")
+    why = "names the manifest itself";
+  if (why.empty()) return why;
+  return "\"" + printable(file) + "\" " + why +
+         "; it must be a plain file name inside the dataset directory";
+}
+
+bool is_shard_file_name(const std::string& file, const std::string& split) {
+  // <split>-ddddd-of-ddddd.h5
+  constexpr std::size_t kTail = 1 + 5 + 4 + 5 + 3;
+  if (file.size() != split.size() + kTail || file.compare(0, split.size(), split) != 0)
+    return false;
+  const std::string_view t = std::string_view(file).substr(split.size());
+  auto digits = [&](std::size_t pos) {
+    return std::all_of(t.begin() + static_cast<std::ptrdiff_t>(pos),
+                       t.begin() + static_cast<std::ptrdiff_t>(pos + 5),
+                       [](char c) { return c >= '0' && c <= '9'; });
+  };
+  return t[0] == '-' && digits(1) && t.substr(6, 4) == "-of-" && digits(10) &&
+         t.substr(15) == ".h5";
+}
 
 std::string shard_file_name(const std::string& split, std::size_t index, std::size_t count) {
   char buf[64];
@@ -76,7 +125,7 @@ void check_split_name(const std::string& split) {
     ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                 c == '_' || c == '-' || c == '.');
   if (!ok)
-    HPCML_THROW(DataError, "split name '" + split +
+    HPCML_THROW(DataError, "split name '" + printable(split) +
                                "' is not allowed: use 1-64 characters from [A-Za-z0-9_.-], not "
                                "starting with '.'");
 }
@@ -113,6 +162,11 @@ Manifest read_manifest(const std::string& dir) {
   if (!fs::is_regular_file(path, ec))
     HPCML_THROW(DataError,
                 path + ": missing (not a shard directory? create it with 'hpcml shard')");
+  // A manifest of 99999 shards per split is a few MB; refuse to parse a huge file.
+  constexpr std::uintmax_t kMaxManifestBytes = std::uintmax_t{256} << 20;
+  if (const auto size = fs::file_size(path, ec); !ec && size > kMaxManifestBytes)
+    HPCML_THROW(DataError, path + ": is " + std::to_string(size) +
+                               " bytes, more than a manifest can be (256 MiB)");
   std::ifstream in(path);
   if (!in) HPCML_THROW(DataError, path + ": cannot open");
   json j;
@@ -121,17 +175,18 @@ Manifest read_manifest(const std::string& dir) {
   } catch (const json::exception& e) {
     std::string msg = e.what();
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    HPCML_THROW(DataError, path + ": not valid JSON: " + msg);
+    HPCML_THROW(DataError, path + ": not valid JSON: " + printable(msg, 200));
   }
   FieldReader r(path);
   if (!j.is_object()) HPCML_THROW(DataError, path + ": top level is not a JSON object");
 
   const std::string format = r.string(j, "format", "format");
   if (format != kShardFormat)
-    r.fail("format", "expected \"" + std::string(kShardFormat) + "\", got \"" + format + "\"");
+    r.fail("format",
+           "expected \"" + std::string(kShardFormat) + "\", got \"" + printable(format) + "\"");
   const json& version = r.get(j, "format_version", "format_version");
   if (!version.is_number_integer())
-    r.fail("format_version", "expected an integer, got " + version.dump());
+    r.fail("format_version", "expected an integer, got " + printable(version.dump()));
   Manifest m;
   const auto v = version.get<std::int64_t>();
   if (v > kShardFormatVersion)
@@ -145,31 +200,42 @@ Manifest read_manifest(const std::string& dir) {
   m.dataset = r.string(j, "dataset", "dataset");
   if (m.dataset.empty()) r.fail("dataset", "must not be empty");
   m.features = r.unsigned_int(j, "features", "features", 1);
+  if (m.features > kMaxFeatures)
+    r.fail("features", "is " + std::to_string(m.features) + ", more than the " +
+                           std::to_string(kMaxFeatures) + " per sample hpcml supports");
   const json& shape = r.get(j, "feature_shape", "feature_shape");
   if (!shape.is_array() || shape.empty())
-    r.fail("feature_shape", "expected a non-empty array of positive integers, got " + shape.dump());
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    m.feature_shape.push_back(
-        r.unsigned_value(shape[i], "feature_shape[" + std::to_string(i) + "]", 1));
-  const std::size_t prod = std::accumulate(m.feature_shape.begin(), m.feature_shape.end(),
-                                           std::size_t{1}, std::multiplies<>());
+    r.fail("feature_shape",
+           "expected a non-empty array of positive integers, got " + printable(shape.dump()));
+  if (shape.size() > 32)
+    r.fail("feature_shape", "has " + std::to_string(shape.size()) + " dimensions (at most 32)");
+  std::size_t prod = 1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const std::string f = "feature_shape[" + std::to_string(i) + "]";
+    m.feature_shape.push_back(r.unsigned_value(shape[i], f, 1));
+    if (__builtin_mul_overflow(prod, m.feature_shape.back(), &prod))
+      r.fail("feature_shape", "multiplies out to more than 2^64");
+  }
   if (prod != m.features)
-    r.fail("feature_shape", shape.dump() + " multiplies out to " + std::to_string(prod) +
+    r.fail("feature_shape", printable(shape.dump()) + " multiplies out to " + std::to_string(prod) +
                                 " but 'features' is " + std::to_string(m.features));
   const auto classes = r.unsigned_int(j, "classes", "classes", 1);
-  if (classes > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
-    r.fail("classes", "too large: " + std::to_string(classes));
+  if (classes > static_cast<std::uint64_t>(kMaxClasses))
+    r.fail("classes", "is " + std::to_string(classes) + ", more than the " +
+                          std::to_string(kMaxClasses) + " hpcml supports");
   m.classes = static_cast<int>(classes);
   if (auto d = r.string(j, "feature_dtype", "feature_dtype"); d != "float32")
-    r.fail("feature_dtype", "expected \"float32\", got \"" + d + "\"");
+    r.fail("feature_dtype", "expected \"float32\", got \"" + printable(d) + "\"");
   if (auto d = r.string(j, "label_dtype", "label_dtype"); d != "int32")
-    r.fail("label_dtype", "expected \"int32\", got \"" + d + "\"");
+    r.fail("label_dtype", "expected \"int32\", got \"" + printable(d) + "\"");
 
   const json& splits = r.get(j, "splits", "splits");
-  if (!splits.is_object()) r.fail("splits", "expected an object of splits, got " + splits.dump());
+  if (!splits.is_object())
+    r.fail("splits", "expected an object of splits, got " + printable(splits.dump()));
   const std::uint64_t row_bytes = 4 * m.features + 4;
+  std::set<std::string> files;  // every shard file of every split, to refuse duplicates
   for (const auto& [name, sj] : splits.items()) {
-    const std::string sf = "splits." + name;
+    const std::string sf = "splits." + printable(name);
     try {
       check_split_name(name);
     } catch (const DataError& e) {
@@ -184,25 +250,31 @@ Manifest read_manifest(const std::string& dir) {
     for (std::size_t i = 0; i < shards.size(); ++i) {
       const std::string f = sf + ".shards[" + std::to_string(i) + "]";
       const json& sh = shards[i];
-      if (!sh.is_object()) r.fail(f, "expected an object, got " + sh.dump());
+      if (!sh.is_object()) r.fail(f, "expected an object, got " + printable(sh.dump()));
       ShardInfo info;
       info.file = r.string(sh, "file", f + ".file");
-      if (info.file.empty() || info.file.find('/') != std::string::npos || info.file == "." ||
-          info.file == "..")
-        r.fail(f + ".file",
-               "must be a plain file name inside the dataset directory, got \"" + info.file + "\"");
+      if (const std::string why = shard_file_name_problem(info.file); !why.empty())
+        r.fail(f + ".file", why);
+      if (!files.insert(info.file).second)
+        r.fail(f + ".file", "\"" + printable(info.file) + "\" is listed more than once");
       info.samples = r.unsigned_int(sh, "samples", f + ".samples", 1);
       info.first_index = r.unsigned_int(sh, "first_index", f + ".first_index");
+      if (info.samples > (std::uint64_t{1} << 62) / row_bytes)
+        r.fail(f + ".samples", "is " + std::to_string(info.samples) + ": that many rows of " +
+                                   std::to_string(m.features) + " features do not fit in a file");
       if (info.first_index != next_first)
         r.fail(f + ".first_index", "is " + std::to_string(info.first_index) + ", expected " +
                                        std::to_string(next_first) +
                                        " (shards must be contiguous and in order)");
       next_first += info.samples;
+      if (next_first > (std::uint64_t{1} << 62))
+        r.fail(f + ".samples", "the split's shards hold more than 2^62 samples");
       const std::string cs = r.string(sh, "checksum", f + ".checksum");
       bool ok = cs.size() == 14 && cs.rfind("crc32:", 0) == 0;
       for (std::size_t k = 6; ok && k < cs.size(); ++k)
         ok = std::isxdigit(static_cast<unsigned char>(cs[k]));
-      if (!ok) r.fail(f + ".checksum", "expected \"crc32:<8 hex digits>\", got \"" + cs + "\"");
+      if (!ok)
+        r.fail(f + ".checksum", "expected \"crc32:<8 hex digits>\", got \"" + printable(cs) + "\"");
       info.crc32 = static_cast<std::uint32_t>(std::stoul(cs.substr(6), nullptr, 16));
       info.bytes = r.unsigned_int(sh, "bytes", f + ".bytes");
       if (info.bytes != info.samples * row_bytes)

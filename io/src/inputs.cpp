@@ -17,6 +17,7 @@
 
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/strings.hpp"
+#include "hpcml/io/format.hpp"
 
 namespace hpcml::io {
 
@@ -38,9 +39,27 @@ std::size_t product(const std::vector<std::size_t>& v) {
   return std::accumulate(v.begin(), v.end(), std::size_t{1}, std::multiplies<>());
 }
 
-void require_file(const std::string& path) {
+// The size of `path`, which must be a regular file.
+std::uintmax_t require_file(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) HPCML_THROW(DataError, path + ": no such file");
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status))
+    HPCML_THROW(DataError, path + ": is a directory, expected a file");
+  if (!std::filesystem::is_regular_file(status)) HPCML_THROW(DataError, path + ": no such file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) HPCML_THROW(DataError, path + ": cannot read its size: " + ec.message());
+  return size;
+}
+
+// Product of `dims`, or a DataError naming the file when it overflows.
+std::size_t checked_product(const std::vector<std::size_t>& dims, const std::string& path,
+                            const std::string& what) {
+  std::size_t p = 1;
+  for (std::size_t d : dims)
+    if (__builtin_mul_overflow(p, d, &p))
+      HPCML_THROW(DataError, path + ": " + what + " " + shape_string(dims) +
+                                 " multiplies out to more than 2^64 elements");
+  return p;
 }
 
 std::int32_t checked_label(long long value, std::size_t sample, const std::string& path) {
@@ -81,7 +100,14 @@ struct IdxArray {
 };
 
 IdxArray read_idx_ubyte(const std::string& path) {
-  require_file(path);
+  const std::uintmax_t file_bytes = require_file(path);
+  bool gzipped = false;
+  {
+    unsigned char head[2] = {0, 0};
+    std::ifstream probe(path, std::ios::binary);
+    probe.read(reinterpret_cast<char*>(head), 2);
+    gzipped = probe.gcount() == 2 && head[0] == 0x1f && head[1] == 0x8b;
+  }
   GzFile f(gzopen(path.c_str(), "rb"));
   if (!f) HPCML_THROW(DataError, path + ": cannot open: " + std::strerror(errno));
   gzbuffer(f.get(), 1 << 20);
@@ -105,9 +131,32 @@ IdxArray read_idx_ubyte(const std::string& path) {
                             (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
     a.dims.push_back(v);
   }
-  const std::size_t total = product(a.dims);
-  a.data.resize(total);
-  gz_read_exact(f.get(), a.data.data(), total, path, "the IDX data");
+  for (std::size_t d = 0; d < a.dims.size(); ++d)
+    if (a.dims[d] == 0)
+      HPCML_THROW(DataError, path + ": IDX dimension " + std::to_string(d) + " of shape " +
+                                 shape_string(a.dims) + " is 0 (no data)");
+  const std::size_t total = checked_product(a.dims, path, "IDX shape");
+  // Check the declared size against the file before allocating: a plain file
+  // must hold the bytes; deflate cannot compress better than 1032:1.
+  const std::uintmax_t header = 4 + 4 * static_cast<std::uintmax_t>(ndims);
+  const std::uintmax_t room =
+      gzipped ? (file_bytes > (std::numeric_limits<std::uintmax_t>::max() / 1032)
+                     ? std::numeric_limits<std::uintmax_t>::max()
+                     : file_bytes * 1032)
+              : (file_bytes > header ? file_bytes - header : 0);
+  if (total > room)
+    HPCML_THROW(DataError, path + ": IDX header declares shape " + shape_string(a.dims) + " = " +
+                               std::to_string(total) + " bytes, but the " +
+                               (gzipped ? "compressed " : "") + "file holds only " +
+                               std::to_string(file_bytes) + " bytes (truncated or corrupt)");
+  // Grow the buffer as data arrives (64 MiB at a time), so that a small gzip
+  // file cannot make us allocate its whole declared size up front.
+  constexpr std::size_t kChunk = std::size_t{64} << 20;
+  while (a.data.size() < total) {
+    const std::size_t have = a.data.size(), n = std::min(kChunk, total - have);
+    a.data.resize(have + n);
+    gz_read_exact(f.get(), a.data.data() + have, n, path, "the IDX data");
+  }
   unsigned char extra;
   if (gzread(f.get(), &extra, 1) > 0)
     HPCML_THROW(DataError,
@@ -166,7 +215,7 @@ std::string npy_field(const std::string& header, const std::string& key, const s
 }
 
 NpyArray read_npy_file(const std::string& path) {
-  require_file(path);
+  const std::uintmax_t file_bytes = require_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) HPCML_THROW(DataError, path + ": cannot open: " + std::strerror(errno));
   char magic[8];
@@ -189,6 +238,11 @@ NpyArray read_npy_file(const std::string& path) {
     HPCML_THROW(DataError, path + ": npy format version " + std::to_string(major) +
                                " is not supported (1, 2 or 3)");
   }
+  const std::uintmax_t preamble = major == 1 ? 10 : 12;
+  if (header_len > file_bytes - std::min(file_bytes, preamble))
+    HPCML_THROW(DataError, path + ": npy header length " + std::to_string(header_len) +
+                               " is larger than the file (" + std::to_string(file_bytes) +
+                               " bytes): truncated or corrupt");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), static_cast<std::streamsize>(header_len)))
     HPCML_THROW(DataError, path + ": truncated npy header");
@@ -196,13 +250,13 @@ NpyArray read_npy_file(const std::string& path) {
   NpyArray a;
   std::string descr = npy_field(header, "descr", path);
   if (descr.size() < 2 || (descr.front() != '\'' && descr.front() != '"'))
-    HPCML_THROW(DataError, path + ": npy 'descr' " + descr +
+    HPCML_THROW(DataError, path + ": npy 'descr' " + printable(descr) +
                                " is not a simple dtype (structured arrays are not supported)");
   a.descr = descr.substr(1, descr.size() - 2);
   // numpy writes single-byte types with '|'; accept '<' too.
   if (a.descr.size() == 3 && a.descr[0] == '<' && a.descr[2] == '1') a.descr[0] = '|';
   if (npy_item_size(a.descr) == 0)
-    HPCML_THROW(DataError, path + ": npy dtype '" + a.descr +
+    HPCML_THROW(DataError, path + ": npy dtype '" + printable(a.descr) +
                                "' is not supported (little-endian '<f4', '<f8', '|u1', '|i1', "
                                "'<i2', '<u2', '<i4', '<u4', '<i8')");
   const std::string fortran = npy_field(header, "fortran_order", path);
@@ -221,14 +275,33 @@ NpyArray read_npy_file(const std::string& path) {
     if (pos >= shape.size() || shape[pos] == ')') break;
     std::size_t value = 0;
     auto [ptr, ec] = std::from_chars(shape.data() + pos, shape.data() + shape.size(), value);
-    if (ec != std::errc()) HPCML_THROW(DataError, path + ": malformed npy 'shape' " + shape);
+    if (ec != std::errc())
+      HPCML_THROW(DataError, path + ": malformed npy 'shape' " + printable(shape));
     a.shape.push_back(value);
     pos = static_cast<std::size_t>(ptr - shape.data());
     while (pos < shape.size() && shape[pos] == 'L') ++pos;
   }
   if (a.shape.empty())
     HPCML_THROW(DataError, path + ": npy array is a scalar; expected one row per sample");
-  const std::size_t bytes = product(a.shape) * npy_item_size(a.descr);
+  if (a.shape.size() > 32)
+    HPCML_THROW(DataError, path + ": npy shape has " + std::to_string(a.shape.size()) +
+                               " dimensions (at most 32)");
+  if (a.shape[0] == 0)
+    HPCML_THROW(DataError,
+                path + ": npy array of shape " + shape_string(a.shape) + " contains no samples");
+  for (std::size_t d = 1; d < a.shape.size(); ++d)
+    if (a.shape[d] == 0)
+      HPCML_THROW(DataError, path + ": npy array of shape " + shape_string(a.shape) +
+                                 " has zero-width samples (dimension " + std::to_string(d) +
+                                 " is 0)");
+  const std::size_t bytes =
+      checked_mul(checked_product(a.shape, path, "npy shape"), npy_item_size(a.descr), path);
+  const std::uintmax_t data_bytes = file_bytes - std::min(file_bytes, preamble + header_len);
+  if (bytes > data_bytes)
+    HPCML_THROW(DataError, path + ": file ends early: shape " + shape_string(a.shape) + " of '" +
+                               a.descr + "' needs " + std::to_string(bytes) +
+                               " data bytes, the file holds " + std::to_string(data_bytes) +
+                               " (truncated or corrupt header?)");
   a.data.resize(bytes);
   if (!in.read(a.data.data(), static_cast<std::streamsize>(bytes)))
     HPCML_THROW(DataError, path + ": file ends early: shape " + shape_string(a.shape) + " of '" +
@@ -460,15 +533,15 @@ LabeledData read_csv(const std::string& path, const CsvOptions& options) {
       if (c == label_col) {
         long long label;
         if (!parse_label(fields[c], label))
-          HPCML_THROW(DataError, where + ": label '" + printable(fields[c]) + "' (sample " +
+          HPCML_THROW(DataError, where + ": label '" + printable(fields[c], 40) + "' (sample " +
                                      std::to_string(sample) + ") is not an integer");
         d.y.push_back(checked_label(label, sample, path));
       } else {
         float v;
         if (!parse_float(fields[c], v))
           HPCML_THROW(DataError, where + ": column " + std::to_string(c) + " value '" +
-                                     printable(fields[c]) + "' (sample " + std::to_string(sample) +
-                                     ") is not a number");
+                                     printable(fields[c], 40) + "' (sample " +
+                                     std::to_string(sample) + ") is not a number");
         d.x.push_back(v * options.scale);
       }
     }
@@ -482,16 +555,18 @@ LabeledData read_csv(const std::string& path, const CsvOptions& options) {
 LabeledData read_raw(const std::string& features_path, const std::string& labels_path,
                      std::size_t num_features, RawLabelType label_type,
                      std::vector<std::size_t> feature_shape, float scale) {
-  require_file(features_path);
-  require_file(labels_path);
   if (num_features == 0) HPCML_THROW(DataError, features_path + ": feature count must be > 0");
+  if (num_features > kMaxFeatures)
+    HPCML_THROW(DataError, features_path + ": " + std::to_string(num_features) +
+                               " features per sample is more than the " +
+                               std::to_string(kMaxFeatures) + " hpcml supports");
   if (feature_shape.empty()) feature_shape = {num_features};
-  if (product(feature_shape) != num_features)
+  if (checked_product(feature_shape, features_path, "feature shape") != num_features)
     HPCML_THROW(DataError, features_path + ": feature shape " + shape_string(feature_shape) +
                                " does not multiply out to " + std::to_string(num_features) +
                                " features");
-  const std::size_t xbytes = std::filesystem::file_size(features_path);
-  const std::size_t ybytes = std::filesystem::file_size(labels_path);
+  const std::size_t xbytes = require_file(features_path);
+  const std::size_t ybytes = require_file(labels_path);
   const std::size_t row = num_features * sizeof(float);
   if (xbytes % row != 0)
     HPCML_THROW(DataError, features_path + ": size " + std::to_string(xbytes) +

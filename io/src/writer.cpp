@@ -43,6 +43,16 @@ Manifest prepare(const LabeledData& data, const ShardWriteOptions& o) {
     HPCML_THROW(DataError, data.features_source + ": cannot split " + std::to_string(data.samples) +
                                " samples into " + std::to_string(o.shards) +
                                " shards (every shard needs at least one sample)");
+  if (o.classes > kMaxClasses)
+    HPCML_THROW(DataError, o.out_dir + ": class count " + std::to_string(o.classes) +
+                               " is more than the " + std::to_string(kMaxClasses) +
+                               " hpcml supports");
+  if (data.features == 0)
+    HPCML_THROW(DataError, data.features_source + ": samples have 0 features");
+  if (data.features > kMaxFeatures)
+    HPCML_THROW(DataError, data.features_source + ": " + std::to_string(data.features) +
+                               " features per sample is more than the " +
+                               std::to_string(kMaxFeatures) + " hpcml supports");
   validate(data, o.classes);
 
   std::error_code ec;
@@ -149,16 +159,27 @@ ShardInfo write_shard(const LabeledData& data, const ShardWriteOptions& o, std::
   return info;
 }
 
+// Replaces the split's entry and writes the manifest, then deletes the old
+// shard files of that split that the new entry does not use. A file is deleted
+// only if the old manifest listed it for this split, its name has the exact
+// shard form "<split>-ddddd-of-ddddd.h5" (so manifest.json, a user's file or
+// another split's shard never match), no other split lists it, and it is a
+// regular file (not a directory or a symlink's target).
 void finish(Manifest m, SplitInfo split, const ShardWriteOptions& o) {
   std::set<std::string> stale;
   if (auto it = m.splits.find(o.split); it != m.splits.end())
-    for (const auto& sh : it->second.shards) stale.insert(sh.file);
+    for (const auto& sh : it->second.shards)
+      if (is_shard_file_name(sh.file, o.split)) stale.insert(sh.file);
   for (const auto& sh : split.shards) stale.erase(sh.file);
   m.splits[o.split] = std::move(split);
+  for (const auto& [name, other] : m.splits)
+    if (name != o.split)
+      for (const auto& sh : other.shards) stale.erase(sh.file);
   write_manifest(o.out_dir, m);
   for (const auto& file : stale) {
+    const fs::path p = fs::path(o.out_dir) / file;
     std::error_code ec;
-    fs::remove(fs::path(o.out_dir) / file, ec);
+    if (fs::is_regular_file(fs::symlink_status(p, ec))) fs::remove(p, ec);
   }
   if (o.progress)
     o.progress("wrote " + (fs::path(o.out_dir) / kManifestName).string() + ": split '" + o.split +

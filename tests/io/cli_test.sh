@@ -69,6 +69,35 @@ expect_ok shard npy --features "$TMP/x.npy" --labels "$TMP/y.npy" --split train 
 grep -q '"tiny"' "$TMP/npy/manifest.json" || fail "--name"
 expect_ok shard verify "$TMP/npy"
 
+# Sharding into an existing directory deletes only old shards of the split it
+# replaces: not manifest.json, not a user's file that a (hand-edited) manifest
+# lists, not files that the manifest never listed.
+echo "my notes" > "$TMP/npy/notes.txt"
+echo "not listed" > "$TMP/npy/train-00007-of-00009.h5"
+python3 - "$TMP/npy/manifest.json" <<'PY' || fail "editing the manifest"
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+old = m["splits"]["train"]["shards"][1]["file"]
+os.rename(os.path.join(os.path.dirname(sys.argv[1]), old), os.path.join(os.path.dirname(sys.argv[1]), "old-shard.h5"))
+m["splits"]["train"]["shards"][1]["file"] = "notes.txt"
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_ok shard npy --features "$TMP/x.npy" --labels "$TMP/y.npy" --split train --classes 2 --out "$TMP/npy" --shards 1 --name tiny
+for f in manifest.json notes.txt old-shard.h5 train-00007-of-00009.h5 train-00000-of-00001.h5; do
+  [ -f "$TMP/npy/$f" ] || fail "re-sharding removed $f"
+done
+[ ! -e "$TMP/npy/train-00000-of-00002.h5" ] || fail "the old shard train-00000-of-00002.h5 was kept"
+grep -q "my notes" "$TMP/npy/notes.txt" || fail "notes.txt changed"
+expect_ok shard verify "$TMP/npy"
+# A manifest that lists itself or a path outside the directory is refused; nothing is deleted.
+python3 -c "
+import json, sys
+m = json.load(open(sys.argv[1]))
+m['splits']['train']['shards'][0]['file'] = '../x.h5'
+json.dump(m, open(sys.argv[1], 'w'))" "$TMP/npy/manifest.json"
+expect_error "path separator" shard npy --features "$TMP/x.npy" --labels "$TMP/y.npy" --split train --classes 2 --out "$TMP/npy" --shards 2 --name tiny
+[ -f "$TMP/npy/manifest.json" ] && [ -f "$TMP/npy/train-00000-of-00001.h5" ] || fail "a refused run deleted files"
+
 # verify notices a corrupted shard (bytes changed mid-file, inside the features) and exits 1.
 f="$TMP/fm/train-00001-of-00003.h5"
 size=$(stat -c %s "$f")

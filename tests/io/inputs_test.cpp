@@ -70,6 +70,33 @@ TEST(IoIdx, RejectsBadFiles) {
   EXPECT_DATA_ERROR(read_idx(dir / "img.gz", dir / "lab.gz"), "lab.gz", "3 labels", "2 images");
 }
 
+// Zero-width samples and declared sizes that the file cannot hold are refused
+// from the header alone, before anything of that size is allocated.
+TEST(IoIdx, RejectsZeroWidthAndAbsurdDeclaredSizes) {
+  TempDir dir;
+  write_gz(dir / "lab.gz", idx_bytes({4}, {1, 2, 3, 0}));
+  write_gz(dir / "zero.gz", idx_bytes({4, 28, 0}, {}));
+  EXPECT_DATA_ERROR(read_idx(dir / "zero.gz", dir / "lab.gz"), "zero.gz",
+                    "dimension 2 of shape (4, 28, 0) is 0");
+  write_gz(dir / "zero_n.gz", idx_bytes({0, 2}, {}));
+  EXPECT_DATA_ERROR(read_idx(dir / "zero_n.gz", dir / "lab.gz"), "zero_n.gz", "is 0");
+  // 3 x 0xFFFFFFFF overflows 64 bits; 4 x 65536 wraps to exactly 0.
+  write_bytes(dir / "huge", idx_bytes({0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, {}).data(), 16);
+  EXPECT_DATA_ERROR(read_idx(dir / "huge", dir / "lab.gz"), "huge", "more than 2^64");
+  write_bytes(dir / "wrap", idx_bytes({65536, 65536, 65536, 65536}, {}).data(), 20);
+  EXPECT_DATA_ERROR(read_idx(dir / "wrap", dir / "lab.gz"), "wrap", "more than 2^64");
+  // Fits in 64 bits but not in the file: plain, then gzip (deflate's best is 1032:1).
+  const auto plain = idx_bytes({0xFFFFFFFFu, 0xFFFFu}, std::vector<unsigned char>(16));
+  write_bytes(dir / "plain", plain.data(), plain.size());
+  EXPECT_DATA_ERROR(read_idx(dir / "plain", dir / "lab.gz"), "plain", "declares shape",
+                    "holds only 28 bytes");
+  write_gz(dir / "big.gz", idx_bytes({60000, 28, 28}, std::vector<unsigned char>(100)));
+  EXPECT_DATA_ERROR(read_idx(dir / "big.gz", dir / "lab.gz"), "big.gz", "47040000 bytes",
+                    "compressed file holds only");
+  std::filesystem::create_directory(dir / "dir.gz");
+  EXPECT_DATA_ERROR(read_idx(dir / "dir.gz", dir / "lab.gz"), "dir.gz", "is a directory");
+}
+
 // ---- npy -------------------------------------------------------------------
 
 std::string npy(const std::string& descr, const std::string& shape, const void* data,
@@ -152,6 +179,37 @@ TEST(IoNpy, RejectsUnsupportedLayouts) {
   EXPECT_DATA_ERROR(read_npy(dir / "nope.npy", dir / "y.npy"), "nope.npy", "no such file");
 }
 
+TEST(IoNpy, RejectsZeroWidthAndAbsurdDeclaredSizes) {
+  TempDir dir;
+  const std::int64_t y[4] = {0, 1, 0, 1};
+  const float f4[8] = {};
+  write_text(dir / "y.npy", npy("<i8", "(4,)", y, sizeof y));
+  // (4, 0): zero-width samples (was a memcpy from a null pointer).
+  write_text(dir / "w0.npy", npy("<f4", "(4, 0)", f4, 0));
+  EXPECT_DATA_ERROR(read_npy(dir / "w0.npy", dir / "y.npy"), "w0.npy", "shape (4, 0)",
+                    "zero-width");
+  write_text(dir / "w1.npy", npy("<f4", "(4, 2, 0)", f4, 0));
+  EXPECT_DATA_ERROR(read_npy(dir / "w1.npy", dir / "y.npy"), "w1.npy", "dimension 2 is 0");
+  write_text(dir / "n0.npy", npy("<f4", "(0, 2)", f4, 0));
+  EXPECT_DATA_ERROR(read_npy(dir / "n0.npy", dir / "y.npy"), "n0.npy", "no samples");
+  // A 20-byte version-2 file declaring a 4 GiB header.
+  std::string tiny = "\x93NUMPY";
+  tiny += '\x02';
+  tiny += '\x00';
+  tiny += std::string("\xF0\xFF\xFF\xFF", 4);
+  tiny += "{}      ";
+  ASSERT_EQ(tiny.size(), 20u);
+  write_text(dir / "hdr.npy", tiny);
+  EXPECT_DATA_ERROR(read_npy(dir / "hdr.npy", dir / "y.npy"), "hdr.npy", "header length 4294967280",
+                    "20 bytes");
+  // Shapes whose byte count overflows, or exceeds what the file holds.
+  write_text(dir / "ovf.npy", npy("<f4", "(4294967296, 4294967296, 4)", f4, sizeof f4));
+  EXPECT_DATA_ERROR(read_npy(dir / "ovf.npy", dir / "y.npy"), "ovf.npy", "more than 2^64");
+  write_text(dir / "big.npy", npy("<f8", "(1000000000000, 1000000)", f4, sizeof f4));
+  EXPECT_DATA_ERROR(read_npy(dir / "big.npy", dir / "y.npy"), "big.npy",
+                    "needs 8000000000000000000 data bytes", "holds 32");
+}
+
 // ---- CSV -------------------------------------------------------------------
 
 TEST(IoCsv, HeaderAutoDetectAndLabelColumn) {
@@ -229,6 +287,40 @@ TEST(IoRaw, ReadsFloatFeaturesWithUint8OrInt32Labels) {
                     "x.bin", "(3, 2)");
   EXPECT_DATA_ERROR(read_raw(dir / "none.bin", dir / "y1.bin", 4, RawLabelType::kUint8), "none.bin",
                     "no such file");
+}
+
+TEST(IoCsv, EchoedValuesAreShortAndEscaped) {
+  TempDir dir;
+  CsvOptions no_header;
+  no_header.header = CsvOptions::Header::kNo;
+  write_text(dir / "long.csv", "0," + std::string(2'000'000, 'x') + ",1\n");
+  try {
+    read_csv(dir / "long.csv", no_header);
+    ADD_FAILURE() << "accepted a 2 MB non-numeric field";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_LT(msg.size(), 400u) << msg.substr(0, 400);
+    EXPECT_NE(msg.find("long.csv:1"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(2000000 bytes)"), std::string::npos) << msg;
+  }
+  write_text(dir / "ctl.csv", "0,a\x1b[2J\rb,1\n");
+  EXPECT_DATA_ERROR(read_csv(dir / "ctl.csv", no_header), "ctl.csv:1", "'a\\x1b[2J\\rb'");
+  std::filesystem::create_directory(dir / "d.csv");
+  EXPECT_DATA_ERROR(read_csv(dir / "d.csv"), "d.csv", "is a directory");
+}
+
+TEST(IoRaw, RejectsAbsurdFeatureCounts) {
+  TempDir dir;
+  const float x[4] = {1, 2, 3, 4};
+  const std::int32_t y[1] = {0};
+  write_bytes(dir / "x.bin", x, sizeof x);
+  write_bytes(dir / "y.bin", y, sizeof y);
+  EXPECT_DATA_ERROR(read_raw(dir / "x.bin", dir / "y.bin", std::numeric_limits<std::size_t>::max(),
+                             RawLabelType::kInt32),
+                    "x.bin", "features per sample is more than");
+  EXPECT_DATA_ERROR(read_raw(dir / "x.bin", dir / "y.bin", 4, RawLabelType::kInt32,
+                             {std::size_t{1} << 32, std::size_t{1} << 32, 4}),
+                    "x.bin", "more than 2^64");
 }
 
 }  // namespace

@@ -240,6 +240,85 @@ TEST(IoShards, AddsSplitsAndRewritesOneWithoutLeftovers) {
     EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
 }
 
+// Sharding into a directory whose manifest lists files that are not this
+// split's shards (hand-edited or hostile): only old shards of the split, named
+// exactly "<split>-ddddd-of-ddddd.h5", are removed; manifest.json, user files and
+// files of the shard form that the manifest never listed stay.
+TEST(IoShards, RewriteDeletesOnlyItsOwnOldShards) {
+  TempDir dir;
+  const LabeledData train = synthetic(40), test_data = synthetic(11);
+  write_split(train, options(dir, 4, "train"));
+  write_split(test_data, options(dir, 2, "test"));
+  test::write_text(dir / "notes.txt", "keep me");
+  test::write_text(dir / "train-00009-of-00010.h5", "not listed: keep me");
+  // The manifest now says train's shard 3 is notes.txt.
+  json j;
+  {
+    std::ifstream in(dir / kManifestName);
+    j = json::parse(in);
+  }
+  fs::rename(dir / shard_file_name("train", 3, 4), dir / "notes-backup.h5");
+  j["splits"]["train"]["shards"][3]["file"] = "notes.txt";
+  test::write_text(dir / kManifestName, j.dump());
+  write_split(train, options(dir, 2, "train"));
+  EXPECT_TRUE(fs::exists(dir / kManifestName));
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+  EXPECT_TRUE(fs::exists(dir / "notes-backup.h5"));
+  EXPECT_TRUE(fs::exists(dir / "train-00009-of-00010.h5"));
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_FALSE(fs::exists(dir / shard_file_name("train", i, 4))) << i;
+  EXPECT_TRUE(fs::exists(dir / shard_file_name("test", 0, 2)));
+  EXPECT_TRUE(fs::exists(dir / shard_file_name("test", 1, 2)));
+  EXPECT_EQ(open_dataset(dir.str(), "train")->shard_count(), 2u);
+  EXPECT_EQ(open_dataset(dir.str(), "test")->shard_count(), 2u);
+
+  // A manifest listing itself (or a path outside the directory) as a shard is
+  // refused before anything is written or deleted.
+  {
+    std::ifstream in(dir / kManifestName);
+    j = json::parse(in);
+  }
+  j["splits"]["train"]["shards"][1]["file"] = "manifest.json";
+  test::write_text(dir / kManifestName, j.dump());
+  EXPECT_DATA_ERROR(write_split(train, options(dir, 3, "train")), "manifest.json",
+                    "field 'splits.train.shards[1].file'", "names the manifest itself");
+  EXPECT_TRUE(fs::exists(dir / kManifestName));
+  EXPECT_TRUE(fs::exists(dir / shard_file_name("train", 0, 2)));
+  EXPECT_FALSE(fs::exists(dir / shard_file_name("train", 0, 3)));
+}
+
+TEST(IoShards, ShardFileNameRules) {
+  EXPECT_TRUE(is_shard_file_name("train-00001-of-00004.h5", "train"));
+  EXPECT_FALSE(is_shard_file_name("train-00001-of-00004.h5", "test"));
+  EXPECT_FALSE(is_shard_file_name("train-0001-of-00004.h5", "train"));
+  EXPECT_FALSE(is_shard_file_name("train-00001-of-00004.h5x", "train"));
+  EXPECT_FALSE(is_shard_file_name("manifest.json", "train"));
+  EXPECT_FALSE(is_shard_file_name("a-00001-00000-of-00001.h5", "a"));
+  EXPECT_TRUE(shard_file_name_problem("train-00001-of-00004.h5").empty());
+  EXPECT_TRUE(shard_file_name_problem("notes.txt").empty());
+  for (const std::string& bad : std::vector<std::string>{
+           "", ".", "..", "../x.h5", "/etc/passwd", "a/b", "a\\b", std::string("a\0b", 3), "a\nb",
+           "manifest.json", std::string(256, 'x')})
+    EXPECT_FALSE(shard_file_name_problem(bad).empty()) << printable(bad);
+  EXPECT_EQ(printable(std::string("a\0\n\x1b\\z", 6)), "a\\x00\\n\\x1b\\z");
+  EXPECT_EQ(printable(std::string(100, 'y'), 4), "yyyy… (100 bytes)");
+}
+
+TEST(IoShards, WriterRejectsAbsurdClassAndFeatureCounts) {
+  TempDir dir;
+  LabeledData d = synthetic(3);
+  EXPECT_DATA_ERROR(write_split(d, options(dir, 1, "train", 2147483647)), "class count 2147483647",
+                    "more than the 1048576");
+  LabeledData empty;
+  empty.samples = 3;
+  empty.features_source = "zero-x";
+  empty.labels_source = "zero-y";
+  empty.y = {0, 1, 2};
+  empty.feature_shape = {0};
+  EXPECT_DATA_ERROR(write_split(empty, options(dir, 1)), "zero-x", "0 features");
+  EXPECT_FALSE(fs::exists(dir / kManifestName));
+}
+
 // ---- broken shard directories ---------------------------------------------------
 
 class IoBrokenShards : public ::testing::Test {
@@ -425,6 +504,32 @@ TEST_F(IoBrokenShards, MalformedManifestFields) {
        {"field 'splits.train.shards[0].bytes'", "expected 280"}},
       {[](json& j) { j["splits"]["train"]["shards"][0].erase("samples"); },
        {"field 'splits.train.shards[0].samples'", "missing"}},
+      {[](json& j) { j["classes"] = 2147483647; }, {"field 'classes'", "more than the 1048576"}},
+      {[](json& j) {
+         j["features"] = std::uint64_t{1} << 40;
+         j["feature_shape"] = {std::uint64_t{1} << 40};
+       },
+       {"field 'features'", "more than"}},
+      {[](json& j) {
+         j["feature_shape"] = {std::uint64_t{1} << 32, std::uint64_t{1} << 32, 2};
+       },
+       {"field 'feature_shape'", "more than 2^64"}},
+      {[](json& j) {
+         j["splits"]["train"]["shards"][0]["file"] = std::string("train-00000-of-00003.h5\0x", 25);
+       },
+       {"field 'splits.train.shards[0].file'", "NUL byte", "\\x00x"}},
+      {[](json& j) { j["splits"]["train"]["shards"][0]["file"] = "/etc/passwd"; },
+       {"field 'splits.train.shards[0].file'", "absolute path"}},
+      {[](json& j) { j["splits"]["train"]["shards"][2]["file"] = ".."; },
+       {"field 'splits.train.shards[2].file'", "names a directory"}},
+      {[](json& j) { j["splits"]["train"]["shards"][2]["file"] = "manifest.json"; },
+       {"field 'splits.train.shards[2].file'", "names the manifest itself"}},
+      {[](json& j) {
+         j["splits"]["train"]["shards"][1]["file"] = j["splits"]["train"]["shards"][0]["file"];
+       },
+       {"field 'splits.train.shards[1].file'", "listed more than once"}},
+      {[](json& j) { j["splits"]["train"]["shards"][0]["samples"] = std::uint64_t{1} << 61; },
+       {"field 'splits.train.shards[0].samples'", "do not fit"}},
   };
   for (const Case& c : cases) {
     json j = good;

@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "hpcml/core/strings.hpp"  // printable(): echoed input in errors
 
 namespace hpcml::io {
 
@@ -19,6 +22,16 @@ inline constexpr const char* kShardFormat = "hpcml-shards";
 /// written by a newer hpcml and is refused with a message saying so.
 inline constexpr int kShardFormatVersion = 1;
 inline constexpr const char* kManifestName = "manifest.json";
+
+/// Largest class count a manifest or `hpcml shard --classes` may declare. Larger
+/// counts are refused before anything is allocated for them (an output layer
+/// of that width does not fit a data-parallel MLP, and a hostile manifest must
+/// not make the trainer allocate gigabytes).
+inline constexpr int kMaxClasses = 1 << 20;
+/// Largest feature count per sample (one row of float32 is then at most 1 GiB).
+inline constexpr std::size_t kMaxFeatures = std::size_t{1} << 28;
+/// Longest shard file name a manifest may hold (the usual NAME_MAX).
+inline constexpr std::size_t kMaxShardFileName = 255;
 
 /// One shard file as recorded in the manifest.
 struct ShardInfo {
@@ -53,6 +66,21 @@ void write_manifest(const std::string& dir, const Manifest& manifest);
 
 /// "<split>-<iiiii>-of-<NNNNN>.h5"
 std::string shard_file_name(const std::string& split, std::size_t index, std::size_t count);
+
+/// Why `file` may not name a shard in a manifest, or "" when it may: it must be
+/// a plain file name inside the dataset directory, 1-255 bytes, with no '/',
+/// '\\', NUL or other control characters, not "." or "..", not the manifest
+/// itself. (Path traversal such as "../x" or "/etc/passwd" is refused.)
+std::string shard_file_name_problem(const std::string& file);
+
+/// True if `file` has the exact form shard_file_name(split, i, n) produces:
+/// "<split>-<5 digits>-of-<5 digits>.h5". `hpcml shard` deletes an old shard
+/// of a split it replaces only when its name has this form.
+bool is_shard_file_name(const std::string& file, const std::string& split);
+
+
+/// a * b, or throws DataError "<what>: <a> x <b> overflows" when it does not fit.
+std::size_t checked_mul(std::size_t a, std::size_t b, const std::string& what);
 
 /// Throws DataError unless `split` is a usable split name: 1-64 characters
 /// from [A-Za-z0-9_.-], not starting with '.' (it becomes part of file names).

@@ -32,8 +32,11 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options)
 /// dataset name, features, feature_shape and classes), then rank r writes
 /// shards r, r+R, ... (each to a temp name, renamed when complete), and rank 0
 /// gathers their checksums and writes manifest.json (temp + rename), replacing
-/// this split's entry and keeping the others. Shard files of the old entry for
-/// this split that the new one does not use are deleted afterwards.
+/// this split's entry and keeping the others. Afterwards, a file of the old
+/// entry for this split that the new one does not use is deleted only if its
+/// name has the exact shard form (is_shard_file_name), no other split lists it
+/// and it is a regular file: nothing else in out_dir is ever deleted.
+/// classes <= kMaxClasses; 1 <= features <= kMaxFeatures.
 /// Any failure on any rank throws the same collective DataError on every rank.
 /// Returns the split's manifest entry on every rank.
 SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options, MPI_Comm comm);
