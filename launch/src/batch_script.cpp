@@ -126,6 +126,11 @@ std::string render_batch_script(const ScriptPlan& p) {
     o << "TASK_DIR=\"$RUN_DIR\"\n";
   }
   o << "mapfile -t ARGS <\"$TASK_DIR/args\"\n";
+  o << "# A requeued training job continues from the newest checkpoint of its run\n"
+       "# (run.dir and run.name are fixed in args), not from the first step.\n"
+       "if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ] && [ \"${ARGS[0]:-}\" = train ]; then\n"
+       "  ARGS+=(--resume auto)\n"
+       "fi\n";
   o << "hpcml_state() {\n"
        "  printf '%s %s job=%s restart=%s\\n' \"$1\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "
        "\"${SLURM_JOB_ID:-}\" \"${SLURM_RESTART_COUNT:-0}\" >\"$TASK_DIR/state\"\n"

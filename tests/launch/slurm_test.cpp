@@ -360,6 +360,72 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   // The first run's messages above are still in the log after the restart (--open-mode=append).
 }
 
+// Issue 10: a job whose work needs three allocations. USR1 is sent to the batch
+// shell twice while the trainer runs; each time it stops, writes a checkpoint,
+// exits 3 and the script requeues; each restart runs with --resume auto. The
+// final weights equal an uninterrupted run's (same rank count and threads).
+int metrics_steps(const std::string& path) {
+  std::istringstream in(read_file(path));
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"type\":\"step\"") != std::string::npos) ++n;
+  return n;
+}
+
+TEST_F(SlurmTest, RequeuedTwiceFinishesWithTheUninterruptedWeights) {
+  // About 15 ms a step (two 1024-wide layers, batch 128): slow enough to signal twice.
+  std::string cfg_text = train_config("job_name = \"resume3\"\nrequeue = true\n", 1000);
+  cfg_text += "[parallel]\nthreads = 1\n";
+  const std::string cfg = write_config("resume3.toml", cfg_text);
+  const std::vector<std::string> sets{
+      "--set", "train.evaluate=false", "--set", "model.hidden=[1024, 1024]",
+      "--set", "train.batch_size=128", "--set", "run.name=\"three\""};
+  std::vector<std::string> args{cfg, "--site", site()};
+  args.insert(args.end(), sets.begin(), sets.end());
+  auto ids = submit(args);
+  ASSERT_EQ(ids.size(), 1u);
+  const std::string run = dir_ + "/runs/three";
+  const std::string log = run + "/slurm-" + ids[0] + ".out";
+  const std::string metrics = run + "/train/metrics.jsonl";
+  for (int restart = 0; restart < 2; ++restart) {
+    const std::string tag = "restart=" + std::to_string(restart);
+    // Running in allocation `restart`, and past the steps it had already done.
+    const int before = metrics_steps(metrics);
+    ASSERT_TRUE(wait_for(
+        [&] {
+          return read_file(run + "/state").rfind("running", 0) == 0 &&
+                 read_file(run + "/state").find(tag) != std::string::npos &&
+                 metrics_steps(metrics) > before + 50;
+        },
+        200))
+        << read_file(run + "/state") << read_file(log);
+    run_process({"scancel", "--signal=USR1", "--batch", ids[0]});
+    ASSERT_TRUE(wait_for(
+        [&] {
+          return read_file(run + "/state").find("restart=" + std::to_string(restart + 1)) !=
+                 std::string::npos;
+        },
+        200))
+        << read_file(run + "/state") << read_file(log);
+  }
+  ASSERT_TRUE(wait_for([&] { return starts_with_file(run + "/state", "exited"); }, 300))
+      << read_file(run + "/state") << read_file(log);
+  const std::string out = read_file(log);
+  EXPECT_TRUE(starts_with_file(run + "/state", "exited 0 ")) << read_file(run + "/state") << out;
+  auto summary = nlohmann::json::parse(read_file(run + "/train/summary.json"));
+  EXPECT_EQ(summary["steps"], 1000) << out;
+  EXPECT_EQ(summary["restarts"], 2) << out;
+  EXPECT_FALSE(summary["resumed_from"].is_null()) << out;
+
+  // The same training without Slurm or stops: one rank, one thread.
+  std::vector<std::string> ref{HPCML_EXE, "train", cfg, "--set", "run.dir=\"" + dir_ + "/ref\""};
+  ref.insert(ref.end(), sets.begin(), sets.end());
+  ProcessResult r = run_process(ref);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto uninterrupted = nlohmann::json::parse(read_file(dir_ + "/ref/three/summary.json"));
+  EXPECT_EQ(summary["params_digest"], uninterrupted["params_digest"]) << out;
+}
+
 // Issue 10: the same through Hydra's mpiexec, which often exits 0 after SIGUSR1 although
 // both ranks exit 3. The script reads summary.json's stopped_by_signal and requeues.
 TEST_F(SlurmTest, Usr1ThroughMpiexecStillRequeues) {
