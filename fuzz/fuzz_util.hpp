@@ -20,7 +20,12 @@ namespace hpcml::fuzz {
 /// Held in a string that is never destroyed, so the exit handler can use it.
 inline const std::string& scratch_dir() {
   static const std::string* dir = [] {
-    const char* base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+    // scripts/fuzz.sh points HPCML_FUZZ_SCRATCH at a directory it removes
+    // afterwards: a crashing input ends the process without the exit handler.
+    const char* env = std::getenv("HPCML_FUZZ_SCRATCH");
+    const char* base = env && *env                           ? env
+                       : std::filesystem::exists("/dev/shm") ? "/dev/shm"
+                                                             : "/tmp";
     auto* d = new std::string(std::string(base) + "/hpcml-fuzz-XXXXXX");
     if (!::mkdtemp(d->data())) std::abort();
     std::atexit([] {

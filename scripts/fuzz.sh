@@ -49,6 +49,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
 mkdir -p "$build_dir/artifacts"
+# The targets' scratch files (fuzz_util.hpp), removed even after a crash.
+scratch_base=/tmp
+[ -d /dev/shm ] && scratch_base=/dev/shm
+HPCML_FUZZ_SCRATCH=$(mktemp -d "$scratch_base/hpcml-fuzz-run-XXXXXX")
+export HPCML_FUZZ_SCRATCH
+trap 'rm -rf "$HPCML_FUZZ_SCRATCH"' EXIT
 for t in "${targets[@]}"; do
   work="$build_dir/corpus/$t"
   mkdir -p "$work" "fuzz/corpus/$t"
