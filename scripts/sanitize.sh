@@ -32,7 +32,23 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHPCML_WERROR=ON \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
   "${launcher[@]}" >/dev/null
-cmake --build "$build_dir" -j "$jobs"
+# Only what the unit tests run: their executables (every build target named
+# in a unit test's command line) and hpcml itself.
+cmake --build "$build_dir" --target help | sed -n 's/^\.\.\. \([^ ]*\).*/\1/p' \
+  > "$build_dir/targets.txt"
+targets=$(ctest --test-dir "$build_dir" -L unit -E '^install_consumer$' --show-only=json-v1 |
+  python3 -c '
+import json, os, sys
+build = os.path.realpath(sys.argv[1])
+known = set(open(os.path.join(build, "targets.txt")).read().split())
+names = {"hpcml"}
+for t in json.load(sys.stdin)["tests"]:
+    for arg in t.get("command", []):
+        name = os.path.basename(arg)
+        if os.path.realpath(arg).startswith(build + os.sep) and name in known:
+            names.add(name)
+print(" ".join(sorted(names)))' "$build_dir")
+cmake --build "$build_dir" -j "$jobs" --target $targets
 t1=$(date +%s)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
