@@ -32,8 +32,8 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHPCML_WERROR=ON \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
   "${launcher[@]}" >/dev/null
-# Only what the unit tests run: their executables (every build target named
-# in a unit test's command line) and hpcml itself.
+# Only what the unit tests run: their executables (every build target that
+# names a unit test or appears in its command line) and hpcml itself.
 cmake --build "$build_dir" --target help | sed -n 's/^\.\.\. \([^ ]*\).*/\1/p' \
   > "$build_dir/targets.txt"
 targets=$(ctest --test-dir "$build_dir" -L unit -E '^install_consumer$' --show-only=json-v1 |
@@ -43,6 +43,10 @@ build = os.path.realpath(sys.argv[1])
 known = set(open(os.path.join(build, "targets.txt")).read().split())
 names = {"hpcml"}
 for t in json.load(sys.stdin)["tests"]:
+    # hpcml_add_test names the executable after the test; ctest lists no
+    # command for a test whose executable is not built yet.
+    if t["name"] in known:
+        names.add(t["name"])
     for arg in t.get("command", []):
         name = os.path.basename(arg)
         if os.path.realpath(arg).startswith(build + os.sep) and name in known:
