@@ -23,8 +23,9 @@ if [ "$launcher" = srun ]; then
   if [ -z "${SLURM_CONF:-}" ] && [ -f "${HPCML_SLURM_DIR:-/tmp/hpcml-slurm}/slurm.conf" ]; then
     export SLURM_CONF="${HPCML_SLURM_DIR:-/tmp/hpcml-slurm}/slurm.conf"
   fi
-  if ! timeout 10 sinfo -h -o %T 2>/dev/null | grep -qE 'idle|mix|alloc'; then
-    echo "SKIP: no Slurm with an idle node (start one with scripts/slurm-local.sh start)"
+  state=$(timeout 10 sinfo -h -o %T 2>&1 | head -1)
+  if ! printf '%s' "$state" | grep -qE '^(idle|mix|alloc)'; then
+    echo "SKIP: no Slurm node to run on (sinfo: ${state:-no answer}; start a cluster with scripts/slurm-local.sh start)"
     exit 77
   fi
 fi
@@ -72,7 +73,14 @@ for _ in $(seq 1 100); do
   kill -0 $job 2>/dev/null || fail "the job ended before training (exit $(wait $job; echo $?))"
   sleep 0.2
 done
-[ -s "runs/$name/metrics.jsonl" ] || fail "no steps written within 20 s"
+if [ ! -s "runs/$name/metrics.jsonl" ]; then
+  if [ "$launcher" = srun ] && grep -q "queued and waiting for resources" out.txt &&
+     ! grep -q "has been allocated resources" out.txt; then
+    echo "SKIP: the Slurm cluster is busy (the job was not allocated within 20 s)"
+    exit 77
+  fi
+  fail "no steps written within 20 s"
+fi
 
 victim=""
 for p in $(pgrep -f -- "^$hpcml train .*run.name=$name"); do
