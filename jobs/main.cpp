@@ -4,6 +4,7 @@
 // hpcml::Error. A collective error (all ranks agreed on it) is printed once by
 // rank 0 and every rank exits 1. Any other error is printed with the rank that
 // raised it and the job is aborted with MPI_Abort so no rank is left waiting.
+// Exit statuses: core/include/hpcml/core/exit_codes.hpp (docs/user-guide.md).
 #include <mpi.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/exit_codes.hpp"
 
 namespace {
 
@@ -44,17 +46,17 @@ int report_and_exit(const std::string& message, bool collective) {
   const int size = world_size_or_one();
   if (rank < 0 || size == 1) {
     std::fprintf(stderr, "hpcml: error: %s\n", message.c_str());
-    return 1;
+    return hpcml::exit_code::kError;
   }
   if (collective) {
     if (rank == 0) std::fprintf(stderr, "hpcml: error: %s\n", message.c_str());
     std::fflush(stderr);
     MPI_Finalize();
-    return 1;
+    return hpcml::exit_code::kError;
   }
   hpcml::comm::abort_job("hpcml: error on rank " + std::to_string(rank) + " of " +
                              std::to_string(size) + ": " + message + " (aborting the job)",
-                         1);
+                         hpcml::exit_code::kError);
 }
 
 }  // namespace
@@ -81,9 +83,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  int code = 1;
+  int code = hpcml::exit_code::kError;
   try {
-    code = action ? action() : 0;
+    code = action ? action() : hpcml::exit_code::kOk;
   } catch (const hpcml::Error& e) {
     return report_and_exit(e.what(), e.collective());
   } catch (const std::exception& e) {

@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake pkg-config git clang-format
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
   # MPI + parallel HDF5
   mpich libmpich-dev libhdf5-mpich-dev hdf5-tools zlib1g-dev
   # BLAS, OpenMP runtime comes with g++

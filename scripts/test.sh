@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: install what is missing,
 # build, start a local single-node Slurm for the slurm-labelled tests, run CTest,
-# stop Slurm. Extra arguments go to ctest (e.g. -L unit).
+# stop Slurm; then the sanitizer run (scripts/sanitize.sh: ASan + UBSan build,
+# unit tests) and the fuzz run (scripts/fuzz.sh: each libFuzzer target for a
+# bounded time). Any failure of the three fails the whole run. Extra arguments
+# go to the main ctest (e.g. -L unit). For local use, HPCML_SKIP_SANITIZE=1 and
+# HPCML_SKIP_FUZZ=1 skip the last two (CI runs them). docs/testing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -16,4 +20,16 @@ if [ -x scripts/slurm-local.sh ] || [ -f scripts/slurm-local.sh ]; then
 fi
 cleanup() { if [ "$slurm_started" = 1 ]; then bash scripts/slurm-local.sh stop || true; fi; }
 trap cleanup EXIT
-ctest --test-dir "${HPCML_BUILD_DIR:-build}" --output-on-failure --timeout 600 -j "$(nproc)" "$@"
+rc=0
+ctest --test-dir "${HPCML_BUILD_DIR:-build}" --output-on-failure --timeout 600 -j "$(nproc)" "$@" || rc=$?
+if [ "${HPCML_SKIP_SANITIZE:-0}" = 1 ]; then
+  echo "test.sh: sanitizer run skipped (HPCML_SKIP_SANITIZE=1)"
+else
+  bash scripts/sanitize.sh || rc=1
+fi
+if [ "${HPCML_SKIP_FUZZ:-0}" = 1 ]; then
+  echo "test.sh: fuzz run skipped (HPCML_SKIP_FUZZ=1)"
+else
+  bash scripts/fuzz.sh || rc=1
+fi
+exit $rc

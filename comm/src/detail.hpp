@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "hpcml/comm/allreduce.hpp"
+#include "hpcml/comm/liveness.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "transport.hpp"
 
@@ -84,6 +85,15 @@ class Engine {
  private:
   void answer_census();
   [[noreturn]] void stall(double waited);
+  // Peers on this node whose process can be looked up (see liveness.hpp).
+  void watch_peers(Engine* waiter);
+  void check_peers();
+
+  struct WatchedPeer {
+    int rank = 0;        // in comm_
+    int world_rank = 0;  // in MPI_COMM_WORLD (what the user sees)
+    ProcessIdentity process;
+  };
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Comm census_ = MPI_COMM_NULL;
@@ -97,6 +107,8 @@ class Engine {
   std::vector<MPI_Request> census_sends_;
   std::vector<std::uint64_t> census_payload_;
   std::unique_ptr<ShmNode> shm_;
+  std::vector<WatchedPeer> watched_;
+  Clock::time_point last_peer_check_;
 };
 
 /// Node-local shared memory (MPI_Win_allocate_shared over the ranks of one

@@ -12,6 +12,7 @@
 
 #include "detail.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/exit_codes.hpp"
 #include "hpcml/core/strings.hpp"
 
 namespace hpcml::comm {
@@ -155,6 +156,8 @@ int checked_int(std::size_t n) {
 namespace {
 constexpr int kCensusRequestTag = 1;
 constexpr int kCensusReplyTag = 2;
+// Seconds of waiting between looks at the node's peer processes (/proc reads).
+constexpr double kPeerCheckS = 0.25;
 }  // namespace
 
 Engine::Engine(MPI_Comm parent, const CommOptions& options, Engine* waiter) : options_(options) {
@@ -174,6 +177,61 @@ Engine::Engine(MPI_Comm parent, const CommOptions& options, Engine* waiter) : op
   MPI_Comm_size(comm_, &size_);
   started_ = last_census_check_ = Clock::now();
   census_payload_.reserve(1024);
+  watch_peers(waiter);
+  last_peer_check_ = Clock::now();
+}
+
+// Every rank tells the others who it is (world rank, pid, start time, host).
+// A peer is watched when it is on this host and its process is visible here
+// with the same start time (not the case across pid namespaces, e.g. one
+// container per rank): then a lookup in /proc can only say "gone" when it is.
+void Engine::watch_peers(Engine* waiter) {
+  if (size_ == 1) return;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::uint64_t host_hash = 1469598103934665603ull;  // FNV-1a
+  for (const char* c = host; *c; ++c)
+    host_hash = (host_hash ^ static_cast<unsigned char>(*c)) * 1099511628211ull;
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  const ProcessIdentity self = this_process();
+  const std::uint64_t mine[4] = {static_cast<std::uint64_t>(world_rank),
+                                 static_cast<std::uint64_t>(self.pid), self.start_ticks, host_hash};
+  std::vector<std::uint64_t> all(4 * static_cast<std::size_t>(size_));
+  if (waiter) {
+    MPI_Request req;
+    HPCML_CHECK_MPI(
+        MPI_Iallgather(mine, 4, MPI_UINT64_T, all.data(), 4, MPI_UINT64_T, comm_, &req));
+    waiter->wait_all(1, &req);
+  } else {
+    HPCML_CHECK_MPI(MPI_Allgather(mine, 4, MPI_UINT64_T, all.data(), 4, MPI_UINT64_T, comm_));
+  }
+  for (int p = 0; p < size_; ++p) {
+    const std::uint64_t* v = &all[4 * static_cast<std::size_t>(p)];
+    if (p == rank_ || v[3] != host_hash || v[2] == 0) continue;
+    WatchedPeer w;
+    w.rank = p;
+    w.world_rank = static_cast<int>(v[0]);
+    w.process.pid = static_cast<long>(v[1]);
+    w.process.start_ticks = v[2];
+    if (process_liveness(w.process) == Liveness::kAlive) watched_.push_back(w);
+  }
+}
+
+void Engine::check_peers() {
+  last_peer_check_ = Clock::now();
+  for (const WatchedPeer& w : watched_) {
+    if (process_liveness(w.process) != Liveness::kGone) continue;
+    int world_rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    char line[512];
+    std::snprintf(
+        line, sizeof line,
+        "hpcml: rank %d (pid %ld on this node) is gone (killed or crashed) while %s #%llu "
+        "waited for it (reported by rank %d; aborting the job)",
+        w.world_rank, w.process.pid, what_, static_cast<unsigned long long>(seq_), world_rank);
+    abort_job(line, exit_code::kPeerLost);
+  }
 }
 
 Engine::~Engine() {
@@ -216,6 +274,12 @@ void Engine::idle(unsigned& spins) {
   if (spins++ == 0) wait_started_ = Clock::now();
   if ((spins & 15) != 0) return;
   const double waiting = seconds_since(wait_started_);
+  // A peer on this node that died is noticed within about kPeerCheckS of
+  // waiting, long before the stall timeout (a slow peer is alive, a dead one
+  // is not: no timeout has to tell them apart).
+  if (!watched_.empty() && (spins & 255) == 0 && waiting > kPeerCheckS &&
+      seconds_since(last_peer_check_) > kPeerCheckS)
+    check_peers();
   if (options_.stall_timeout_s > 0 && (spins & 255) == 0) {
     if (seconds_since(last_census_check_) > 1e-3) {
       last_census_check_ = Clock::now();
@@ -318,7 +382,7 @@ void Engine::stall(double waited) {
       "aborting the job)",
       what_, static_cast<unsigned long long>(mine), waited,
       missing.empty() ? "none (all waiting: a deadlock in the algorithm)" : missing.c_str(), rank_);
-  abort_job(line, 3);
+  abort_job(line, exit_code::kStalled);
 }
 
 // ---- AsyncEngine -------------------------------------------------------------

@@ -32,7 +32,10 @@ inline std::vector<std::int32_t> random_labels(std::size_t n, std::size_t classe
 
 /// Bitwise equality (distinguishes -0.0 from 0.0 and compares NaN payloads).
 inline bool bit_identical(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  // memcmp's pointers must not be null, even for 0 bytes (UBSan): an empty
+  // vector's data() may be.
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 /// Number of representable floats between a and b (0 when equal, -0 == +0).

@@ -3,6 +3,8 @@
 // agree on the step at which to stop.
 #pragma once
 
+#include "hpcml/core/exit_codes.hpp"
+
 namespace hpcml {
 
 /// Installs handlers for SIGUSR1 and SIGTERM that set the stop flag.
@@ -15,7 +17,7 @@ int stop_signal();
 void set_stop_requested(bool value, int signal_number = 0);
 
 /// Exit code of `hpcml train` when it stopped early on a signal (the job
-/// script requeues on it).
-inline constexpr int kExitPreempted = 3;
+/// script requeues on it); defined with the others in exit_codes.hpp.
+inline constexpr int kExitPreempted = exit_code::kPreempted;
 
 }  // namespace hpcml
