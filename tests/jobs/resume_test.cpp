@@ -269,8 +269,8 @@ TEST_F(Resume, AfterSigusr1ToEveryRank) {
   // and its output after the first epoch is lost (seen 3 times in 5 runs at the
   // end of the session that added it; cause not found yet). The same stop and
   // resume is covered end to end under Slurm by
-  // SlurmTest.RequeuedTwiceFinishesWithTheUninterruptedWeights
-  // AfterSigtermToOneRank below. Re-enable with HPCML_RUN_FLAKY=1.
+  // SlurmTest.RequeuedTwiceFinishesWithTheUninterruptedWeights (SIGUSR1
+  // through the generated script and srun). Re-enable with HPCML_RUN_FLAKY=1.
   if (!std::getenv("HPCML_RUN_FLAKY"))
     GTEST_SKIP() << "known flaky (see the comment); HPCML_RUN_FLAKY=1 runs it";
   const auto data = small_dataset();
