@@ -14,6 +14,8 @@
 #include <system_error>
 #include <utility>
 
+#include "hpcml/core/error.hpp"
+
 namespace hpcml::fuzz {
 
 /// The process's scratch directory (created on first use, removed at exit).
@@ -62,6 +64,23 @@ inline TwoParts split_two(const std::uint8_t* data, std::size_t size) {
   size -= 2;
   if (n > size) n = size;
   return {data, n, data + n, size - n};
+}
+
+/// The body of a two-file reader target: splits the input (split_two), writes
+/// the parts to <scratch>/<name_a> and <scratch>/<name_b>, calls
+/// read(path_a, path_b) and accepts hpcml::Error (a clear refusal) as an
+/// outcome; anything else (a crash, another exception) is a finding.
+template <class Read>
+int read_two_files(const std::uint8_t* data, std::size_t size, const char* name_a,
+                   const char* name_b, Read read) {
+  const auto parts = split_two(data, size);
+  const auto a = write_file(name_a, parts.a, parts.a_size);
+  const auto b = write_file(name_b, parts.b, parts.b_size);
+  try {
+    read(a, b);
+  } catch (const hpcml::Error&) {
+  }
+  return 0;
 }
 
 }  // namespace hpcml::fuzz

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "hpcml/analysis/plot.hpp"
 #include "hpcml/analysis/report.hpp"
@@ -34,6 +35,20 @@ std::string slug(const std::string& s) {
 }
 
 const char* kColors[] = {"#d62728", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
+
+// The study's measured points as unconnected markers, y = row.*value.
+Series measured_series(const StudyResult& s, std::string label, double Row::*value) {
+  Series meas;
+  meas.label = std::move(label);
+  meas.color = "#1f77b4";
+  meas.line = false;
+  meas.markers = true;
+  for (const auto& r : s.rows) {
+    meas.x.push_back(r.n);
+    meas.y.push_back(r.*value);
+  }
+  return meas;
+}
 
 std::vector<double> model_grid(double n0, double n1) {
   std::vector<double> x;
@@ -76,14 +91,8 @@ std::string speedup_svg(const StudyResult& s) {
     }
     c.series.push_back(m);
   }
-  Series meas;
-  meas.label = "measured (median, bars: min-max over repeats)";
-  meas.color = "#1f77b4";
-  meas.line = false;
-  meas.markers = true;
+  Series meas = measured_series(s, "measured (median, bars: min-max over repeats)", &Row::speedup);
   for (const auto& r : s.rows) {
-    meas.x.push_back(r.n);
-    meas.y.push_back(r.speedup);
     meas.y_lo.push_back(r.speedup_min);
     meas.y_hi.push_back(r.speedup_max);
   }
@@ -137,16 +146,7 @@ std::string efficiency_svg(const StudyResult& s, const CommModelResult& cm) {
       c.series.push_back(m);
     }
   }
-  Series meas;
-  meas.label = "measured (median)";
-  meas.color = "#1f77b4";
-  meas.line = false;
-  meas.markers = true;
-  for (const auto& r : s.rows) {
-    meas.x.push_back(r.n);
-    meas.y.push_back(r.efficiency);
-  }
-  c.series.push_back(meas);
+  c.series.push_back(measured_series(s, "measured (median)", &Row::efficiency));
   return render_line_chart(c);
 }
 

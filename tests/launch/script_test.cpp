@@ -138,8 +138,10 @@ TEST(LaunchScript, UnknownSiteIsAConfigError) {
 }
 
 // Writes a run directory (no submission) for `config_text` and returns it.
+// `hpcml` is the program the script runs (default: a recorder of its arguments).
 std::string write_run(const test::TempDir& tmp, const std::string& config_text,
-                      const std::vector<std::string>& sets = {}) {
+                      const std::vector<std::string>& sets = {},
+                      const std::string& hpcml = data_dir() + "/record_args.sh") {
   const std::string cfg = tmp.path() + "/job.toml";
   test::write_file(cfg, config_text);
   test::ScopedChdir cd(tmp.path());
@@ -147,7 +149,7 @@ std::string write_run(const test::TempDir& tmp, const std::string& config_text,
   o.configs = {cfg};
   o.sets = sets;
   o.write_only = true;
-  o.hpcml = data_dir() + "/record_args.sh";
+  o.hpcml = hpcml;
   std::ostringstream out, log;
   auto jobs = submit_configs(o, out, log);
   return jobs.at(0).run_dir;
@@ -210,18 +212,7 @@ TEST(LaunchScript, Usr1IsForwardedToTheJobStep) {
   std::ostringstream cfg;
   cfg << "[slurm]\nlauncher = \"none\"\nsignal_seconds = 60\n[run]\ndir = \"" << tmp.path()
       << "/runs\"\nname = \"sig\"\n";
-  const std::string cfg_path = tmp.path() + "/job.toml";
-  test::write_file(cfg_path, cfg.str());
-  std::string run_dir;
-  {
-    test::ScopedChdir cd(tmp.path());
-    SubmitOptions o;
-    o.configs = {cfg_path};
-    o.write_only = true;
-    o.hpcml = data_dir() + "/wait_usr1.sh";
-    std::ostringstream out, log;
-    run_dir = submit_configs(o, out, log).at(0).run_dir;
-  }
+  const std::string run_dir = write_run(tmp, cfg.str(), {}, data_dir() + "/wait_usr1.sh");
   const std::string rec = tmp.path();
   const std::string script = run_dir + "/job.sbatch";
   pid_t pid = fork();
@@ -258,18 +249,7 @@ MpiexecRun run_mpiexec_job(bool stopped) {
   cfg << "[slurm]\nlauncher = \"mpiexec\"\nrequeue = true\nsignal_seconds = 60\n"
       << "[site]\nmpiexec = \"" << data_dir() << "/fake_mpiexec.sh\"\n"
       << "[run]\ndir = \"" << tmp.path() << "/runs\"\nname = \"mpx\"\n";
-  const std::string cfg_path = tmp.path() + "/job.toml";
-  test::write_file(cfg_path, cfg.str());
-  std::string run_dir;
-  {
-    test::ScopedChdir cd(tmp.path());
-    SubmitOptions o;
-    o.configs = {cfg_path};
-    o.write_only = true;
-    o.hpcml = data_dir() + "/fake_train.sh";
-    std::ostringstream out, log;
-    run_dir = submit_configs(o, out, log).at(0).run_dir;
-  }
+  const std::string run_dir = write_run(tmp, cfg.str(), {}, data_dir() + "/fake_train.sh");
   const std::string path = data_dir() + "/bin:" + std::string(std::getenv("PATH"));
   ProcessResult r = run_process(
       {"env", "PATH=" + path, "RECORD_DIR=" + tmp.path(), "SLURM_JOB_ID=77",

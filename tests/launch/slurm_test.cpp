@@ -332,6 +332,22 @@ TEST_F(SlurmTest, DependencyChainRunsTheLastJobAfterTheOthers) {
   EXPECT_GE(jc["StartTime"], jb["EndTime"]);
 }
 
+// Waits until the job's run directory `run` reports its first restart, cancels
+// the job (Slurm re-sends the pending USR1 to a restarted job almost at once, so
+// it may already have stopped and requeued again) and checks the log for the
+// signal, the trainer's stop and the requeue.
+void expect_stopped_by_usr1_and_requeued(const std::string& id, const std::string& run) {
+  const std::string log = run + "/slurm-" + id + ".out";
+  ASSERT_TRUE(wait_for(
+      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
+      << read_file(run + "/state") << read_file(log);
+  run_process({"scancel", id});
+  const std::string out = read_file(log);
+  EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
+  EXPECT_NE(out.find("requeueing job " + id), std::string::npos) << out;
+}
+
 TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   // 1 minute limit, USR1 50 s before it: the trainer (no step limit) is stopped by
   // the signal, exits 3, and the script requeues the job, which starts again.
@@ -341,19 +357,7 @@ TEST_F(SlurmTest, Usr1BeforeTheTimeLimitStopsTheTrainerAndRequeues) {
   auto ids = submit({cfg, "--site", site(), "--set", "slurm.time=1", "--set",
                      "train.evaluate=false", "--set", "run.name=\"r\""});
   ASSERT_EQ(ids.size(), 1u);
-  const std::string run = dir_ + "/runs/r";
-  const std::string log = run + "/slurm-" + ids[0] + ".out";
-  // The restarted run exists as soon as the state file reports restart=1. Slurm
-  // re-sends the pending USR1 to a restarted job almost at once, so it may already
-  // have stopped and requeued again: cancel it now and expect at least one restart.
-  ASSERT_TRUE(wait_for(
-      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
-      << read_file(run + "/state") << read_file(log);
-  run_process({"scancel", ids[0]});
-  const std::string out = read_file(log);
-  EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
-  EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
-  EXPECT_NE(out.find("requeueing job " + ids[0]), std::string::npos) << out;
+  ASSERT_NO_FATAL_FAILURE(expect_stopped_by_usr1_and_requeued(ids[0], dir_ + "/runs/r"));
   const std::string restarts = show_job(ids[0])["Restarts"];
   ASSERT_FALSE(restarts.empty());
   EXPECT_GE(std::stoi(restarts), 1) << "Restarts=" << restarts;
@@ -438,15 +442,7 @@ TEST_F(SlurmTest, Usr1ThroughMpiexecStillRequeues) {
                      "train.evaluate=false", "--set", "run.name=\"m\""});
   ASSERT_EQ(ids.size(), 1u);
   const std::string run = dir_ + "/runs/m";
-  const std::string log = run + "/slurm-" + ids[0] + ".out";
-  ASSERT_TRUE(wait_for(
-      [&] { return read_file(run + "/state").find("restart=1") != std::string::npos; }, 200))
-      << read_file(run + "/state") << read_file(log);
-  run_process({"scancel", ids[0]});
-  const std::string out = read_file(log);
-  EXPECT_NE(out.find("hpcml: SIGUSR1"), std::string::npos) << out;
-  EXPECT_NE(out.find("stopped early on signal"), std::string::npos) << out;
-  EXPECT_NE(out.find("requeueing job " + ids[0]), std::string::npos) << out;
+  ASSERT_NO_FATAL_FAILURE(expect_stopped_by_usr1_and_requeued(ids[0], run));
   auto summary = nlohmann::json::parse(read_file(run + "/train/summary.json"));
   EXPECT_EQ(summary["stopped_by_signal"], true);
   EXPECT_EQ(summary["ranks"], 2);
