@@ -172,8 +172,7 @@ int run_train(const TrainArgs& args) {
     os << "  model " << train.features();
     for (auto h : cfg.model.hidden) os << "-" << h;
     os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
-       << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs
-       << " epoch(s), lr " << cfg.optimizer.lr << " " << cfg.optimizer.schedule << "\n"
+       << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs << " epoch(s)\n"
        << "  run   " << run_dir << "\n";
     *out << os.str() << std::flush;
   }
@@ -184,6 +183,7 @@ int run_train(const TrainArgs& args) {
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
   Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
+  if (out) *out << "  lr    " << trainer.lr_schedule().describe() << "\n" << std::flush;
   if (resume_from) {
     trainer.set_resume_facts({fs::absolute(resume_from->path).string(), ckpt_info.restarts});
     comm::agree(world, [&] {

@@ -51,6 +51,7 @@ void RunDirSink::step(const StepMetrics& m) {
                       {"step", m.step},
                       {"global_step", m.global_step},
                       {"loss", finite_or_zero(p.loss)},
+                      {"lr", m.lr},
                       {"step_s", p.step_s},
                       {"compute_s", p.compute_s},
                       {"comm_s", p.comm_s},

@@ -174,17 +174,4 @@ void SgdMomentum::step_range(Backend& be, double lr, std::size_t lo, std::size_t
   }
 }
 
-double learning_rate(const std::string& schedule, double base_lr, std::size_t step,
-                     std::size_t warmup_steps, std::size_t total_steps) {
-  if (step < warmup_steps) {
-    return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
-  }
-  if (schedule == "cosine" && total_steps > warmup_steps) {
-    const double t =
-        static_cast<double>(step - warmup_steps) / static_cast<double>(total_steps - warmup_steps);
-    return base_lr * 0.5 * (1.0 + std::cos(3.141592653589793 * std::min(t, 1.0)));
-  }
-  return base_lr;
-}
-
 }  // namespace hpcml

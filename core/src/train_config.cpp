@@ -27,10 +27,34 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.optimizer.momentum = doc.get_double("optimizer.momentum", c.optimizer.momentum, 0.0, 0.999999);
   c.optimizer.weight_decay =
       doc.get_double("optimizer.weight_decay", c.optimizer.weight_decay, 0.0, 1.0);
-  c.optimizer.schedule =
-      doc.get_choice("optimizer.schedule", c.optimizer.schedule, {"constant", "cosine"});
+  c.optimizer.schedule = doc.get_choice("optimizer.schedule", c.optimizer.schedule,
+                                        {"constant", "cosine", "step", "poly"});
   c.optimizer.warmup_epochs =
       doc.get_double("optimizer.warmup_epochs", c.optimizer.warmup_epochs, 0.0, 1e6);
+  c.optimizer.warmup_steps =
+      doc.get_int("optimizer.warmup_steps", c.optimizer.warmup_steps, 0, std::int64_t{1} << 40);
+  if (c.optimizer.warmup_steps > 0 && c.optimizer.warmup_epochs > 0)
+    doc.fail("optimizer.warmup_steps",
+             "give the warmup in epochs (optimizer.warmup_epochs) or in steps, not both");
+  c.optimizer.scale_rule =
+      doc.get_choice("optimizer.scale_rule", c.optimizer.scale_rule, {"none", "linear", "sqrt"});
+  c.optimizer.base_batch =
+      doc.get_int("optimizer.base_batch", c.optimizer.base_batch, 1, std::int64_t{1} << 40);
+  c.optimizer.decay_epochs =
+      doc.get_int_list("optimizer.decay_epochs", c.optimizer.decay_epochs, 1);
+  for (std::size_t i = 1; i < c.optimizer.decay_epochs.size(); ++i) {
+    if (c.optimizer.decay_epochs[i] <= c.optimizer.decay_epochs[i - 1])
+      doc.fail("optimizer.decay_epochs",
+               "milestones must increase, got " + std::to_string(c.optimizer.decay_epochs[i - 1]) +
+                   " then " + std::to_string(c.optimizer.decay_epochs[i]));
+  }
+  if (c.optimizer.schedule == "step" && c.optimizer.decay_epochs.empty())
+    doc.fail("optimizer.decay_epochs", "schedule \"step\" needs at least one milestone epoch");
+  c.optimizer.decay_factor =
+      doc.get_double("optimizer.decay_factor", c.optimizer.decay_factor, 0.0, 1.0);
+  if (c.optimizer.decay_factor <= 0)
+    doc.fail("optimizer.decay_factor", "expected a factor in (0, 1], got 0");
+  c.optimizer.power = doc.get_double("optimizer.power", c.optimizer.power, 0.0, 100.0);
 
   c.train.epochs = static_cast<int>(doc.get_int("train.epochs", c.train.epochs, 1, 1000000));
   c.train.batch_size =

@@ -65,8 +65,9 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
   s.total_steps = s.steps_per_epoch * static_cast<std::size_t>(config_.train.epochs);
   if (config_.train.max_steps > 0)
     s.total_steps = std::min(s.total_steps, static_cast<std::size_t>(config_.train.max_steps));
-  s.warmup_steps = static_cast<std::size_t>(
-      std::llround(config_.optimizer.warmup_epochs * static_cast<double>(s.steps_per_epoch)));
+  lr_schedule_.emplace(config_.optimizer, s.local_batch * static_cast<std::size_t>(s.ranks),
+                       s.steps_per_epoch, s.total_steps);
+  s.warmup_steps = lr_schedule_->warmup_steps();
 }
 
 Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm, Dataset& train,
@@ -188,8 +189,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
     r = model_.train_batch(
         backend_, batch, 1.0f / static_cast<float>(batch.rows),
         [&](std::size_t i) { timer_.measure(Phase::kComm, [&] { comm_.gradient_ready(i); }); });
-    lr = learning_rate(config_.optimizer.schedule, config_.optimizer.lr, state_.global_step,
-                       state_.warmup_steps, state_.total_steps);
+    lr = lr_schedule_->lr(state_.global_step);
   });
   // Sharded: the comm layer calls the update for this rank's ranges in
   // between reducing and exchanging; that time counts as compute.
@@ -292,8 +292,9 @@ void Trainer::finish_epoch(const EpochOutcome& o, const EpochTotals& local,
     PhaseTotals e;
     for (std::size_t st = 0; st < steps.size(); ++st) {
       e.add(steps[st]);
-      const StepMetrics m{epoch, first_step + st + 1, state_.global_step - o.steps + st + 1,
-                          steps[st]};
+      const std::size_t global_step = state_.global_step - o.steps + st + 1;
+      const StepMetrics m{epoch, first_step + st + 1, global_step, steps[st],
+                          lr_schedule_->lr(global_step - 1)};
       for (auto& sink : sinks_) sink->step(m);
     }
     timing_.add_steps(steps, e);

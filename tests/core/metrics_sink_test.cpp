@@ -51,6 +51,7 @@ hpcml::StepMetrics step(std::size_t n, double loss) {
   m.phases.io_s = 0.0625;
   m.phases.idle_s = 0.0625;
   m.phases.loss = loss;
+  m.lr = 0.03125;
   return m;
 }
 
@@ -74,9 +75,9 @@ hpcml::EpochMetrics epoch(bool evaluated) {
   return m;
 }
 
-const std::set<std::string> kStepKeys{"type",   "epoch",     "step",   "global_step",       "loss",
-                                      "step_s", "compute_s", "comm_s", "comm_overlapped_s", "io_s",
-                                      "idle_s"};
+const std::set<std::string> kStepKeys{
+    "type",   "epoch",     "step",   "global_step",       "loss", "lr",
+    "step_s", "compute_s", "comm_s", "comm_overlapped_s", "io_s", "idle_s"};
 const std::set<std::string> kEpochKeys{
     "type",    "epoch",     "steps",  "train_loss",        "train_acc", "samples_per_s",
     "epoch_s", "compute_s", "comm_s", "comm_overlapped_s", "io_s",      "idle_s"};
@@ -148,6 +149,7 @@ TEST(RunDirSink, WritesStepEpochAndSummaryLines) {
   EXPECT_EQ(lines[0]["type"], "step");
   EXPECT_EQ(lines[0]["step"], 1);
   EXPECT_EQ(lines[0]["loss"], 2.25);
+  EXPECT_EQ(lines[0]["lr"], 0.03125);
   EXPECT_EQ(lines[0]["compute_s"], 0.25);
   EXPECT_EQ(lines[1]["global_step"], 2);
   EXPECT_EQ(lines[1]["loss"], 0.0);

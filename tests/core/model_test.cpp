@@ -97,12 +97,3 @@ TEST(SgdMomentum, MatchesTheFormulaAndSkipsDecayOnBiases) {
   // biases: v1 = 0.5, b1 = 0.95; v2 = 0.95, b2 = 0.855
   EXPECT_NEAR(p[4], 0.855f, 1e-6);
 }
-
-TEST(LearningRate, WarmupThenCosine) {
-  EXPECT_DOUBLE_EQ(hpcml::learning_rate("constant", 0.1, 50, 0, 100), 0.1);
-  EXPECT_DOUBLE_EQ(hpcml::learning_rate("cosine", 0.1, 0, 10, 110), 0.01);
-  EXPECT_DOUBLE_EQ(hpcml::learning_rate("cosine", 0.1, 9, 10, 110), 0.1);
-  EXPECT_DOUBLE_EQ(hpcml::learning_rate("cosine", 0.1, 10, 10, 110), 0.1);
-  EXPECT_NEAR(hpcml::learning_rate("cosine", 0.1, 60, 10, 110), 0.05, 1e-12);
-  EXPECT_NEAR(hpcml::learning_rate("cosine", 0.1, 110, 10, 110), 0.0, 1e-12);
-}

@@ -75,6 +75,7 @@ struct StepMetrics {
   std::size_t step = 0;         // 1-based within the epoch
   std::size_t global_step = 0;  // 1-based over the run
   StepPhases phases;
+  double lr = 0;  // the learning rate this step's update used
 };
 
 /// One epoch combined over ranks (an "epoch" line of metrics.jsonl).

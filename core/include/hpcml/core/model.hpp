@@ -104,9 +104,4 @@ class SgdMomentum {
   std::vector<float> velocity_;
 };
 
-/// Learning rate at optimizer step `step` (0-based) of `total_steps`:
-/// linear warmup over `warmup_steps`, then constant or cosine decay to 0.
-double learning_rate(const std::string& schedule, double base_lr, std::size_t step,
-                     std::size_t warmup_steps, std::size_t total_steps);
-
 }  // namespace hpcml

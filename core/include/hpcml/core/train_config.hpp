@@ -30,8 +30,14 @@ struct TrainConfig {
     double lr = 0.05;
     double momentum = 0.9;
     double weight_decay = 5e-4;       // L2 on weights (not biases)
-    std::string schedule = "cosine";  // constant | cosine
+    std::string schedule = "cosine";  // constant | cosine | step | poly
     double warmup_epochs = 0.0;       // linear warmup from 0, in epochs (fractions allowed)
+    std::int64_t warmup_steps = 0;    // the same in optimizer steps (excludes warmup_epochs)
+    std::string scale_rule = "none";  // none | linear | sqrt: lr is for base_batch
+    std::int64_t base_batch = 256;    // the global batch optimizer.lr was tuned for
+    std::vector<std::int64_t> decay_epochs;  // schedule "step": milestones (epochs)
+    double decay_factor = 0.1;               // schedule "step": lr multiplied at each
+    double power = 2.0;                      // schedule "poly": (1 - t)^power
   } optimizer;
   struct Train {
     int epochs = 10;

@@ -24,12 +24,14 @@
 #include <cstddef>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/data.hpp"
+#include "hpcml/core/lr_schedule.hpp"
 #include "hpcml/core/metrics_sink.hpp"
 #include "hpcml/core/model.hpp"
 #include "hpcml/core/phase_timing.hpp"
@@ -78,6 +80,8 @@ class Trainer {
 
   /// The live state (spans view the model's and optimizer's buffers).
   const TrainState& state() const { return state_; }
+  /// The learning rate of every step (scaling rule, warmup, decay).
+  const LrSchedule& lr_schedule() const { return *lr_schedule_; }
   /// Continues from `state` (taken from a run with the same configuration,
   /// rank count and data): copies parameters and momentum in and takes its
   /// position. Throws ConfigError when the seed, rank count, batch, steps per
@@ -129,6 +133,7 @@ class Trainer {
   Mlp model_;
   SgdMomentum optimizer_;
   TrainState state_;
+  std::optional<LrSchedule> lr_schedule_;  // built once the step counts are known
   PhaseTimer timer_;
   RunTiming timing_;
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
