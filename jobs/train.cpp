@@ -16,6 +16,7 @@
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/digest.hpp"
+#include "hpcml/core/optimizer.hpp"
 #include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/signals.hpp"
 #include "hpcml/core/strings.hpp"
@@ -97,6 +98,9 @@ int run_train(const TrainArgs& args) {
     for (const auto& s : args.sets) doc.set(s);
     cfg = read_train_config(doc);
     reducer_options = comm::read_reducer_options(doc);
+    // LARS and LAMB scale each layer by its norms: a rank needs whole tensors,
+    // which the sharded update (ranges that cut tensors) does not give.
+    if (optimizer_is_layer_wise(cfg.optimizer.name)) reducer_options.sharded_update = false;
     doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
   });
 
@@ -145,6 +149,7 @@ int run_train(const TrainArgs& args) {
     const std::string toml = doc.effective_toml();
     ckpt_info.config_hash = digest_string(fnv1a64(toml.data(), toml.size()));
     ckpt_info.run_dir = fs::absolute(run_dir).string();
+    ckpt_info.optimizer = cfg.optimizer.name;
     if (!checkpoint_path.empty()) {
       resume_from = io::read_checkpoint(checkpoint_path);
       ckpt_info.restarts = resume_from->info.restarts + 1;
@@ -183,7 +188,11 @@ int run_train(const TrainArgs& args) {
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
   Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
-  if (out) *out << "  lr    " << trainer.lr_schedule().describe() << "\n" << std::flush;
+  if (out) {
+    *out << "  optim " << cfg.optimizer.name << (cfg.optimizer.nesterov ? " (nesterov)" : "")
+         << "; lr " << trainer.lr_schedule().describe() << "\n"
+         << std::flush;
+  }
   if (resume_from) {
     trainer.set_resume_facts({fs::absolute(resume_from->path).string(), ckpt_info.restarts});
     comm::agree(world, [&] {
@@ -233,7 +242,10 @@ int run_train(const TrainArgs& args) {
          << (reducer.sharded()
                  ? "sharded: gradients averaged in node-shared memory, each rank updates 1/" +
                        std::to_string(world.size()) + " of the parameters"
-                 : std::string("all-reduce of the gradients, full optimizer step on every rank"))
+                 : std::string("all-reduce of the gradients, full optimizer step on every rank") +
+                       (optimizer_is_layer_wise(cfg.optimizer.name)
+                            ? " (" + cfg.optimizer.name + " needs whole layers: no sharded update)"
+                            : std::string()))
          << "\n"
          << std::flush;
   }

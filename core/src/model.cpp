@@ -145,33 +145,4 @@ BatchResult Mlp::evaluate(Backend& be, const Batch& batch) {
   return r;
 }
 
-SgdMomentum::SgdMomentum(Mlp& model, double momentum, double weight_decay)
-    : model_(model),
-      momentum_(static_cast<float>(momentum)),
-      weight_decay_(static_cast<float>(weight_decay)),
-      velocity_(model.parameters().size(), 0.0f) {}
-
-void SgdMomentum::step(Backend& be, double lr) {
-  auto p = model_.parameters();
-  auto g = model_.gradients();
-  for (const auto& t : model_.tensors()) {
-    be.sgd_momentum(p.data() + t.offset, g.data() + t.offset, velocity_.data() + t.offset, t.size(),
-                    static_cast<float>(lr), momentum_, t.is_bias ? 0.0f : weight_decay_);
-  }
-}
-
-void SgdMomentum::step_range(Backend& be, double lr, std::size_t lo, std::size_t hi,
-                             const float* mean_grad) {
-  auto p = model_.parameters();
-  HPCML_REQUIRE(lo <= hi && hi <= p.size(), Error,
-                "step_range [" + std::to_string(lo) + ", " + std::to_string(hi) + ") outside the " +
-                    std::to_string(p.size()) + " parameters");
-  for (const auto& t : model_.tensors()) {
-    const std::size_t a = std::max(lo, t.offset), b = std::min(hi, t.offset + t.size());
-    if (a >= b) continue;
-    be.sgd_momentum(p.data() + a, mean_grad + (a - lo), velocity_.data() + a, b - a,
-                    static_cast<float>(lr), momentum_, t.is_bias ? 0.0f : weight_decay_);
-  }
-}
-
 }  // namespace hpcml

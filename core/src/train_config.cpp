@@ -22,6 +22,8 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   }
   c.model.activation = doc.get_choice("model.activation", c.model.activation, {"relu"});
 
+  c.optimizer.name =
+      doc.get_choice("optimizer.name", c.optimizer.name, {"sgd", "adam", "adamw", "lars", "lamb"});
   c.optimizer.lr = doc.get_double("optimizer.lr", c.optimizer.lr, 0.0, 1e3);
   if (c.optimizer.lr <= 0) doc.fail("optimizer.lr", "expected a learning rate > 0, got 0");
   c.optimizer.momentum = doc.get_double("optimizer.momentum", c.optimizer.momentum, 0.0, 0.999999);
@@ -55,6 +57,15 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   if (c.optimizer.decay_factor <= 0)
     doc.fail("optimizer.decay_factor", "expected a factor in (0, 1], got 0");
   c.optimizer.power = doc.get_double("optimizer.power", c.optimizer.power, 0.0, 100.0);
+  c.optimizer.nesterov = doc.get_bool("optimizer.nesterov", c.optimizer.nesterov);
+  if (c.optimizer.nesterov && c.optimizer.name != "sgd")
+    doc.fail("optimizer.nesterov", "only optimizer.name = \"sgd\" has Nesterov momentum, not \"" +
+                                       c.optimizer.name + "\"");
+  c.optimizer.beta1 = doc.get_double("optimizer.beta1", c.optimizer.beta1, 0.0, 0.999999);
+  c.optimizer.beta2 = doc.get_double("optimizer.beta2", c.optimizer.beta2, 0.0, 0.999999999);
+  c.optimizer.eps = doc.get_double("optimizer.eps", c.optimizer.eps, 1e-30, 1.0);
+  c.optimizer.lars_eta = doc.get_double("optimizer.lars_eta", c.optimizer.lars_eta, 1e-9, 1e3);
+  c.optimizer.exclude_bias = doc.get_bool("optimizer.exclude_bias", c.optimizer.exclude_bias);
 
   c.train.epochs = static_cast<int>(doc.get_int("train.epochs", c.train.epochs, 1, 1000000));
   c.train.batch_size =

@@ -39,7 +39,7 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
       train_(train),
       test_(test),
       model_(train.features(), config.model.hidden, static_cast<std::size_t>(train.classes())),
-      optimizer_(model_, config.optimizer.momentum, config.optimizer.weight_decay) {
+      optimizer_(make_optimizer(config.optimizer, model_)) {
   if (test_) {
     HPCML_REQUIRE(test_->features() == train_.features() && test_->classes() == train_.classes(),
                   DataError,
@@ -57,7 +57,7 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
 
   TrainState& s = state_;
   s.parameters = model_.parameters();
-  s.momentum = optimizer_.velocity();
+  s.momentum = optimizer_->state();
   s.seed = config_.train.seed;
   s.ranks = comm_.size();
   s.local_batch = static_cast<std::size_t>(config_.train.batch_size);
@@ -195,11 +195,16 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   // between reducing and exchanging; that time counts as compute.
   owned_ranges_.clear();
   const bool sharded = timer_.measure(Phase::kComm, [&] {
-    const bool done = comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi,
-                                                         const float* mean) {
-      owned_ranges_.emplace_back(lo, hi);
-      timer_.measure(Phase::kCompute, [&] { optimizer_.step_range(backend_, lr, lo, hi, mean); });
-    });
+    const bool done =
+        comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
+          // The same range in every slot of the optimizer's state.
+          const std::size_t n = model_.parameters().size();
+          for (std::size_t k = 0; k < optimizer_->slots(); ++k)
+            owned_ranges_.emplace_back(lo + k * n, hi + k * n);
+          timer_.measure(Phase::kCompute, [&] {
+            optimizer_->step_range(backend_, lr, state_.global_step + 1, lo, hi, mean);
+          });
+        });
     if (!done) comm_.finish_gradients();
     return done;
   });
@@ -207,7 +212,8 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
     state_.momentum_ranges.swap(owned_ranges_);
   } else {
     state_.momentum_ranges.clear();
-    timer_.measure(Phase::kCompute, [&] { optimizer_.step(backend_, lr); });
+    timer_.measure(Phase::kCompute,
+                   [&] { optimizer_->step(backend_, lr, state_.global_step + 1); });
   }
   StepRecord rec;
   rec.step_s = timer_.step_seconds();

@@ -18,6 +18,8 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/digest.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/optimizer.hpp"
+#include "hpcml/core/strings.hpp"
 #include "hpcml/io/hdf5.hpp"
 #include "hpcml/mpi/agree.hpp"
 #include "hpcml/mpi/check.hpp"
@@ -219,8 +221,9 @@ std::string manifest_digest(const std::string& dir, const std::string& split) {
 CheckpointWrite write_checkpoint(const std::string& path, const TrainState& state,
                                  std::span<const float> momentum, CheckpointInfo info) {
   const auto t0 = now_s();
-  HPCML_REQUIRE(momentum.size() == state.parameters.size(), Error,
-                path + ": momentum has " + std::to_string(momentum.size()) + " values, " +
+  HPCML_REQUIRE(momentum.size() == optimizer_slots(info.optimizer) * state.parameters.size(), Error,
+                path + ": the " + info.optimizer + " optimizer's state has " +
+                    std::to_string(momentum.size()) + " values, " +
                     std::to_string(state.parameters.size()) + " parameters");
   const std::string tmp = path + ".tmp";
   struct RemoveUnlessDone {
@@ -263,6 +266,7 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     put_string(f, "config_hash", info.config_hash, tmp);
     put_int(f, "restarts", info.restarts, tmp);
     put_string(f, "run_dir", info.run_dir, tmp);
+    put_string(f, "optimizer", info.optimizer, tmp);
     put_string(f, "params_digest", digest_of(state.parameters), tmp);
     put_string(f, "momentum_digest", digest_of(momentum), tmp);
     HPCML_CHECK_HDF5(H5Fflush(f, H5F_SCOPE_GLOBAL), tmp + ": flush");
@@ -322,6 +326,11 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     c.info.config_hash = get_string(f, "config_hash", ctx);
     c.info.restarts = static_cast<int>(get_int(f, "restarts", ctx));
     c.info.run_dir = get_string(f, "run_dir", ctx);
+    // Absent in checkpoints written before optimizers other than SGD existed.
+    c.info.optimizer = H5Aexists(f, "optimizer") > 0 ? get_string(f, "optimizer", ctx) : "sgd";
+    if (!is_optimizer_name(c.info.optimizer))
+      HPCML_THROW(DataError, ctx + ": attribute 'optimizer' (" + printable(c.info.optimizer) +
+                                 ") is not an optimizer");
     c.params_digest = get_string(f, "params_digest", ctx);
     c.momentum_digest = get_string(f, "momentum_digest", ctx);
     if (global_batch != s.local_batch * static_cast<std::size_t>(s.ranks))
@@ -337,11 +346,14 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     momentum = read_floats(f, "momentum", ctx);
   }
   const std::size_t want = parameter_count(c.info.layers);
-  if (params.size() != want || momentum.size() != want)
+  const std::size_t slots = optimizer_slots(c.info.optimizer);
+  if (params.size() != want || momentum.size() != slots * want)
     HPCML_THROW(DataError, ctx + ": datasets hold " + std::to_string(params.size()) +
                                " parameters and " + std::to_string(momentum.size()) +
-                               " momentum values, the model " + layers_text(c.info.layers) +
-                               " has " + std::to_string(want));
+                               " optimizer state values, the model " + layers_text(c.info.layers) +
+                               " has " + std::to_string(want) + " parameters and " +
+                               c.info.optimizer + " keeps " + std::to_string(slots) +
+                               " per parameter");
   if (const std::string d = digest_of(params); d != c.params_digest)
     HPCML_THROW(DataError, ctx + ": parameters digest " + d + " differs from the recorded " +
                                c.params_digest.substr(0, 40) + " (corrupt checkpoint)");

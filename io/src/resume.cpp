@@ -110,6 +110,11 @@ std::vector<std::string> check_resumable(const LoadedCheckpoint& c, const TrainC
                                  layers_text(c.info.layers) + " model, this run builds " +
                                  layers_text(here.layers) + " (must match)");
   }
+  if (c.info.optimizer != here.optimizer) {
+    HPCML_THROW(ConfigError, f + ": optimizer.name: the checkpoint holds the state of " +
+                                 c.info.optimizer + ", this run uses " + here.optimizer +
+                                 " (must match)");
+  }
   if (c.info.dataset_digest != here.dataset_digest) {
     HPCML_THROW(ConfigError, f + ": data.path: the checkpoint was trained on another dataset (" +
                                  c.info.dataset_digest + ", this run's " + cfg.data.path +

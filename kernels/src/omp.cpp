@@ -217,6 +217,45 @@ class OmpBackend final : public Backend {
     }
   }
 
+  // The other optimizers' elementwise kernels: the serial loops of
+  // core/src/backend.cpp split over threads (the same bits per element).
+  // sum_squares stays serial: a reduction's order must not depend on threads.
+  void sgd_nesterov(float* w, const float* g, float* v, std::size_t n, float lr, float momentum,
+                    float weight_decay) override {
+    HPCML_OMP_FOR(threads_, n >= kMinParallelElements)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float grad = g[i] + weight_decay * w[i];
+      v[i] = momentum * v[i] + grad;
+      w[i] -= lr * (grad + momentum * v[i]);
+    }
+  }
+
+  void adam_direction(const float* w, const float* g, float* m, float* v, float* u, std::size_t n,
+                      float b1, float b2, float eps, float c1, float c2, float l2,
+                      float decoupled) override {
+    HPCML_OMP_FOR(threads_, n >= kMinParallelElements)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float grad = g[i] + l2 * w[i];
+      m[i] = b1 * m[i] + (1.0f - b1) * grad;
+      v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
+      u[i] = (m[i] / c1) / (std::sqrt(v[i] / c2) + eps) + decoupled * w[i];
+    }
+  }
+
+  void axpy(float* w, const float* x, std::size_t n, float alpha) override {
+    HPCML_OMP_FOR(threads_, n >= kMinParallelElements)
+    for (std::size_t i = 0; i < n; ++i) w[i] += alpha * x[i];
+  }
+
+  void lars_momentum(float* w, const float* g, float* v, std::size_t n, float local_lr,
+                     float momentum, float weight_decay) override {
+    HPCML_OMP_FOR(threads_, n >= kMinParallelElements)
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = momentum * v[i] + local_lr * (g[i] + weight_decay * w[i]);
+      w[i] -= v[i];
+    }
+  }
+
  private:
   // OpenBLAS's thread count is process-global: another omp backend (other
   // thread count) may have changed it since our last call.

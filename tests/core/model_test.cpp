@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "hpcml/core/model.hpp"
+#include "hpcml/core/optimizer.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "memory_dataset.hpp"
 

@@ -504,3 +504,33 @@ TEST_F(Resume, TimedCheckpointsFallOnAgreedSteps) {
 }
 
 }  // namespace
+
+// The other optimizers' state goes into the checkpoint and comes back: AdamW
+// (two slots, sharded update: each slot's ranges gathered from their owners)
+// and LAMB (layer-wise, full update on every rank) resume mid-epoch to the
+// uninterrupted run's bits; a checkpoint of one optimizer is refused by another.
+TEST_F(Resume, AdamwAndLambStateResumesBitExactly) {
+  const auto data = small_dataset();
+  for (const std::string opt : {"adamw", "lamb"}) {
+    const std::vector<std::string> sets{"optimizer.name=\"" + opt + "\"", "optimizer.lr=0.003",
+                                        "checkpoint.every_steps=5", "checkpoint.keep=1000"};
+    auto r = hpcml_mpi(2, with(train_args(data, opt, 2), sets));
+    ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+    EXPECT_NE(r.out.find(opt == "adamw" ? "update: sharded" : "lamb needs whole layers"),
+              std::string::npos)
+        << r.out;
+    EXPECT_EQ(checkpoint_attribute((ckpt_dir(opt) / ckpt_name(120)).string(), "optimizer"), opt);
+    const std::string name = opt + "-at35";
+    copy_run_up_to(opt, name, 35);
+    r = hpcml_mpi(2, resume(with(train_args(data, name, 2), sets)));
+    ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+    EXPECT_NE(r.out.find("at step 35"), std::string::npos) << r.out;
+    EXPECT_EQ(digest(name), digest(opt)) << opt;
+  }
+  auto r = hpcml_mpi(2, resume(train_args(data, "adamw", 2)));
+  EXPECT_EQ(count(r.out, "[rank-exit=1]"), 2) << r.out;
+  EXPECT_NE(
+      r.out.find("optimizer.name: the checkpoint holds the state of adamw, this run uses sgd"),
+      std::string::npos)
+      << r.out;
+}

@@ -56,6 +56,34 @@ class Backend {
   ///   g' = g + weight_decay * w;  v = momentum * v + g';  w -= lr * v.
   virtual void sgd_momentum(float* w, const float* g, float* v, std::size_t n, float lr,
                             float momentum, float weight_decay) = 0;
+
+  // The kernels of the other optimizers (core/optimizer.hpp). Each has a
+  // serial host implementation here (core/src/backend.cpp), which the
+  // reference backend uses as its oracle; faster backends override them. A
+  // backend whose buffers are not host memory must override all of them.
+
+  /// Sum of x[i]^2, accumulated in double in index order (layer-wise norms).
+  virtual double sum_squares(const float* x, std::size_t n);
+
+  /// SGD with Nesterov momentum: g' = g + wd*w; v = mu*v + g'; w -= lr*(g' + mu*v).
+  virtual void sgd_nesterov(float* w, const float* g, float* v, std::size_t n, float lr,
+                            float momentum, float weight_decay);
+
+  /// Adam's moments and update direction, elementwise:
+  ///   g' = g + l2*w;  m = b1*m + (1-b1)*g';  v = b2*v + (1-b2)*g'^2;
+  ///   u = (m / c1) / (sqrt(v / c2) + eps) + decoupled*w
+  /// with c1 = 1 - b1^t and c2 = 1 - b2^t the bias corrections of update t.
+  /// l2 is Adam's L2 penalty, decoupled AdamW's / LAMB's weight decay.
+  virtual void adam_direction(const float* w, const float* g, float* m, float* v, float* u,
+                              std::size_t n, float b1, float b2, float eps, float c1, float c2,
+                              float l2, float decoupled);
+
+  /// w += alpha * x.
+  virtual void axpy(float* w, const float* x, std::size_t n, float alpha);
+
+  /// LARS momentum with a layer's local rate: v = mu*v + local_lr*(g + wd*w); w -= v.
+  virtual void lars_momentum(float* w, const float* g, float* v, std::size_t n, float local_lr,
+                             float momentum, float weight_decay);
 };
 
 }  // namespace hpcml

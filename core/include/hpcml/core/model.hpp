@@ -87,21 +87,4 @@ class Mlp {
   std::vector<float> delta_, delta_prev_;
 };
 
-/// SGD with momentum and L2 weight decay on weights (biases are not decayed).
-class SgdMomentum {
- public:
-  SgdMomentum(Mlp& model, double momentum, double weight_decay);
-  void step(Backend& be, double lr);
-  /// The update of parameters [lo, hi) of the flat vector only, with
-  /// mean_grad[0, hi - lo) their averaged gradients (a sharded update: each
-  /// rank updates the ranges it owns). Same bits per element as step().
-  void step_range(Backend& be, double lr, std::size_t lo, std::size_t hi, const float* mean_grad);
-  std::span<float> velocity() { return velocity_; }
-
- private:
-  Mlp& model_;
-  float momentum_, weight_decay_;
-  std::vector<float> velocity_;
-};
-
 }  // namespace hpcml

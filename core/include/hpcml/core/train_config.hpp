@@ -27,17 +27,23 @@ struct TrainConfig {
     std::string activation = "relu";
   } model;
   struct Optimizer {
+    std::string name = "sgd";  // sgd | adam | adamw | lars | lamb (core/optimizer.hpp)
     double lr = 0.05;
     double momentum = 0.9;
-    double weight_decay = 5e-4;       // L2 on weights (not biases)
-    std::string schedule = "cosine";  // constant | cosine | step | poly
-    double warmup_epochs = 0.0;       // linear warmup from 0, in epochs (fractions allowed)
-    std::int64_t warmup_steps = 0;    // the same in optimizer steps (excludes warmup_epochs)
-    std::string scale_rule = "none";  // none | linear | sqrt: lr is for base_batch
-    std::int64_t base_batch = 256;    // the global batch optimizer.lr was tuned for
+    double weight_decay = 5e-4;              // L2 on weights (not biases)
+    std::string schedule = "cosine";         // constant | cosine | step | poly
+    double warmup_epochs = 0.0;              // linear warmup from 0, in epochs (fractions allowed)
+    std::int64_t warmup_steps = 0;           // the same in optimizer steps (excludes warmup_epochs)
+    std::string scale_rule = "none";         // none | linear | sqrt: lr is for base_batch
+    std::int64_t base_batch = 256;           // the global batch optimizer.lr was tuned for
     std::vector<std::int64_t> decay_epochs;  // schedule "step": milestones (epochs)
     double decay_factor = 0.1;               // schedule "step": lr multiplied at each
     double power = 2.0;                      // schedule "poly": (1 - t)^power
+    bool nesterov = false;                   // sgd: Nesterov momentum
+    double beta1 = 0.9, beta2 = 0.999;       // adam, adamw, lamb: moment decay rates
+    double eps = 1e-8;                       // adam, adamw, lamb
+    double lars_eta = 0.001;                 // lars: trust coefficient
+    bool exclude_bias = true;                // lars, lamb: biases keep trust ratio 1
   } optimizer;
   struct Train {
     int epochs = 10;

@@ -36,7 +36,7 @@ struct TrainSummary;
 struct TrainState {
   // ---- tensors (views of the model's flat buffers, same layout) ----------
   std::span<float> parameters;  // Mlp::parameters()
-  std::span<float> momentum;    // SgdMomentum::velocity()
+  std::span<float> momentum;    // the optimizer's state (Optimizer::state(): slots x parameters)
   /// In a sharded update (Collectives::finish_gradients_sharded) every rank
   /// keeps the momentum of the ranges it owns only: these [lo, hi) ranges of
   /// the flat vector, as of the last step. A checkpoint must take each range

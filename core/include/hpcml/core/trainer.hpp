@@ -34,6 +34,7 @@
 #include "hpcml/core/lr_schedule.hpp"
 #include "hpcml/core/metrics_sink.hpp"
 #include "hpcml/core/model.hpp"
+#include "hpcml/core/optimizer.hpp"
 #include "hpcml/core/phase_timing.hpp"
 #include "hpcml/core/train_config.hpp"
 #include "hpcml/core/train_state.hpp"
@@ -131,7 +132,7 @@ class Trainer {
   Dataset& train_;
   Dataset* test_;
   Mlp model_;
-  SgdMomentum optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   TrainState state_;
   std::optional<LrSchedule> lr_schedule_;  // built once the step counts are known
   PhaseTimer timer_;
