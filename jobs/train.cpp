@@ -176,8 +176,12 @@ int run_train(const TrainArgs& args) {
     os << data.open_s << " s); " << prefetch.description << "\n";
     os << "  model " << train.features();
     for (auto h : cfg.model.hidden) os << "-" << h;
-    os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank ("
-       << cfg.train.batch_size * world.size() << " global), " << cfg.train.epochs << " epoch(s)\n"
+    os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank"
+       << (cfg.train.accumulate > 1
+               ? " x " + std::to_string(cfg.train.accumulate) + " accumulated micro-batches"
+               : std::string())
+       << " (" << static_cast<long long>(cfg.train.batch_size) * cfg.train.accumulate * world.size()
+       << " global), " << cfg.train.epochs << " epoch(s)\n"
        << "  run   " << run_dir << "\n";
     *out << os.str() << std::flush;
   }

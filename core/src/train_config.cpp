@@ -70,6 +70,13 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.train.epochs = static_cast<int>(doc.get_int("train.epochs", c.train.epochs, 1, 1000000));
   c.train.batch_size =
       static_cast<int>(doc.get_int("train.batch_size", c.train.batch_size, 1, 1 << 24));
+  c.train.accumulate =
+      static_cast<int>(doc.get_int("train.accumulate", c.train.accumulate, 1, 1 << 16));
+  if (static_cast<std::int64_t>(c.train.batch_size) * c.train.accumulate > (1 << 24))
+    doc.fail("train.accumulate", "train.batch_size x train.accumulate = " +
+                                     std::to_string(static_cast<std::int64_t>(c.train.batch_size) *
+                                                    c.train.accumulate) +
+                                     " rows per rank and step exceeds 16777216");
   c.train.seed = static_cast<std::uint64_t>(
       doc.get_int("train.seed", static_cast<std::int64_t>(c.train.seed), 0));
   c.train.max_steps = doc.get_int("train.max_steps", c.train.max_steps, 0);

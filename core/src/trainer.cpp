@@ -18,16 +18,33 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Rows [k*rows/K, (k+1)*rows/K) of `batch` into `micro` (micro-batch k of K).
+void take_micro_batch(const Batch& batch, std::size_t k, std::size_t parts, Batch& micro) {
+  const std::size_t lo = k * batch.rows / parts, hi = (k + 1) * batch.rows / parts;
+  micro.rows = hi - lo;
+  micro.cols = batch.cols;
+  micro.x.assign(batch.x.begin() + static_cast<std::ptrdiff_t>(lo * batch.cols),
+                 batch.x.begin() + static_cast<std::ptrdiff_t>(hi * batch.cols));
+  micro.y.assign(batch.y.begin() + static_cast<std::ptrdiff_t>(lo),
+                 batch.y.begin() + static_cast<std::ptrdiff_t>(hi));
+}
+
 }  // namespace
 
 void check_batch_layout(const TrainConfig& config, const Dataset& train, int ranks) {
-  const std::size_t b = static_cast<std::size_t>(config.train.batch_size);
+  const std::size_t b = static_cast<std::size_t>(config.train.batch_size) *
+                        static_cast<std::size_t>(config.train.accumulate);
   const std::size_t global_batch = b * static_cast<std::size_t>(ranks);
   if (steps_per_epoch(train.samples(), ranks, b) == 0) {
-    HPCML_THROW(ConfigError,
-                "train.batch_size: " + std::to_string(b) + " per rank x " + std::to_string(ranks) +
-                    " ranks = " + std::to_string(global_batch) + " exceeds the " +
-                    std::to_string(train.samples()) + " samples of " + train.describe());
+    const std::string acc =
+        config.train.accumulate > 1
+            ? " x " + std::to_string(config.train.accumulate) + " accumulated micro-batches"
+            : std::string();
+    HPCML_THROW(ConfigError, "train.batch_size: " + std::to_string(config.train.batch_size) +
+                                 " per rank" + acc + " x " + std::to_string(ranks) +
+                                 " ranks = " + std::to_string(global_batch) + " exceeds the " +
+                                 std::to_string(train.samples()) + " samples of " +
+                                 train.describe());
   }
 }
 
@@ -60,7 +77,10 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
   s.momentum = optimizer_->state();
   s.seed = config_.train.seed;
   s.ranks = comm_.size();
-  s.local_batch = static_cast<std::size_t>(config_.train.batch_size);
+  // Rows a rank takes per optimizer step: accumulate micro-batches of batch_size.
+  s.local_batch = static_cast<std::size_t>(config_.train.batch_size) *
+                  static_cast<std::size_t>(config_.train.accumulate);
+  if (config_.train.accumulate > 1) accumulated_.assign(model_.parameters().size(), 0.0f);
   s.steps_per_epoch = steps_per_epoch(train_.samples(), s.ranks, s.local_batch);
   s.total_steps = s.steps_per_epoch * static_cast<std::size_t>(config_.train.epochs);
   if (config_.train.max_steps > 0)
@@ -181,14 +201,45 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
                                train_.describe() + " ended early at step " +
                                std::to_string(state_.step_in_epoch));
   }
+  // Gradient accumulation: the first K-1 micro-batches' gradients are summed
+  // locally; communication starts only in the last one's backprop.
+  const float grad_scale = 1.0f / static_cast<float>(batch.rows);
+  const std::size_t micro_batches = static_cast<std::size_t>(config_.train.accumulate);
+  Batch* last = &batch;
+  r = BatchResult{};
+  if (micro_batches > 1) {
+    timer_.measure(Phase::kCompute, [&] {
+      for (std::size_t k = 0; k < micro_batches; ++k) {
+        take_micro_batch(batch, k, micro_batches, micro_);
+        if (k + 1 == micro_batches) break;
+        const BatchResult part = model_.train_batch(backend_, micro_, grad_scale);
+        r.loss_sum += part.loss_sum;
+        r.correct += part.correct;
+        r.rows += part.rows;
+        const auto g = model_.gradients();
+        if (k == 0)
+          std::copy(g.begin(), g.end(), accumulated_.begin());
+        else
+          backend_.axpy(accumulated_.data(), g.data(), g.size(), 1.0f);
+      }
+    });
+    last = &micro_;
+  }
   // Compute and communication interleave during backprop: time spent inside
   // the comm hooks counts as communication, the rest as compute.
   timer_.measure(Phase::kComm, [&] { comm_.begin_gradients(grads_); });
   double lr = 0;
   timer_.measure(Phase::kCompute, [&] {
-    r = model_.train_batch(
-        backend_, batch, 1.0f / static_cast<float>(batch.rows),
-        [&](std::size_t i) { timer_.measure(Phase::kComm, [&] { comm_.gradient_ready(i); }); });
+    const BatchResult part = model_.train_batch(backend_, *last, grad_scale, [&](std::size_t i) {
+      if (micro_batches > 1) {  // the tensor's gradient is final: add the other micro-batches'
+        const TensorView& t = model_.tensors()[i];
+        backend_.axpy(grads_[i].data(), accumulated_.data() + t.offset, t.size(), 1.0f);
+      }
+      timer_.measure(Phase::kComm, [&] { comm_.gradient_ready(i); });
+    });
+    r.loss_sum += part.loss_sum;
+    r.correct += part.correct;
+    r.rows += part.rows;
     lr = lr_schedule_->lr(state_.global_step);
   });
   // Sharded: the comm layer calls the update for this rank's ranges in

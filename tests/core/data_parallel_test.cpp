@@ -26,6 +26,20 @@ hpcml::TrainConfig config(int batch) {
   return c;
 }
 
+// The two trainers end with the same weights up to float rounding: only the
+// summation order of the gradient differs, amplified a little over 2 epochs.
+void expect_same_weights(const hpcml::Trainer& x, const hpcml::Trainer& y) {
+  auto a = x.model().parameters();
+  auto b = y.model().parameters();
+  ASSERT_EQ(a.size(), b.size());
+  double max_diff = 0, max_abs = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    max_abs = std::max(max_abs, static_cast<double>(std::fabs(b[i])));
+  }
+  EXPECT_LT(max_diff, 1e-4 * std::max(1.0, max_abs)) << "max |diff| " << max_diff;
+}
+
 }  // namespace
 
 TEST(DataParallel, WeightsAreBitIdenticalOnEveryRank) {
@@ -61,17 +75,29 @@ TEST(DataParallel, RRanksTimesBatchEqualsOneRankTimesRB) {
   hpcml::Trainer one(cfg_one, *be, self, *train, nullptr, "", nullptr);
   one.run();
 
-  auto a = par.model().parameters();
-  auto b = one.model().parameters();
-  ASSERT_EQ(a.size(), b.size());
-  double max_diff = 0, max_abs = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    max_abs = std::max(max_abs, static_cast<double>(std::fabs(b[i])));
-  }
-  // Only the summation order of the gradient differs: float rounding, amplified
-  // a little over 2 epochs of training.
-  EXPECT_LT(max_diff, 1e-4 * std::max(1.0, max_abs)) << "max |diff| " << max_diff;
+  expect_same_weights(par, one);
+}
+
+// Gradient accumulation: R ranks x batch 5 x 2 micro-batches take the steps of
+// 1 rank x batch 10R, with one all-reduce per step.
+TEST(DataParallel, AccumulatedMicroBatchesEqualOneLargeBatch) {
+  auto world = hpcml::comm::Communicator::world();
+  const int ranks = world.size();
+  auto train = MemoryDataset::blobs(960, 16, 5, 3);
+  auto be = hpcml::kernels::make_backend("reference", 1);
+
+  auto cfg_acc = config(5);
+  cfg_acc.train.accumulate = 2;
+  hpcml::Trainer acc(cfg_acc, *be, world, *train, nullptr, "", nullptr);
+  const auto s_acc = acc.run();
+
+  SelfCollectives self;
+  auto cfg_one = config(10 * ranks);
+  hpcml::Trainer one(cfg_one, *be, self, *train, nullptr, "", nullptr);
+  const auto s_one = one.run();
+  EXPECT_EQ(s_acc.steps, s_one.steps);
+  EXPECT_EQ(acc.state().local_batch * static_cast<std::size_t>(ranks), one.state().local_batch);
+  expect_same_weights(acc, one);
 }
 
 namespace {

@@ -378,3 +378,36 @@ TEST(TrainState, RestoreOptionsAllowRankAndScheduleChanges) {
   EXPECT_NO_THROW(t.restore(longer.view(), {.allow_schedule_change = true}));
   EXPECT_EQ(t.state().total_steps, longer.state.total_steps - 100);  // this run's schedule
 }
+
+// Gradient accumulation on one rank: 4 micro-batches of 8 take the steps of one
+// batch of 32 (same samples, gradients summed before the update), and the
+// accumulated run is bit-reproducible.
+TEST(Trainer, AccumulationEqualsTheLargeBatch) {
+  auto train = MemoryDataset::blobs(1000, 12, 3, 2);
+  auto big = small_config();
+  big.train.epochs = 2;
+  auto acc = big;
+  acc.train.batch_size = 8;
+  acc.train.accumulate = 4;
+  const RunRecord a = train_run(acc, "omp", *train);
+  const RunRecord b = train_run(big, "omp", *train);
+  EXPECT_EQ(a.summary.steps, b.summary.steps);
+  ASSERT_EQ(a.losses.size(), b.losses.size());
+  for (std::size_t i = 0; i < a.losses.size(); ++i)
+    ASSERT_NEAR(a.losses[i], b.losses[i], 1e-4) << "step " << i;
+  ASSERT_EQ(a.parameters.size(), b.parameters.size());
+  for (std::size_t i = 0; i < a.parameters.size(); ++i)
+    ASSERT_NEAR(a.parameters[i], b.parameters[i], 1e-4) << "parameter " << i;
+  EXPECT_EQ(train_run(acc, "omp", *train).parameters, a.parameters);
+  // The batch layout counts the micro-batches: 40 x 25 rows per step > 1000 samples.
+  acc.train.batch_size = 40;
+  acc.train.accumulate = 26;
+  SelfCollectives comm;
+  try {
+    hpcml::check_batch_layout(acc, *train, 1);
+    ADD_FAILURE() << "accepted 1040 rows per step of 1000 samples";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("x 26 accumulated micro-batches"), std::string::npos)
+        << e.what();
+  }
+}

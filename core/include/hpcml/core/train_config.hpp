@@ -47,7 +47,10 @@ struct TrainConfig {
   } optimizer;
   struct Train {
     int epochs = 10;
-    int batch_size = 128;  // per rank; global batch = batch_size * ranks
+    int batch_size =
+        128;  // per rank and micro-batch; global batch = batch_size * accumulate * ranks
+    int accumulate =
+        1;  // micro-batches whose gradients are summed before one all-reduce and update
     std::uint64_t seed = 42;
     std::int64_t max_steps = 0;  // stop after this many optimizer steps in total (0 = no limit)
     bool evaluate = true;        // evaluate on the test split after each epoch

@@ -97,6 +97,7 @@ class Trainer {
   void record_checkpoint(const CheckpointMetrics& metrics);
 
   Mlp& model() { return model_; }
+  const Mlp& model() const { return model_; }
 
  private:
   struct Evaluation {
@@ -140,6 +141,8 @@ class Trainer {
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::vector<StepHook*> hooks_;
   std::vector<std::span<float>> grads_;
+  std::vector<float> accumulated_;  // train.accumulate > 1: the earlier micro-batches' gradients
+  Batch micro_;                     // the micro-batch being computed
   std::vector<std::pair<std::size_t, std::size_t>> owned_ranges_;  // of the step in progress
   // The usual sinks, created at the start of run() (see the second constructor).
   std::string run_dir_;
