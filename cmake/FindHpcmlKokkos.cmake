@@ -17,7 +17,8 @@
 #    headers are looked up in <prefix>/include/trilinos and the libraries
 #    trilinos_kokkoscore (+ trilinos_kokkoskernels) next to them.
 # Kokkos Kernels likewise: find_package(KokkosKernels CONFIG) for Kokkos::kokkoskernels,
-# else KokkosBlas3_gemm.hpp + trilinos_kokkoskernels.
+# else KokkosBlas3_gemm.hpp + trilinos_kokkoskernels (not looked for when the
+# caller set HPCML_KOKKOS_KERNELS=OFF).
 #
 # Also used by the installed hpcmlConfig.cmake to make the same target again for
 # consumers of the static hpcml_kernels.
@@ -94,7 +95,8 @@ else()
   endif()
 endif()
 
-if(_hk_link)
+# HPCML_KOKKOS_KERNELS=OFF skips Kokkos Kernels (GEMM through CBLAS then).
+if(_hk_link AND (NOT DEFINED HPCML_KOKKOS_KERNELS OR HPCML_KOKKOS_KERNELS))
   find_package(KokkosKernels CONFIG QUIET)
   _hpcml_kokkos_target_usable(Kokkos::kokkoskernels _hk_kk_ok)
   if(KokkosKernels_FOUND AND _hk_kk_ok)
