@@ -118,6 +118,18 @@ install(EXPORT hpcmlTargets NAMESPACE hpcml:: DESTINATION ${HPCML_INSTALL_CMAKED
 # What hpcmlConfig.cmake must find again: the same choices this build made.
 set(HPCML_CONFIG_HAS_OPENMP ${HPCML_ENABLE_OPENMP})
 set(HPCML_CONFIG_HDF5_PKGCONFIG ${HPCML_HDF5_PKGCONFIG})
+# The kokkos backend links Kokkos privately into the static hpcml_kernels: the
+# package makes HpcmlKokkos::kokkos again with the same find module, pointed at
+# the Kokkos this build used.
+set(HPCML_CONFIG_HAS_KOKKOS ${HPCML_HAS_KOKKOS})
+if(NOT HPCML_CONFIG_HAS_KOKKOS)
+  set(HPCML_CONFIG_HAS_KOKKOS 0)
+endif()
+set(HPCML_CONFIG_KOKKOS_DIR "${Kokkos_DIR}")
+if(HPCML_HAS_KOKKOS)
+  install(FILES ${PROJECT_SOURCE_DIR}/cmake/FindHpcmlKokkos.cmake
+          DESTINATION ${HPCML_INSTALL_CMAKEDIR} COMPONENT development)
+endif()
 configure_package_config_file(
   ${PROJECT_SOURCE_DIR}/cmake/hpcmlConfig.cmake.in ${PROJECT_BINARY_DIR}/hpcmlConfig.cmake
   INSTALL_DESTINATION ${HPCML_INSTALL_CMAKEDIR})

@@ -18,14 +18,50 @@ if(HPCML_ENABLE_OPENMP)
   set(HPCML_HAS_OPENMP 1)
 endif()
 
-# CUDA, NCCL and Kokkos backends are not written yet: the options exist so that
+# CUDA and NCCL backends are not written yet: the options exist so that
 # builds scripts stay stable, but turning them ON is refused with a clear message.
-foreach(_opt CUDA NCCL KOKKOS)
+foreach(_opt CUDA NCCL)
   option(HPCML_ENABLE_${_opt} "${_opt} backend (not implemented yet)" OFF)
   if(HPCML_ENABLE_${_opt})
     message(FATAL_ERROR "HPCML_ENABLE_${_opt}=ON: the ${_opt} backend is not implemented in this version of hpcml")
   endif()
 endforeach()
+
+# Kokkos kernel backend (parallel.backend = "kokkos", docs/kernels.md).
+# AUTO: built when Kokkos is found; ON: Kokkos required; OFF: not looked for.
+# A site's own Kokkos wins: -DKokkos_ROOT=<its prefix> (cmake/FindHpcmlKokkos.cmake).
+set(HPCML_ENABLE_KOKKOS AUTO CACHE STRING "Kokkos kernel backend: AUTO, ON or OFF")
+set_property(CACHE HPCML_ENABLE_KOKKOS PROPERTY STRINGS AUTO ON OFF)
+string(TOUPPER "${HPCML_ENABLE_KOKKOS}" _hpcml_kokkos_mode)
+if(_hpcml_kokkos_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
+  set(_hpcml_kokkos_mode ON)
+elseif(_hpcml_kokkos_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
+  set(_hpcml_kokkos_mode OFF)
+elseif(NOT _hpcml_kokkos_mode STREQUAL "AUTO")
+  message(FATAL_ERROR "HPCML_ENABLE_KOKKOS='${HPCML_ENABLE_KOKKOS}': expected AUTO, ON or OFF")
+endif()
+option(HPCML_KOKKOS_KERNELS "kokkos backend: GEMM through Kokkos Kernels when found (OFF: CBLAS)" ON)
+set(HPCML_HAS_KOKKOS "")
+set(HPCML_HAS_KOKKOS_KERNELS "")
+if(NOT _hpcml_kokkos_mode STREQUAL "OFF")
+  find_package(HpcmlKokkos QUIET)
+  if(HpcmlKokkos_FOUND)
+    set(HPCML_HAS_KOKKOS 1)
+    if(HpcmlKokkos_KERNELS_FOUND)
+      set(HPCML_HAS_KOKKOS_KERNELS 1)
+      set(_hpcml_kokkos_gemm "KokkosBlas::gemm (Kokkos Kernels)")
+    else()
+      set(_hpcml_kokkos_gemm "CBLAS (Kokkos Kernels not found or HPCML_KOKKOS_KERNELS=OFF)")
+    endif()
+    message(STATUS "Kokkos backend: Kokkos ${HpcmlKokkos_VERSION} (${HpcmlKokkos_SOURCE}), "
+                   "GEMM through ${_hpcml_kokkos_gemm}")
+  elseif(_hpcml_kokkos_mode STREQUAL "ON")
+    message(FATAL_ERROR "HPCML_ENABLE_KOKKOS=ON but Kokkos was not found: set Kokkos_ROOT to a "
+                        "Kokkos installation, or install libtrilinos-kokkos-dev")
+  else()
+    message(STATUS "Kokkos backend: not built (Kokkos not found; set Kokkos_ROOT)")
+  endif()
+endif()
 
 find_path(HPCML_SLURM_INCLUDE_DIR slurm/slurm.h)
 find_library(HPCML_SLURM_LIBRARY slurm)

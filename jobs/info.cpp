@@ -63,7 +63,7 @@ int run_info(bool all_ranks) {
     os << "  backends          " << backends << "\n";
     os << "  CUDA              not compiled in (backend not implemented yet)\n";
     os << "  NCCL              not compiled in (backend not implemented yet)\n";
-    os << "  Kokkos            not compiled in (backend not implemented yet)\n";
+    os << "  Kokkos            " << kernels::kokkos_description() << "\n";
 #ifdef HPCML_HAS_SLURM
     os << "  libslurm          yes\n";
 #else

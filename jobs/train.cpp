@@ -85,6 +85,7 @@ struct TrainArgs {
 
 int run_train(const TrainArgs& args) {
   comm::MpiEnvironment env;
+  kernels::BackendRuntime backend_runtime;  // ends Kokkos after the backend, before MPI_Finalize
   auto world = comm::Communicator::world();
   const int rank = world.rank();
   install_stop_signal_handlers();

@@ -12,6 +12,8 @@ PACKAGES=(
   mpich libmpich-dev libhdf5-mpich-dev hdf5-tools zlib1g-dev
   # BLAS, OpenMP runtime comes with g++
   libopenblas-dev
+  # Kokkos (Trilinos 13.2: Kokkos 3.4, Serial space) and Kokkos Kernels: the kokkos backend
+  libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev
   # C++ libraries
   libtoml11-dev libcli11-dev nlohmann-json3-dev libgtest-dev googletest
   # data: the default job's dataset

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "hpcml/config.hpp"
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/error.hpp"
 
@@ -20,6 +21,16 @@ enum class GemmThreading { kPanels, kOpenblas };
 
 std::unique_ptr<Backend> make_omp_backend(int threads,
                                           GemmThreading gemm_threading = GemmThreading::kPanels);
+
+#if defined(HPCML_HAS_KOKKOS)
+/// Kokkos on its DefaultHostExecutionSpace (kernels/kokkos/). The first one
+/// initializes Kokkos with `threads` (unless the application already did).
+std::unique_ptr<Backend> make_kokkos_backend(int threads);
+/// Kokkos::finalize if hpcml initialized it; idempotent.
+void finalize_kokkos();
+/// Kokkos version, execution space and GEMM path, for `hpcml info`.
+std::string kokkos_description();
+#endif
 
 /// Rejects leading dimensions smaller than the stored row length, which would
 /// make rows overlap. Sizes of zero are valid and need no storage.

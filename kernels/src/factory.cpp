@@ -1,9 +1,10 @@
-// Backend selection by name, the "not compiled in" stubs for GPU/Kokkos
-// backends, and the checks shared by all backends.
+// Backend selection by name, the "not compiled in" stubs for backends this
+// build lacks (CUDA; Kokkos when not found), and the checks shared by all backends.
 #include "hpcml/kernels/factory.hpp"
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,17 +31,23 @@ struct PlannedBackend {
   const char* why;
 };
 constexpr PlannedBackend kPlanned[] = {
-    {"kokkos", "hpcml has no Kokkos backend yet"},
+#if !defined(HPCML_HAS_KOKKOS)
+    {"kokkos", "hpcml was configured without Kokkos (HPCML_ENABLE_KOKKOS, Kokkos_ROOT)"},
+#endif
     {"cuda", "hpcml has no CUDA/cuBLAS backend yet"},
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
-  if (name == "reference" || name == "omp") {
+  const auto names = available_backends();
+  if (std::find(names.begin(), names.end(), name) != names.end()) {
     HPCML_REQUIRE(threads >= 1, ConfigError,
                   "backend '" + name + "': threads must be >= 1, got " + std::to_string(threads));
     if (name == "reference") return detail::make_reference_backend();
+#if defined(HPCML_HAS_KOKKOS)
+    if (name == "kokkos") return detail::make_kokkos_backend(threads);
+#endif
     return detail::make_omp_backend(threads);
   }
   for (const auto& planned : kPlanned) {
@@ -53,7 +60,29 @@ std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
               "unknown backend '" + name + "' (available: " + join(available_backends()) + ")");
 }
 
-std::vector<std::string> available_backends() { return {"reference", "omp"}; }
+std::vector<std::string> available_backends() {
+#if defined(HPCML_HAS_KOKKOS)
+  return {"reference", "omp", "kokkos"};
+#else
+  return {"reference", "omp"};
+#endif
+}
+
+void finalize_backends() {
+#if defined(HPCML_HAS_KOKKOS)
+  detail::finalize_kokkos();
+#endif
+}
+
+BackendRuntime::~BackendRuntime() { finalize_backends(); }
+
+std::string kokkos_description() {
+#if defined(HPCML_HAS_KOKKOS)
+  return detail::kokkos_description();
+#else
+  return "not compiled in (configure with Kokkos found: HPCML_ENABLE_KOKKOS=AUTO|ON, Kokkos_ROOT)";
+#endif
+}
 
 std::string blas_description() {
   std::string threading;

@@ -35,14 +35,17 @@ class Hpcml(CMakePackage, CudaPackage):
         description="Submit jobs through libslurm's C API (without it: through sbatch)",
     )
     variant("nccl", default=False, description="NCCL allreduce transport (not implemented yet)")
-    variant("kokkos", default=False, description="Kokkos kernel backend (not implemented yet)")
+    variant(
+        "kokkos",
+        default=False,
+        description="Kokkos kernel backend (parallel.backend = kokkos; GEMM through Kokkos Kernels)",
+    )
     # `cuda` and `cuda_arch` come from CudaPackage.
 
-    # The CMake options HPCML_ENABLE_{CUDA,NCCL,KOKKOS} exist but are refused ON:
+    # The CMake options HPCML_ENABLE_{CUDA,NCCL} exist but are refused ON:
     # these backends are not written in this version.
     conflicts("+cuda", msg="the CUDA backend of hpcml is not implemented in 0.1.0")
     conflicts("+nccl", msg="the NCCL transport of hpcml is not implemented in 0.1.0")
-    conflicts("+kokkos", msg="the Kokkos backend of hpcml is not implemented in 0.1.0")
     conflicts("+nccl", when="~cuda", msg="NCCL needs +cuda")
 
     depends_on("c", type="build")
@@ -72,7 +75,10 @@ class Hpcml(CMakePackage, CudaPackage):
     with when("+cuda"):
         depends_on("cuda@12:")
         depends_on("nccl", when="+nccl")
-    depends_on("kokkos", when="+kokkos")
+    # hpcml runs Kokkos on its DefaultHostExecutionSpace (docs/kernels.md): a
+    # kokkos+openmp gives threaded kernels; the trainer's buffers are host memory.
+    depends_on("kokkos@3.4:", when="+kokkos")
+    depends_on("kokkos-kernels@3.4:", when="+kokkos")
 
     def cmake_args(self):
         return [
@@ -85,7 +91,11 @@ class Hpcml(CMakePackage, CudaPackage):
             self.define_from_variant("HPCML_ENABLE_CUDA", "cuda"),
             self.define_from_variant("HPCML_ENABLE_NCCL", "nccl"),
             self.define_from_variant("HPCML_ENABLE_KOKKOS", "kokkos"),
-        ]
+        ] + (
+            [self.define("Kokkos_ROOT", self.spec["kokkos"].prefix)]
+            if self.spec.satisfies("+kokkos")
+            else []
+        )
 
     def check(self):
         # `spack install --test=root hpcml`: the serial unit tests (the MPI and

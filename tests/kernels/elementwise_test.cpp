@@ -12,13 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "hpcml/config.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "kernels_test_util.hpp"
 
 namespace hpcml::kernels::test {
 namespace {
 
-const std::vector<std::string> kBackends = {"reference", "omp"};
+// Every backend of this build: reference, omp and kokkos when compiled in.
+const std::vector<std::string> kBackends = available_backends();
 // Shapes (rows, cols) below and above the omp backend's 2^15-element threshold.
 const std::vector<std::pair<std::size_t, std::size_t>> kShapes = {
     {0, 5}, {5, 0}, {1, 1}, {7, 33}, {129, 7}, {33, 129}, {300, 257}, {1, 70001}};
@@ -101,9 +103,10 @@ TEST(KernelsElementwise, SgdMomentumFollowsTheFormula) {
   }
 }
 
-TEST(KernelsElementwise, OmpMatchesReferenceBitForBit) {
-  auto ref = make_backend("reference", 1);
-  auto omp = make_backend("omp", 2);
+// `omp` is the backend under test (omp or kokkos).
+void expect_bit_for_bit_with_reference(Backend& ref_be, Backend& omp_be) {
+  Backend* ref = &ref_be;
+  Backend* omp = &omp_be;
   std::uint32_t seed = 100;
   for (const auto& [rows, cols] : kShapes) {
     SCOPED_TRACE("rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
@@ -144,6 +147,20 @@ TEST(KernelsElementwise, OmpMatchesReferenceBitForBit) {
     }
   }
 }
+
+TEST(KernelsElementwise, OmpMatchesReferenceBitForBit) {
+  auto ref = make_backend("reference", 1);
+  auto omp = make_backend("omp", 2);
+  expect_bit_for_bit_with_reference(*ref, *omp);
+}
+
+#if defined(HPCML_HAS_KOKKOS)
+TEST(KernelsElementwise, KokkosMatchesReferenceBitForBit) {
+  auto ref = make_backend("reference", 1);
+  auto kokkos = make_backend("kokkos", 1);
+  expect_bit_for_bit_with_reference(*ref, *kokkos);
+}
+#endif
 
 TEST(KernelsElementwise, TwoThreadsAreDeterministicAndMatchOneThread) {
   auto omp2 = make_backend("omp", 2);

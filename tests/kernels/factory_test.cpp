@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
+#include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/kernels/bench_util.hpp"
 #include "hpcml/kernels/factory.hpp"
@@ -12,7 +14,14 @@ namespace {
 
 TEST(KernelsFactory, CreatesTheCompiledBackends) {
   const auto names = available_backends();
+#if defined(HPCML_HAS_KOKKOS)
+  ASSERT_EQ(names, (std::vector<std::string>{"reference", "omp", "kokkos"}));
+  auto kokkos = make_backend("kokkos", 1);
+  EXPECT_EQ(kokkos->name(), "kokkos");
+  EXPECT_GE(kokkos->threads(), 1);  // the execution space's concurrency (Serial: 1)
+#else
   ASSERT_EQ(names, (std::vector<std::string>{"reference", "omp"}));
+#endif
   auto ref = make_backend("reference", 4);
   EXPECT_EQ(ref->name(), "reference");
   EXPECT_EQ(ref->threads(), 1);  // the oracle is serial whatever it is given
@@ -33,8 +42,17 @@ TEST(KernelsFactory, UnknownNameListsTheChoices) {
   }
 }
 
+// Backends this build lacks: cuda always, kokkos when Kokkos was not found.
+std::vector<std::string> missing_backends() {
+#if defined(HPCML_HAS_KOKKOS)
+  return {"cuda"};
+#else
+  return {"cuda", "kokkos"};
+#endif
+}
+
 TEST(KernelsFactory, PlannedBackendsAreNotAvailable) {
-  for (const std::string name : {"cuda", "kokkos"}) {
+  for (const std::string& name : missing_backends()) {
     try {
       make_backend(name, 1);
       FAIL() << name << " accepted";
@@ -51,6 +69,25 @@ TEST(KernelsFactory, PlannedBackendsAreNotAvailable) {
 TEST(KernelsFactory, RejectsThreadCountsBelowOne) {
   EXPECT_THROW(make_backend("omp", 0), ConfigError);
   EXPECT_THROW(make_backend("reference", -1), ConfigError);
+#if defined(HPCML_HAS_KOKKOS)
+  EXPECT_THROW(make_backend("kokkos", 0), ConfigError);
+#endif
+}
+
+TEST(KernelsFactory, KokkosDescriptionIsOneLine) {
+  const std::string d = kokkos_description();
+  EXPECT_EQ(d.find('\n'), std::string::npos) << d;
+#if defined(HPCML_HAS_KOKKOS)
+  EXPECT_EQ(d.rfind("Kokkos ", 0), 0u) << d;
+  EXPECT_NE(d.find("execution space"), std::string::npos) << d;
+#if defined(HPCML_HAS_KOKKOS_KERNELS)
+  EXPECT_NE(d.find("KokkosBlas::gemm"), std::string::npos) << d;
+#else
+  EXPECT_NE(d.find("CBLAS"), std::string::npos) << d;
+#endif
+#else
+  EXPECT_EQ(d.rfind("not compiled in", 0), 0u) << d;
+#endif
 }
 
 TEST(KernelsFactory, BlasDescriptionNamesOpenBlas) {

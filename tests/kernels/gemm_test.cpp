@@ -1,5 +1,5 @@
-// gemm: the reference on hand-checked products, then omp against reference over
-// sizes, transposes, leading dimensions and alpha/beta.
+// gemm: the reference on hand-checked products, then omp (and kokkos, when built)
+// against reference over sizes, transposes, leading dimensions and alpha/beta.
 //
 // Tolerance. The reference forms each dot product in double and rounds once;
 // OpenBLAS accumulates in float in a blocked order. A float sum of k products
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../../kernels/src/backends.hpp"  // white-box: the GEMM threading modes
+#include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "kernels_test_util.hpp"
@@ -40,8 +41,8 @@ std::string describe(const GemmCase& g) {
          " pad=" + std::to_string(g.pad);
 }
 
-// Runs one case on both backends and checks omp against reference, and that
-// neither wrote into the padding of C.
+// Runs one case on both backends and checks `omp` (the backend under test: omp
+// or kokkos) against reference, and that neither wrote into the padding of C.
 void check_case(Backend& ref, Backend& omp, const GemmCase& g, std::uint32_t seed) {
   SCOPED_TRACE(describe(g));
   const std::size_t a_rows = g.ta ? g.k : g.m, a_cols = g.ta ? g.m : g.k;
@@ -86,7 +87,7 @@ TEST(KernelsGemm, ReferenceAndOmpOnHandCheckedProducts) {
   const std::vector<float> a = {1, 2, 3, 4, 5, 6};  // 2 x 3
   const std::vector<float> b = {1, 0, 0, 1, 1, 1};  // 3 x 2
   const std::vector<float> s = {1, 2, 3, 4};        // 2 x 2
-  for (const std::string name : {"reference", "omp"}) {
+  for (const std::string& name : available_backends()) {
     SCOPED_TRACE(name);
     auto be = make_backend(name, 2);
     std::vector<float> c(4, 0.0f);
@@ -111,9 +112,8 @@ TEST(KernelsGemm, ReferenceAndOmpOnHandCheckedProducts) {
   }
 }
 
-TEST(KernelsGemm, OmpMatchesReferenceOverSmallSizes) {
-  auto ref = make_backend("reference", 1);
-  auto omp = make_backend("omp", 2);
+// m, n, k over {0, 1, 7, 33, 129}, all four transposes, four alpha/beta pairs.
+void check_small_sizes(Backend& ref, Backend& other) {
   const std::size_t sizes[] = {0, 1, 7, 33, 129};
   const float alphas[] = {1.0f, 0.5f, -2.0f, 0.0f};
   const float betas[] = {0.0f, -1.25f, 0.75f, 2.0f};
@@ -125,16 +125,20 @@ TEST(KernelsGemm, OmpMatchesReferenceOverSmallSizes) {
           const int ab = static_cast<int>(seed % 4);
           const GemmCase g{(t & 1) != 0, (t & 2) != 0,           m, n, k, alphas[ab],
                            betas[ab],    seed % 3 == 0 ? 0u : 3u};
-          check_case(*ref, *omp, g, seed);
+          check_case(ref, other, g, seed);
           seed += 3;
         }
 }
 
-TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
+TEST(KernelsGemm, OmpMatchesReferenceOverSmallSizes) {
   auto ref = make_backend("reference", 1);
   auto omp = make_backend("omp", 2);
-  // batch 128, 784 inputs, 512 hidden, 10 classes: the MLP's forward and backward products
-  const GemmCase cases[] = {
+  check_small_sizes(*ref, *omp);
+}
+
+// batch 128, 784 inputs, 512 hidden, 10 classes: the MLP's forward and backward products
+const std::vector<GemmCase>& training_shapes() {
+  static const std::vector<GemmCase> cases = {
       {false, true, 128, 512, 784, 1.0f, 0.0f, 0},   // X * W1^T
       {true, false, 512, 784, 128, 1.0f, 0.0f, 5},   // dY^T * X
       {false, false, 128, 784, 512, 1.0f, 0.0f, 0},  // dY * W1
@@ -145,6 +149,13 @@ TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
       {false, false, 700, 90, 33, 0.5f, -1.0f, 1},
       {false, true, 300, 40, 100, 2.0f, 0.5f, 0},
   };
+  return cases;
+}
+
+TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
+  auto ref = make_backend("reference", 1);
+  auto omp = make_backend("omp", 2);
+  const auto& cases = training_shapes();
   std::uint32_t seed = 1000;
   for (const auto& g : cases) check_case(*ref, *omp, g, seed += 7);
   // OpenBLAS's own thread pool (the mode a build without OpenMP uses).
@@ -155,7 +166,7 @@ TEST(KernelsGemm, OmpMatchesReferenceOnTrainingShapes) {
 TEST(KernelsGemm, BetaZeroOverwritesNaNInC) {
   const auto a = random_floats(5 * 4, 7);
   const auto b = random_floats(4 * 6, 8);
-  for (const std::string name : {"reference", "omp"}) {
+  for (const std::string& name : available_backends()) {
     SCOPED_TRACE(name);
     auto be = make_backend(name, 2);
     std::vector<float> c(5 * 6, std::numeric_limits<float>::quiet_NaN());
@@ -174,7 +185,7 @@ TEST(KernelsGemm, BetaZeroOverwritesNaNInC) {
 TEST(KernelsGemm, RejectsLeadingDimensionsSmallerThanRows) {
   const std::vector<float> a(64, 1.0f), b(64, 1.0f);
   std::vector<float> c(64, 0.0f);
-  for (const std::string name : {"reference", "omp"}) {
+  for (const std::string& name : available_backends()) {
     SCOPED_TRACE(name);
     auto be = make_backend(name, 1);
     EXPECT_THROW(be->gemm(false, false, 2, 2, 3, 1.0f, a.data(), 2, b.data(), 2, 0.0f, c.data(), 2),
@@ -206,6 +217,46 @@ TEST(KernelsGemm, TwoThreadsGiveBitIdenticalResultsTwice) {
   (void)run(*omp1);
   EXPECT_TRUE(bit_identical(first, run(*omp)));
 }
+
+#if defined(HPCML_HAS_KOKKOS)
+// The kokkos backend's GEMM (KokkosBlas::gemm, or CBLAS without Kokkos Kernels)
+// against the reference, with the same float tolerance as omp: it is a float
+// GEMM in some blocked order, like OpenBLAS's.
+TEST(KernelsGemm, KokkosMatchesReferenceOverSmallSizes) {
+  auto ref = make_backend("reference", 1);
+  auto kokkos = make_backend("kokkos", 1);
+  check_small_sizes(*ref, *kokkos);
+}
+
+TEST(KernelsGemm, KokkosMatchesReferenceOnTrainingShapes) {
+  auto ref = make_backend("reference", 1);
+  auto kokkos = make_backend("kokkos", 1);
+  std::uint32_t seed = 3000;
+  for (const auto& g : training_shapes()) check_case(*ref, *kokkos, g, seed += 7);
+}
+
+TEST(KernelsGemm, KokkosIsBitIdenticalRunToRun) {
+  auto kokkos = make_backend("kokkos", 1);
+  auto omp = make_backend("omp", 2);
+  const std::size_t m = 257, n = 300, k = 520;
+  const auto a = random_floats(m * k, 31);
+  const auto b = random_floats(n * k, 32);
+  const auto c0 = random_floats(m * n, 33);
+  auto run = [&](Backend& be) {
+    auto c = c0;
+    be.gemm(false, true, m, n, k, 0.75f, a.data(), k, b.data(), k, 0.5f, c.data(), n);
+    return c;
+  };
+  const auto first = run(*kokkos);
+  EXPECT_TRUE(bit_identical(first, run(*kokkos)));
+  // A two-thread omp backend in between changes OpenBLAS's global thread count.
+  (void)run(*omp);
+  EXPECT_TRUE(bit_identical(first, run(*kokkos)));
+  // A second kokkos backend (same Kokkos session) gives the same bits.
+  auto kokkos2 = make_backend("kokkos", 1);
+  EXPECT_TRUE(bit_identical(first, run(*kokkos2)));
+}
+#endif
 
 }  // namespace
 }  // namespace hpcml::kernels::test

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/config.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "kernels_test_util.hpp"
@@ -16,7 +17,8 @@
 namespace hpcml::kernels::test {
 namespace {
 
-const std::vector<std::string> kBackends = {"reference", "omp"};
+// Every backend of this build: reference, omp and kokkos when compiled in.
+const std::vector<std::string> kBackends = available_backends();
 
 TEST(KernelsSoftmaxXent, HandComputedTwoByThree) {
   // Row 0: logits 1 2 3, label 2. softmax = e^(x-3) / (1 + e^-1 + e^-2)
@@ -158,6 +160,39 @@ TEST(KernelsSoftmaxXent, OmpMatchesReferenceAndIsDeterministic) {
     EXPECT_TRUE(bit_identical(d_one, d_omp));
   }
 }
+
+#if defined(HPCML_HAS_KOKKOS)
+// Same per-row double arithmetic and row-order loss sum as the reference; the
+// hit count is an integer parallel_reduce (exact in any order).
+TEST(KernelsSoftmaxXent, KokkosMatchesReferenceAndIsDeterministic) {
+  auto ref = make_backend("reference", 1);
+  auto kokkos = make_backend("kokkos", 1);
+  const std::size_t shapes[][2] = {{1, 1}, {7, 10}, {33, 3}, {129, 10}, {1000, 10}, {257, 33}};
+  std::uint32_t seed = 500;
+  for (const auto& shape : shapes) {
+    const std::size_t rows = shape[0], classes = shape[1];
+    SCOPED_TRACE("rows=" + std::to_string(rows) + " classes=" + std::to_string(classes));
+    const auto logits = random_floats(rows * classes, ++seed, -5.0f, 5.0f);
+    const auto labels = random_labels(rows, classes, ++seed);
+    const float scale = 1.0f / static_cast<float>(rows);
+    std::vector<float> d_ref(rows * classes), d_k(rows * classes), d_again(rows * classes);
+    std::size_t c_ref = 0, c_k = 0, c_again = 0;
+    const double l_ref =
+        ref->softmax_xent(logits.data(), labels.data(), rows, classes, scale, d_ref.data(), &c_ref);
+    const double l_k =
+        kokkos->softmax_xent(logits.data(), labels.data(), rows, classes, scale, d_k.data(), &c_k);
+    const double l_again = kokkos->softmax_xent(logits.data(), labels.data(), rows, classes, scale,
+                                                d_again.data(), &c_again);
+    EXPECT_NEAR(l_k, l_ref, 1e-12 * l_ref);
+    EXPECT_EQ(c_k, c_ref);
+    for (std::size_t i = 0; i < d_ref.size(); ++i)
+      ASSERT_LE(ulp_distance(d_ref[i], d_k[i]), 1) << "dlogits " << i;
+    EXPECT_EQ(l_again, l_k);
+    EXPECT_EQ(c_again, c_k);
+    EXPECT_TRUE(bit_identical(d_again, d_k));
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace hpcml::kernels::test

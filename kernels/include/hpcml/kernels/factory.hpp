@@ -9,13 +9,39 @@
 
 namespace hpcml::kernels {
 
-/// "reference" (serial oracle) or "omp" (OpenMP + CBLAS, `threads` threads).
-/// Names of backends not compiled into this build ("kokkos", "cuda") throw
-/// NotAvailableError saying so; unknown names throw ConfigError listing the choices.
+/// "reference" (serial oracle), "omp" (OpenMP + CBLAS, `threads` threads) or,
+/// when built with Kokkos, "kokkos" (Kokkos::DefaultHostExecutionSpace; the
+/// first kokkos backend initializes Kokkos with `threads` unless the
+/// application already did; see finalize_backends()).
+/// Names of backends not compiled into this build ("cuda"; "kokkos" without
+/// Kokkos) throw NotAvailableError saying so; unknown names throw ConfigError
+/// listing the choices.
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads);
+
+/// Ends the process-wide runtimes that backends started: Kokkos::finalize when
+/// a kokkos backend initialized Kokkos (an application's own Kokkos is left
+/// alone). Call it after the last backend is destroyed and before MPI_Finalize;
+/// without a call it happens at process exit. Idempotent; a kokkos backend
+/// cannot be created afterwards (Kokkos cannot be initialized twice).
+void finalize_backends();
+
+/// Calls finalize_backends() when it goes out of scope. Declare it after the
+/// MPI environment and before any backend, so that it ends after every backend
+/// and before MPI_Finalize, also when an exception unwinds.
+class BackendRuntime {
+ public:
+  BackendRuntime() = default;
+  ~BackendRuntime();
+  BackendRuntime(const BackendRuntime&) = delete;
+  BackendRuntime& operator=(const BackendRuntime&) = delete;
+};
 
 /// Backend names this build can create.
 std::vector<std::string> available_backends();
+
+/// One line describing the kokkos backend: Kokkos version, execution space and
+/// GEMM path (KokkosBlas::gemm or CBLAS), or that it is not compiled in.
+std::string kokkos_description();
 
 /// One line describing the BLAS library in use (vendor, version/config string).
 std::string blas_description();
