@@ -63,14 +63,21 @@ struct DatasetState {
   // opened with the MPI-IO driver, and every read is collective over `comm`
   // (a duplicate of the caller's, owned here). MPI_COMM_NULL otherwise.
   MPI_Comm comm = MPI_COMM_NULL;
+  // The same file opened by MPI-IO itself (ReadMethod::kAuto): features are one
+  // contiguous, unfiltered byte range at `mpi_features_offset` and the labels
+  // are cached, so a read is one MPI_File_read_at_all over a view of the rows,
+  // without HDF5's per-read selection overhead. MPI_FILE_NULL otherwise.
+  MPI_File mpi_file = MPI_FILE_NULL;
+  std::uint64_t mpi_features_offset = 0;
 
   DatasetState() = default;
   DatasetState(const DatasetState&) = delete;
   DatasetState& operator=(const DatasetState&) = delete;
   ~DatasetState() {
-    shards.clear();  // closes the files (collective for an MPI-IO file) before the communicator
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (mpi_file != MPI_FILE_NULL && !finalized) MPI_File_close(&mpi_file);
+    shards.clear();  // closes the files (collective for an MPI-IO file) before the communicator
     if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
   }
 
@@ -488,7 +495,11 @@ PropList collective_dxpl(const std::string& path) {
 // opened with the MPI-IO driver over `comm`. Collective over `comm`. All sec2
 // objects are closed first: HDF5 would otherwise hand back the still-open
 // sec2 file for the second open and ignore the MPI-IO access list.
-void reopen_collective(ShardHandle& h, MPI_Comm comm) {
+void reopen_collective(DatasetState& st) {
+  ShardHandle& h = st.shards[0];
+  const MPI_Comm comm = st.comm;
+  const bool contiguous = h.direct;  // contiguous, unfiltered datasets at known offsets
+  const std::uint64_t features_offset = h.features_offset;
   h.features_space.reset();
   h.labels_space.reset();
   h.features.reset();
@@ -512,6 +523,11 @@ void reopen_collective(ShardHandle& h, MPI_Comm comm) {
     MPI_Info_set(info, "romio_cb_read", "disable");
     MPI_Info_set(info, "romio_ds_read", "disable");
     const herr_t set = H5Pset_fapl_mpio(fapl.get(), comm, info);
+    if (set >= 0 && contiguous) {
+      const int rc = MPI_File_open(comm, h.path.c_str(), MPI_MODE_RDONLY, info, &st.mpi_file);
+      if (rc != MPI_SUCCESS) st.mpi_file = MPI_FILE_NULL;  // HDF5's reads remain
+      st.mpi_features_offset = features_offset;
+    }
     MPI_Info_free(&info);
     HPCML_CHECK_HDF5(set, h.path);
     h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
@@ -579,8 +595,55 @@ DataSpace memory_rows(std::size_t n, std::size_t width, const std::string& path)
 // One collective read of this rank's rows `indices` (any order, repeats
 // allowed, may be empty) of a single-file split. Every rank of st.comm must
 // call it the same number of times; the indices are already range-checked.
+// Reads the sorted unique rows s.rows of the features into x (rows x F) with one
+// MPI_File_read_at_all over a file view of one block per run of rows.
+void mpi_read_rows(const DatasetState& st, const std::vector<hsize_t>& rows, float* x) {
+  const ShardHandle& h = st.shards[0];
+  const std::size_t row_bytes = st.manifest.features * sizeof(float);
+  MPI_Datatype row_type = MPI_DATATYPE_NULL, file_type = MPI_DATATYPE_NULL;
+  HPCML_CHECK_MPI(MPI_Type_contiguous(static_cast<int>(row_bytes), MPI_BYTE, &row_type));
+  HPCML_CHECK_MPI(MPI_Type_commit(&row_type));
+  std::vector<int> lengths;
+  std::vector<MPI_Aint> displacements;
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    lengths.push_back(static_cast<int>(j - i));
+    displacements.push_back(static_cast<MPI_Aint>(st.mpi_features_offset + rows[i] * row_bytes));
+    i = j;
+  }
+  int rc = MPI_SUCCESS;
+  if (rows.empty()) {
+    // Nothing to read, but the rank joins both collective calls.
+    rc = MPI_File_set_view(st.mpi_file, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL);
+    if (rc == MPI_SUCCESS)
+      rc = MPI_File_read_at_all(st.mpi_file, 0, nullptr, 0, row_type, MPI_STATUS_IGNORE);
+  } else {
+    HPCML_CHECK_MPI(MPI_Type_create_hindexed(static_cast<int>(lengths.size()), lengths.data(),
+                                             displacements.data(), row_type, &file_type));
+    HPCML_CHECK_MPI(MPI_Type_commit(&file_type));
+    rc = MPI_File_set_view(st.mpi_file, 0, MPI_BYTE, file_type, "native", MPI_INFO_NULL);
+    MPI_Status status;
+    if (rc == MPI_SUCCESS)
+      rc =
+          MPI_File_read_at_all(st.mpi_file, 0, x, static_cast<int>(rows.size()), row_type, &status);
+    int got = 0;
+    if (rc == MPI_SUCCESS) MPI_Get_count(&status, row_type, &got);
+    MPI_Type_free(&file_type);
+    if (rc == MPI_SUCCESS && got != static_cast<int>(rows.size())) {
+      MPI_Type_free(&row_type);
+      HPCML_THROW(DataError, h.path + ": read " + std::to_string(got) + " of " +
+                                 std::to_string(rows.size()) +
+                                 " rows (the file ends inside the data: truncated?)");
+    }
+  }
+  MPI_Type_free(&row_type);
+  if (rc != MPI_SUCCESS)
+    HPCML_THROW(DataError, h.path + ": collective MPI-IO read failed: " + mpi::error_string(rc));
+}
+
 void collective_read_rows(const DatasetState& st, std::span<const std::size_t> indices, Batch& out,
-                          Scratch& s) {
+                          Scratch& s, ReadMethod method) {
   const ShardHandle& h = st.shards[0];
   const std::size_t f = st.manifest.features, n = indices.size();
   out.rows = n;
@@ -609,7 +672,10 @@ void collective_read_rows(const DatasetState& st, std::span<const std::size_t> i
   }
   float dummy_x = 0;
   std::int32_t dummy_y = 0;
-  {
+  if (method == ReadMethod::kAuto && st.mpi_file != MPI_FILE_NULL && !h.labels_cache.empty()) {
+    mpi_read_rows(st, s.rows, x);
+    for (std::size_t r = 0; r < s.rows.size(); ++r) y[r] = h.labels_cache[s.rows[r]];
+  } else {
     Hdf5Lock lock;
     const PropList dxpl = collective_dxpl(h.path);
     const DataSpace fx = select_rows(h.features_space.get(), s.rows, f, h.path);
@@ -667,8 +733,11 @@ class CollectiveReader final : public BatchReader {
   static constexpr std::size_t kGroupRows = 256;
 
   CollectiveReader(std::shared_ptr<const DatasetState> state, std::vector<std::size_t> indices,
-                   std::size_t batch_rows)
-      : state_(std::move(state)), indices_(std::move(indices)), batch_rows_(batch_rows) {
+                   std::size_t batch_rows, ReadMethod method)
+      : state_(std::move(state)),
+        indices_(std::move(indices)),
+        batch_rows_(batch_rows),
+        method_(method) {
     group_ = std::max<std::size_t>(1, kGroupRows / batch_rows_);  // the same on every rank
     const std::size_t mine = (indices_.size() + batch_rows_ - 1) / batch_rows_;
     unsigned long long most = (mine + group_ - 1) / group_;
@@ -690,7 +759,7 @@ class CollectiveReader final : public BatchReader {
       ++groups_done_;
       check_not_truncated(state_->shards[0]);
       collective_read_rows(*state_, std::span(indices_).subspan(begin, end - begin), buffered_,
-                           scratch_);
+                           scratch_, method_);
       pos_ = 0;
     }
     const std::size_t rows = std::min(batch_rows_, buffered_.rows - pos_);
@@ -710,13 +779,14 @@ class CollectiveReader final : public BatchReader {
     Batch empty;
     while (groups_done_ < total_groups_) {
       ++groups_done_;
-      collective_read_rows(*state_, {}, empty, scratch_);
+      collective_read_rows(*state_, {}, empty, scratch_, method_);
     }
   }
 
   std::shared_ptr<const DatasetState> state_;
   std::vector<std::size_t> indices_;
   std::size_t batch_rows_;
+  ReadMethod method_;
   std::size_t group_ = 1;  // batches per collective read
   std::size_t total_groups_ = 0, groups_done_ = 0;
   Batch buffered_;       // the rows of the current group
@@ -889,7 +959,7 @@ std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices
   };
   if (collective()) {
     mpi::agree(state_->comm, check);
-    return std::make_unique<CollectiveReader>(state_, std::move(indices), batch_rows);
+    return std::make_unique<CollectiveReader>(state_, std::move(indices), batch_rows, method_);
   }
   check();
   if (prefetch_depth_ == 0)
@@ -909,7 +979,7 @@ void ShardDataset::read_rows(std::span<const std::size_t> indices, Batch& out) c
                                      std::to_string(samples()) + " samples");
       check_not_truncated(state_->shards[0]);
     });
-    collective_read_rows(*state_, indices, out, scratch);
+    collective_read_rows(*state_, indices, out, scratch, method_);
     return;
   }
   read_rows_impl(*state_, indices, out, scratch, method_);
@@ -1022,7 +1092,7 @@ std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::st
   mpi::agree(comm, [&] { st = open_state(dir, split); });
   if (st->info.layout == Layout::kSingleFile) {
     HPCML_CHECK_MPI(MPI_Comm_dup(comm, &st->comm));
-    reopen_collective(st->shards[0], st->comm);
+    reopen_collective(*st);
   }
   return std::make_unique<ShardDataset>(std::move(st));
 }
