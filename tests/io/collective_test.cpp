@@ -133,6 +133,9 @@ TEST_F(Collective, ManifestMarksTheLayoutAndTheFileVerifies) {
 
 TEST_F(Collective, TrainingBatchesMatchStepByStepEpochByEpoch) {
   for (std::size_t local_batch : {std::size_t{8}, std::size_t{5}, std::size_t{64}}) {
+    // kAuto: MPI_File_read_at_all at the dataset's offset; kHyperslab: HDF5's
+    // collective H5Dread on a hyperslab union.
+    single_->set_read_method(local_batch == 5 ? ReadMethod::kHyperslab : ReadMethod::kAuto);
     std::size_t steps = 0;
     for (int epoch = 0; epoch < 3; ++epoch) {
       const auto idx = epoch_indices(kSamples, 42, epoch, rank(), size(), local_batch);
@@ -143,7 +146,10 @@ TEST_F(Collective, TrainingBatchesMatchStepByStepEpochByEpoch) {
   }
 }
 
-TEST_F(Collective, ShortLastBatchesAndUnevenRanks) {
+class CollectiveMethods : public Collective, public ::testing::WithParamInterface<ReadMethod> {};
+
+TEST_P(CollectiveMethods, ShortLastBatchesAndUnevenRanks) {
+  single_->set_read_method(GetParam());
   // Evaluation blocks with a short last batch.
   auto [begin, end] = block_range(kSamples, rank(), size());
   std::vector<std::size_t> block(end - begin);
@@ -161,6 +167,9 @@ TEST_F(Collective, ShortLastBatchesAndUnevenRanks) {
     for (std::size_t i = 0; i < 21; ++i) some.push_back(kSamples - 1 - 3 * i);
   EXPECT_EQ(compare(some, 4, "empty rank"), rank() == size() - 1 ? 0u : 6u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Methods, CollectiveMethods,
+                         ::testing::Values(ReadMethod::kAuto, ReadMethod::kHyperslab));
 
 TEST_F(Collective, ReadRowsIsOneCollectiveRead) {
   std::vector<std::size_t> idx;
