@@ -10,6 +10,7 @@ void add_bench(CLI::App& app, Action& action) {
   bench->require_subcommand(1);
   add_bench_allreduce(*bench, action);
   add_bench_synthetic(*bench, action);
+  add_bench_io(*bench, action);
 }
 
 }  // namespace hpcml::jobs

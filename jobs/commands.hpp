@@ -33,6 +33,7 @@ void add_report(CLI::App& app, Action& action);  // report.cpp
 // `hpcml bench <what>`: each adds one subcommand to the `bench` group.
 void add_bench_allreduce(CLI::App& bench, Action& action);  // bench_allreduce.cpp
 void add_bench_synthetic(CLI::App& bench, Action& action);  // bench_synthetic.cpp
+void add_bench_io(CLI::App& bench, Action& action);         // bench_io.cpp
 
 /// CLI11's IsMember for choices, but a refused value is echoed escaped and cut
 /// short (core's printable): "--mode: expected strong or weak, got 'x\\ny'" (report.cpp).

@@ -33,6 +33,7 @@ struct CommonOptions {
   int classes = 0;
   std::string name;  // dataset name; defaults to the output directory's name
   float scale = 1.0f;
+  std::string layout = "shards";  // or "single-file"
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -81,6 +82,7 @@ int convert(const comm::Communicator& mpi, const CommonOptions& o, const std::st
   w.dataset = dataset_name;
   w.split = split;
   w.shards = o.shards;
+  w.layout = o.layout == "single-file" ? io::Layout::kSingleFile : io::Layout::kShards;
   w.classes = o.classes;
   w.progress = print;
   io::write_split(data, w, MPI_COMM_WORLD);
@@ -94,6 +96,11 @@ void add_common(CLI::App* cmd, CommonOptions& o, bool with_split) {
   cmd->add_option("--out", o.out, "Output directory (created if missing)")->required();
   cmd->add_option("--shards", o.shards, "Number of shard files per split")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--layout", o.layout,
+                  "shards: --shards files per split, read per rank; single-file: one "
+                  "<split>.h5 per split (written by rank 0), read with collective MPI-IO")
+      ->check(one_of({"shards", "single-file"}))
       ->capture_default_str();
   if (with_split) {
     cmd->add_option("--split", o.split, "Split name, e.g. train or test")->required();

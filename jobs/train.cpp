@@ -52,10 +52,10 @@ OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::siz
   OpenedData d;
   const auto t_open = std::chrono::steady_clock::now();
   comm::agree(world, [&] {
-    d.train = io::open_dataset(cfg.data.path, cfg.data.train_split);
+    d.train = io::open_dataset(cfg.data.path, cfg.data.train_split, world.get());
     d.train->set_prefetch_depth(prefetch);
     if (cfg.train.evaluate) {
-      d.test = io::open_dataset(cfg.data.path, cfg.data.test_split);
+      d.test = io::open_dataset(cfg.data.path, cfg.data.test_split, world.get());
       d.test->set_prefetch_depth(prefetch);
     }
   });

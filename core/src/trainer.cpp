@@ -162,7 +162,8 @@ Trainer::Evaluation Trainer::evaluate() {
   std::vector<std::size_t> idx(end - begin);
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = begin + i;
   double local[3] = {0, 0, static_cast<double>(idx.size())};
-  if (!idx.empty()) {
+  // Every rank reads, even with no rows: a dataset may read collectively.
+  {
     auto reader = test_->read(std::move(idx), 1024);
     Batch b;
     while (reader->next(b)) {

@@ -20,6 +20,8 @@
 #include "hdf5_util.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/io/hdf5.hpp"
+#include "hpcml/mpi/agree.hpp"
+#include "hpcml/mpi/check.hpp"
 
 namespace hpcml::io {
 
@@ -57,6 +59,27 @@ struct DatasetState {
   SplitInfo info;
   std::vector<std::size_t> firsts;  // first global index of each shard
   std::vector<ShardHandle> shards;
+  // A single-file split opened with a communicator: shards[0] is the file,
+  // opened with the MPI-IO driver, and every read is collective over `comm`
+  // (a duplicate of the caller's, owned here). MPI_COMM_NULL otherwise.
+  MPI_Comm comm = MPI_COMM_NULL;
+  // The same file opened by MPI-IO itself (ReadMethod::kAuto): features are one
+  // contiguous, unfiltered byte range at `mpi_features_offset` and the labels
+  // are cached, so a read is one MPI_File_read_at_all over a view of the rows,
+  // without HDF5's per-read selection overhead. MPI_FILE_NULL otherwise.
+  MPI_File mpi_file = MPI_FILE_NULL;
+  std::uint64_t mpi_features_offset = 0;
+
+  DatasetState() = default;
+  DatasetState(const DatasetState&) = delete;
+  DatasetState& operator=(const DatasetState&) = delete;
+  ~DatasetState() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (mpi_file != MPI_FILE_NULL && !finalized) MPI_File_close(&mpi_file);
+    shards.clear();  // closes the files (collective for an MPI-IO file) before the communicator
+    if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
+  }
 
   std::size_t shard_of(std::size_t index) const {
     return static_cast<std::size_t>(std::upper_bound(firsts.begin(), firsts.end(), index) -
@@ -459,6 +482,318 @@ void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices
   check_rows(st, out, indices);
 }
 
+// ---- single-file splits, collective MPI-IO reads ------------------------------
+
+// The data transfer property list of every collective read.
+PropList collective_dxpl(const std::string& path) {
+  PropList dxpl(HPCML_CHECK_HDF5(H5Pcreate(H5P_DATASET_XFER), path));
+  HPCML_CHECK_HDF5(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), path);
+  return dxpl;
+}
+
+// Replaces the (validated) sec2 handles of a single-file split by the same file
+// opened with the MPI-IO driver over `comm`. Collective over `comm`. All sec2
+// objects are closed first: HDF5 would otherwise hand back the still-open
+// sec2 file for the second open and ignore the MPI-IO access list.
+void reopen_collective(DatasetState& st) {
+  ShardHandle& h = st.shards[0];
+  const MPI_Comm comm = st.comm;
+  const bool contiguous = h.direct;  // contiguous, unfiltered datasets at known offsets
+  const std::uint64_t features_offset = h.features_offset;
+  h.features_space.reset();
+  h.labels_space.reset();
+  h.features.reset();
+  h.labels.reset();
+  h.file.reset();
+  h.direct = false;
+  h.fd = -1;
+  h.labels_cache.clear();
+  std::exception_ptr error;
+  try {
+    Hdf5Lock lock;
+    PropList fapl(HPCML_CHECK_HDF5(H5Pcreate(H5P_FILE_ACCESS), h.path));
+    // A training batch is a few rows scattered over the whole file. ROMIO's
+    // defaults serve a collective read of those by reading every byte between
+    // the first and the last row (two-phase collective buffering and data
+    // sieving, both over the whole extent): ~100x slower here. Without them the
+    // collective call reads each run of rows once, on the rank that wants it.
+    // (ROMIO_HINTS=<file> still lets an expert set other hints.)
+    MPI_Info info = MPI_INFO_NULL;
+    HPCML_CHECK_MPI(MPI_Info_create(&info));
+    MPI_Info_set(info, "romio_cb_read", "disable");
+    MPI_Info_set(info, "romio_ds_read", "disable");
+    const herr_t set = H5Pset_fapl_mpio(fapl.get(), comm, info);
+    if (set >= 0 && contiguous) {
+      const int rc = MPI_File_open(comm, h.path.c_str(), MPI_MODE_RDONLY, info, &st.mpi_file);
+      if (rc != MPI_SUCCESS) st.mpi_file = MPI_FILE_NULL;  // HDF5's reads remain
+      st.mpi_features_offset = features_offset;
+    }
+    MPI_Info_free(&info);
+    HPCML_CHECK_HDF5(set, h.path);
+    h.file = File(H5Fopen(h.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+    if (!h.file)
+      HPCML_THROW(DataError, h.path + ": cannot open with the MPI-IO driver" + hdf5_error_detail());
+    h.features = DataSet(
+        HPCML_CHECK_HDF5(H5Dopen2(h.file.get(), "features", H5P_DEFAULT), h.path + ": features"));
+    h.labels = DataSet(
+        HPCML_CHECK_HDF5(H5Dopen2(h.file.get(), "labels", H5P_DEFAULT), h.path + ": labels"));
+    h.features_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.features.get()), h.path));
+    h.labels_space = DataSpace(HPCML_CHECK_HDF5(H5Dget_space(h.labels.get()), h.path));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  mpi::agree(comm, error);
+  // Labels are 1/(F+1) of the data: small splits keep them all in memory (one
+  // collective read of the whole dataset now instead of one per batch).
+  if (h.samples <= label_cache_max_rows.load()) {
+    try {
+      h.labels_cache.resize(h.samples);
+      Hdf5Lock lock;
+      const PropList dxpl = collective_dxpl(h.path);
+      HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, dxpl.get(),
+                               h.labels_cache.data()),
+                       h.path + ": cannot read 'labels'");
+    } catch (...) {
+      error = std::current_exception();
+    }
+    mpi::agree(comm, error);
+  }
+}
+
+// Selects the sorted unique rows `rows` of a [N, width] (width 0: [N]) file
+// space as a union of one hyperslab block per run of consecutive rows, or
+// nothing when `rows` is empty (a rank with no rows still joins the read).
+DataSpace select_rows(hid_t file_space, const std::vector<hsize_t>& rows, std::size_t width,
+                      const std::string& path) {
+  DataSpace fs(HPCML_CHECK_HDF5(H5Scopy(file_space), path));
+  if (rows.empty()) {
+    HPCML_CHECK_HDF5(H5Sselect_none(fs.get()), path);
+    return fs;
+  }
+  std::size_t i = 0;
+  bool first = true;
+  while (i < rows.size()) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    const H5S_seloper_t op = first ? H5S_SELECT_SET : H5S_SELECT_OR;
+    first = false;
+    const hsize_t start[2] = {rows[i], 0}, count[2] = {j - i, width};
+    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fs.get(), op, start, nullptr, count, nullptr), path);
+    i = j;
+  }
+  return fs;
+}
+
+// A [max(n,1), width] (width 0: [max(n,1)]) memory space, nothing selected if n == 0.
+DataSpace memory_rows(std::size_t n, std::size_t width, const std::string& path) {
+  const hsize_t dims[2] = {std::max<std::size_t>(n, 1), width};
+  DataSpace ms(HPCML_CHECK_HDF5(H5Screate_simple(width ? 2 : 1, dims, nullptr), path));
+  if (n == 0) HPCML_CHECK_HDF5(H5Sselect_none(ms.get()), path);
+  return ms;
+}
+
+// One collective read of this rank's rows `indices` (any order, repeats
+// allowed, may be empty) of a single-file split. Every rank of st.comm must
+// call it the same number of times; the indices are already range-checked.
+// Reads the sorted unique rows s.rows of the features into x (rows x F) with one
+// MPI_File_read_at_all over a file view of one block per run of rows.
+void mpi_read_rows(const DatasetState& st, const std::vector<hsize_t>& rows, float* x) {
+  const ShardHandle& h = st.shards[0];
+  const std::size_t row_bytes = st.manifest.features * sizeof(float);
+  MPI_Datatype row_type = MPI_DATATYPE_NULL, file_type = MPI_DATATYPE_NULL;
+  HPCML_CHECK_MPI(MPI_Type_contiguous(static_cast<int>(row_bytes), MPI_BYTE, &row_type));
+  HPCML_CHECK_MPI(MPI_Type_commit(&row_type));
+  std::vector<int> lengths;
+  std::vector<MPI_Aint> displacements;
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    lengths.push_back(static_cast<int>(j - i));
+    displacements.push_back(static_cast<MPI_Aint>(st.mpi_features_offset + rows[i] * row_bytes));
+    i = j;
+  }
+  int rc = MPI_SUCCESS;
+  if (rows.empty()) {
+    // Nothing to read, but the rank joins both collective calls.
+    rc = MPI_File_set_view(st.mpi_file, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL);
+    if (rc == MPI_SUCCESS)
+      rc = MPI_File_read_at_all(st.mpi_file, 0, nullptr, 0, row_type, MPI_STATUS_IGNORE);
+  } else {
+    HPCML_CHECK_MPI(MPI_Type_create_hindexed(static_cast<int>(lengths.size()), lengths.data(),
+                                             displacements.data(), row_type, &file_type));
+    HPCML_CHECK_MPI(MPI_Type_commit(&file_type));
+    rc = MPI_File_set_view(st.mpi_file, 0, MPI_BYTE, file_type, "native", MPI_INFO_NULL);
+    MPI_Status status;
+    if (rc == MPI_SUCCESS)
+      rc =
+          MPI_File_read_at_all(st.mpi_file, 0, x, static_cast<int>(rows.size()), row_type, &status);
+    int got = 0;
+    if (rc == MPI_SUCCESS) MPI_Get_count(&status, row_type, &got);
+    MPI_Type_free(&file_type);
+    if (rc == MPI_SUCCESS && got != static_cast<int>(rows.size())) {
+      MPI_Type_free(&row_type);
+      HPCML_THROW(DataError, h.path + ": read " + std::to_string(got) + " of " +
+                                 std::to_string(rows.size()) +
+                                 " rows (the file ends inside the data: truncated?)");
+    }
+  }
+  MPI_Type_free(&row_type);
+  if (rc != MPI_SUCCESS)
+    HPCML_THROW(DataError, h.path + ": collective MPI-IO read failed: " + mpi::error_string(rc));
+}
+
+void collective_read_rows(const DatasetState& st, std::span<const std::size_t> indices, Batch& out,
+                          Scratch& s, ReadMethod method) {
+  const ShardHandle& h = st.shards[0];
+  const std::size_t f = st.manifest.features, n = indices.size();
+  out.rows = n;
+  out.cols = f;
+  out.x.resize(n * f);
+  out.y.resize(n);
+  s.order.resize(n);
+  for (std::size_t i = 0; i < n; ++i) s.order[i] = {indices[i], i};
+  std::sort(s.order.begin(), s.order.end());
+  s.rows.clear();
+  s.row_of.resize(n);
+  bool in_place = true;  // rows already sorted and unique: read straight into the batch
+  for (std::size_t k = 0; k < n; ++k) {
+    const hsize_t row = s.order[k].first;
+    if (s.rows.empty() || s.rows.back() != row) s.rows.push_back(row);
+    s.row_of[k] = s.rows.size() - 1;
+    in_place = in_place && s.order[k].second == k && s.row_of[k] == k;
+  }
+  float* x = out.x.data();
+  std::int32_t* y = out.y.data();
+  if (!in_place) {
+    s.x.resize(s.rows.size() * f);
+    s.y.resize(s.rows.size());
+    x = s.x.data();
+    y = s.y.data();
+  }
+  float dummy_x = 0;
+  std::int32_t dummy_y = 0;
+  if (method == ReadMethod::kAuto && st.mpi_file != MPI_FILE_NULL && !h.labels_cache.empty()) {
+    mpi_read_rows(st, s.rows, x);
+    for (std::size_t r = 0; r < s.rows.size(); ++r) y[r] = h.labels_cache[s.rows[r]];
+  } else {
+    Hdf5Lock lock;
+    const PropList dxpl = collective_dxpl(h.path);
+    const DataSpace fx = select_rows(h.features_space.get(), s.rows, f, h.path);
+    const DataSpace mx = memory_rows(s.rows.size(), f, h.path);
+    HPCML_CHECK_HDF5(H5Dread(h.features.get(), H5T_NATIVE_FLOAT, mx.get(), fx.get(), dxpl.get(),
+                             s.rows.empty() ? &dummy_x : x),
+                     h.path + ": cannot read 'features'");
+    if (h.labels_cache.empty()) {
+      const DataSpace fy = select_rows(h.labels_space.get(), s.rows, 0, h.path);
+      const DataSpace my = memory_rows(s.rows.size(), 0, h.path);
+      HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, my.get(), fy.get(), dxpl.get(),
+                               s.rows.empty() ? &dummy_y : y),
+                       h.path + ": cannot read 'labels'");
+    } else {
+      for (std::size_t r = 0; r < s.rows.size(); ++r) y[r] = h.labels_cache[s.rows[r]];
+    }
+  }
+  if (!in_place) {
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t pos = s.order[k].second, r = s.row_of[k];
+      std::memcpy(out.x.data() + pos * f, s.x.data() + r * f, f * sizeof(float));
+      out.y[pos] = s.y[r];
+    }
+  }
+  check_rows(st, out, indices);
+}
+
+// HDF5's MPI-IO driver reads past the end of a file as zeros, like sec2: a
+// file cut short after it was opened is refused before the read. Every rank
+// sees the same file, so they agree without talking.
+void check_not_truncated(const ShardHandle& h) {
+  struct stat st {};
+  if (h.data_end > 0 &&
+      (::stat(h.path.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) < h.data_end))
+    HPCML_THROW(DataError, h.path + ": file is truncated (" + std::to_string(st.st_size) +
+                               " bytes, data ends at byte " + std::to_string(h.data_end) +
+                               "); it changed after it was opened");
+}
+
+// Reads a pass over a single-file split collectively, on the caller's thread
+// (a reader thread would need MPI_THREAD_MULTIPLE and an agreement on how far
+// every rank has read ahead before it may stop). Constructed collectively.
+// Batches are read in groups: one collective read fetches the rows of up to
+// `group` consecutive batches (about kGroupRows rows), and next() hands them out
+// one by one; a collective call costs a synchronisation of all ranks, far
+// more than reading one batch of a few hundred KB. Every rank makes the same
+// number of group reads: ranks with fewer batches (uneven evaluation blocks,
+// or no rows at all) join the remaining ones with empty selections inside the
+// next() that returns false.
+class CollectiveReader final : public BatchReader {
+ public:
+  // HDF5 1.10 builds a union of hyperslab blocks in time that grows
+  // quadratically beyond a few hundred blocks (measured: 256 random rows
+  // 0.4 ms, 512 rows 7-10 ms), so a group holds about kGroupRows rows.
+  static constexpr std::size_t kGroupRows = 256;
+
+  CollectiveReader(std::shared_ptr<const DatasetState> state, std::vector<std::size_t> indices,
+                   std::size_t batch_rows, ReadMethod method)
+      : state_(std::move(state)),
+        indices_(std::move(indices)),
+        batch_rows_(batch_rows),
+        method_(method) {
+    group_ = std::max<std::size_t>(1, kGroupRows / batch_rows_);  // the same on every rank
+    const std::size_t mine = (indices_.size() + batch_rows_ - 1) / batch_rows_;
+    unsigned long long most = (mine + group_ - 1) / group_;
+    HPCML_CHECK_MPI(
+        MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, state_->comm));
+    total_groups_ = static_cast<std::size_t>(most);
+  }
+
+  bool next(Batch& batch) override {
+    const std::size_t f = state_->manifest.features;
+    if (pos_ >= buffered_.rows) {
+      // The next group: rows [g * group * batch_rows, ...) of this rank's indices.
+      const std::size_t begin = std::min(indices_.size(), groups_done_ * group_ * batch_rows_);
+      const std::size_t end = std::min(indices_.size(), begin + group_ * batch_rows_);
+      if (begin == end) {
+        finish();
+        return false;
+      }
+      ++groups_done_;
+      check_not_truncated(state_->shards[0]);
+      collective_read_rows(*state_, std::span(indices_).subspan(begin, end - begin), buffered_,
+                           scratch_, method_);
+      pos_ = 0;
+    }
+    const std::size_t rows = std::min(batch_rows_, buffered_.rows - pos_);
+    batch.rows = rows;
+    batch.cols = f;
+    batch.x.assign(buffered_.x.begin() + static_cast<std::ptrdiff_t>(pos_ * f),
+                   buffered_.x.begin() + static_cast<std::ptrdiff_t>((pos_ + rows) * f));
+    batch.y.assign(buffered_.y.begin() + static_cast<std::ptrdiff_t>(pos_),
+                   buffered_.y.begin() + static_cast<std::ptrdiff_t>(pos_ + rows));
+    pos_ += rows;
+    return true;
+  }
+
+ private:
+  // Joins the group reads this rank has no rows for.
+  void finish() {
+    Batch empty;
+    while (groups_done_ < total_groups_) {
+      ++groups_done_;
+      collective_read_rows(*state_, {}, empty, scratch_, method_);
+    }
+  }
+
+  std::shared_ptr<const DatasetState> state_;
+  std::vector<std::size_t> indices_;
+  std::size_t batch_rows_;
+  ReadMethod method_;
+  std::size_t group_ = 1;  // batches per collective read
+  std::size_t total_groups_ = 0, groups_done_ = 0;
+  Batch buffered_;       // the rows of the current group
+  std::size_t pos_ = 0;  // next row of buffered_ to hand out
+  Scratch scratch_;
+};
+
 // Background reader: a producer thread fills a bounded queue of batches.
 class PrefetchReader final : public BatchReader {
  public:
@@ -597,22 +932,36 @@ const std::vector<std::size_t>& ShardDataset::feature_shape() const {
   return state_->manifest.feature_shape;
 }
 
+bool ShardDataset::collective() const { return state_->comm != MPI_COMM_NULL; }
+
+Layout ShardDataset::layout() const { return state_->info.layout; }
+
 std::string ShardDataset::describe() const {
+  const std::string where = layout() == Layout::kSingleFile
+                                ? std::string(" in one file, ") +
+                                      (collective() ? "collective MPI-IO reads" : "per-rank reads")
+                                : " in " + std::to_string(shard_count()) + " shards";
   return state_->manifest.dataset + "/" + state_->split + ": " + std::to_string(samples()) + " x " +
-         std::to_string(features()) + " in " + std::to_string(shard_count()) + " shards (" +
-         state_->dir + ")";
+         std::to_string(features()) + where + " (" + state_->dir + ")";
 }
 
 void ShardDataset::set_prefetch_depth(std::size_t depth) { prefetch_depth_ = depth; }
 
 std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices,
                                                 std::size_t batch_rows) {
-  if (batch_rows == 0) HPCML_THROW(ConfigError, describe() + ": batch size must be >= 1");
-  for (std::size_t i : indices)
-    if (i >= samples())
-      HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
-                                 " is out of range for split '" + state_->split + "' with " +
-                                 std::to_string(samples()) + " samples");
+  auto check = [&] {
+    if (batch_rows == 0) HPCML_THROW(ConfigError, describe() + ": batch size must be >= 1");
+    for (std::size_t i : indices)
+      if (i >= samples())
+        HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
+                                   " is out of range for split '" + state_->split + "' with " +
+                                   std::to_string(samples()) + " samples");
+  };
+  if (collective()) {
+    mpi::agree(state_->comm, check);
+    return std::make_unique<CollectiveReader>(state_, std::move(indices), batch_rows, method_);
+  }
+  check();
   if (prefetch_depth_ == 0)
     return std::make_unique<SyncReader>(state_, std::move(indices), batch_rows, method_);
   return std::make_unique<PrefetchReader>(state_, std::move(indices), batch_rows, prefetch_depth_,
@@ -621,6 +970,18 @@ std::unique_ptr<BatchReader> ShardDataset::read(std::vector<std::size_t> indices
 
 void ShardDataset::read_rows(std::span<const std::size_t> indices, Batch& out) const {
   Scratch scratch;
+  if (collective()) {
+    mpi::agree(state_->comm, [&] {
+      for (std::size_t i : indices)
+        if (i >= samples())
+          HPCML_THROW(DataError, state_->dir + ": sample index " + std::to_string(i) +
+                                     " is out of range for split '" + state_->split + "' with " +
+                                     std::to_string(samples()) + " samples");
+      check_not_truncated(state_->shards[0]);
+    });
+    collective_read_rows(*state_, indices, out, scratch, method_);
+    return;
+  }
   read_rows_impl(*state_, indices, out, scratch, method_);
 }
 
@@ -699,7 +1060,8 @@ ShardCheck check_shard_file(const std::string& dir, const Manifest& manifest,
   return c;
 }
 
-std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split) {
+namespace {
+std::shared_ptr<DatasetState> open_state(const std::string& dir, const std::string& split) {
   auto st = std::make_shared<DatasetState>();
   st->dir = dir;
   st->split = split;
@@ -715,6 +1077,22 @@ std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::st
   for (std::size_t i = 0; i < st->info.shards.size(); ++i) {
     st->firsts.push_back(st->info.shards[i].first_index);
     st->shards.push_back(open_shard(*st, i));
+  }
+  return st;
+}
+}  // namespace
+
+std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split) {
+  return std::make_unique<ShardDataset>(open_state(dir, split));
+}
+
+std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split,
+                                           MPI_Comm comm) {
+  std::shared_ptr<DatasetState> st;
+  mpi::agree(comm, [&] { st = open_state(dir, split); });
+  if (st->info.layout == Layout::kSingleFile) {
+    HPCML_CHECK_MPI(MPI_Comm_dup(comm, &st->comm));
+    reopen_collective(*st);
   }
   return std::make_unique<ShardDataset>(std::move(st));
 }

@@ -113,6 +113,12 @@ bool is_shard_file_name(const std::string& file, const std::string& split) {
          t.substr(15) == ".h5";
 }
 
+const char* layout_name(Layout layout) {
+  return layout == Layout::kSingleFile ? "single-file" : "shards";
+}
+
+std::string single_file_name(const std::string& split) { return split + ".h5"; }
+
 std::string shard_file_name(const std::string& split, std::size_t index, std::size_t count) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu.h5", index, count);
@@ -243,9 +249,20 @@ Manifest read_manifest(const std::string& dir) {
     }
     SplitInfo s;
     s.samples = r.unsigned_int(sj, "samples", sf + ".samples", 1);
+    if (sj.is_object() && sj.contains("layout")) {
+      const std::string layout = r.string(sj, "layout", sf + ".layout");
+      if (layout == "single-file")
+        s.layout = Layout::kSingleFile;
+      else if (layout != "shards")
+        r.fail(sf + ".layout",
+               "expected \"shards\" or \"single-file\", got \"" + printable(layout) + "\"");
+    }
     const json& shards = r.get(sj, "shards", sf + ".shards");
     if (!shards.is_array() || shards.empty())
       r.fail(sf + ".shards", "expected a non-empty array of shards");
+    if (s.layout == Layout::kSingleFile && shards.size() != 1)
+      r.fail(sf + ".shards",
+             "a single-file split lists exactly one file, got " + std::to_string(shards.size()));
     std::size_t next_first = 0;
     for (std::size_t i = 0; i < shards.size(); ++i) {
       const std::string f = sf + ".shards[" + std::to_string(i) + "]";
@@ -312,6 +329,7 @@ void write_manifest(const std::string& dir, const Manifest& m) {
                         {"checksum", checksum_string(sh.crc32)},
                         {"bytes", sh.bytes}});
     splits[name] = {{"samples", s.samples}, {"shards", std::move(shards)}};
+    if (s.layout == Layout::kSingleFile) splits[name]["layout"] = layout_name(s.layout);
   }
   j["splits"] = std::move(splits);
   const fs::path final_path = fs::path(dir) / kManifestName;

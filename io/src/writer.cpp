@@ -89,7 +89,8 @@ ShardInfo write_shard(const LabeledData& data, const ShardWriteOptions& o, std::
   const auto [begin, end] = shard_rows(data.samples, o.shards, index);
   const std::size_t n = end - begin, f = data.features;
   ShardInfo info;
-  info.file = shard_file_name(o.split, index, o.shards);
+  info.file = o.layout == Layout::kSingleFile ? single_file_name(o.split)
+                                              : shard_file_name(o.split, index, o.shards);
   info.samples = n;
   info.first_index = begin;
   info.bytes = n * (4 * f + 4);
@@ -169,7 +170,8 @@ void finish(Manifest m, SplitInfo split, const ShardWriteOptions& o) {
   std::set<std::string> stale;
   if (auto it = m.splits.find(o.split); it != m.splits.end())
     for (const auto& sh : it->second.shards)
-      if (is_shard_file_name(sh.file, o.split)) stale.insert(sh.file);
+      if (is_shard_file_name(sh.file, o.split) || sh.file == single_file_name(o.split))
+        stale.insert(sh.file);
   for (const auto& sh : split.shards) stale.erase(sh.file);
   m.splits[o.split] = std::move(split);
   for (const auto& [name, other] : m.splits)
@@ -184,22 +186,31 @@ void finish(Manifest m, SplitInfo split, const ShardWriteOptions& o) {
   if (o.progress)
     o.progress("wrote " + (fs::path(o.out_dir) / kManifestName).string() + ": split '" + o.split +
                "' with " + std::to_string(m.splits[o.split].samples) + " samples in " +
-               std::to_string(o.shards) + " shards");
+               (o.layout == Layout::kSingleFile ? std::string("one file (single-file layout)")
+                                                : std::to_string(o.shards) + " shards"));
+}
+
+ShardWriteOptions normalized(ShardWriteOptions o) {
+  if (o.layout == Layout::kSingleFile) o.shards = 1;
+  return o;
 }
 
 }  // namespace
 
-SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options) {
+SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& in) {
+  const ShardWriteOptions options = normalized(in);
   Manifest m = prepare(data, options);
   SplitInfo split;
   split.samples = data.samples;
+  split.layout = options.layout;
   for (std::size_t i = 0; i < options.shards; ++i)
     split.shards.push_back(write_shard(data, options, i));
   finish(std::move(m), split, options);
   return split;
 }
 
-SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options, MPI_Comm comm) {
+SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& in, MPI_Comm comm) {
+  const ShardWriteOptions options = normalized(in);
   int rank = 0, size = 1;
   HPCML_CHECK_MPI(MPI_Comm_rank(comm, &rank));
   HPCML_CHECK_MPI(MPI_Comm_size(comm, &size));
@@ -232,9 +243,12 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options,
                                 MPI_UINT64_T, MPI_SUM, comm));
   SplitInfo split;
   split.samples = data.samples;
+  split.layout = options.layout;
   for (std::size_t i = 0; i < options.shards; ++i) {
     ShardInfo info;
-    info.file = shard_file_name(options.split, i, options.shards);
+    info.file = options.layout == Layout::kSingleFile
+                    ? single_file_name(options.split)
+                    : shard_file_name(options.split, i, options.shards);
     info.samples = table[4 * i + 0];
     info.first_index = table[4 * i + 1];
     info.crc32 = static_cast<std::uint32_t>(table[4 * i + 2]);

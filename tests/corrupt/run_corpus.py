@@ -4,8 +4,9 @@
 usage: run_corpus.py HPCML CONFIG [NAME...]
 
 For each case (one row of cases.tsv) a fresh work directory W is made holding a
-small valid shard directory W/data (train: 3 shards, test: 1 shard) and the valid
-inputs it was made from (W/x.npy, W/y.npy, ...). The row's `make` column is a
+small valid shard directory W/data (train: 3 shards, test: 1 shard), the same
+data in the single-file layout W/single (use_single() swaps it in as W/data) and
+the valid inputs it was made from (W/x.npy, W/y.npy, ...). The row's `make` column is a
 Python expression over the helpers below that corrupts something in W; then each
 of the row's commands runs, and must:
   - exit non-zero, never by a signal (no crash, no core dump), within TIMEOUT s;
@@ -55,6 +56,26 @@ def p(name):
 def shard(i=1):
     """Path of train shard i of 3."""
     return p(f"data/train-{i:05d}-of-00003.h5")
+
+
+def use_single():
+    """Makes W/data the single-file layout of the same data (train.h5, test.h5,
+    read with collective MPI-IO by `train`)."""
+    shutil.rmtree(p("data"))
+    os.rename(p("single"), p("data"))
+
+
+def single(split="train"):
+    """Path of a split's file in the single-file layout (after use_single())."""
+    return p(f"data/{split}.h5")
+
+
+def h5_narrow(path, dataset, cols):
+    """Rewrites a 2-D dataset keeping only its first `cols` columns."""
+    with h5py.File(path, "r+") as f:
+        v = f[dataset][...]
+        del f[dataset]
+        f.create_dataset(dataset, data=v[:, :cols])
 
 
 def truncate(path, size):
@@ -258,6 +279,10 @@ def make_base(hpcml, base):
                         "--labels", os.path.join(base, args[1]), "--split", args[2],
                         "--classes", "3", "--shards", args[3], "--out",
                         os.path.join(base, "data")], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([hpcml, "shard", "npy", "--features", os.path.join(base, args[0]),
+                        "--labels", os.path.join(base, args[1]), "--split", args[2],
+                        "--classes", "3", "--layout", "single-file", "--name", "data", "--out",
+                        os.path.join(base, "single")], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(base, "ok.csv"), "w") as f:
         for i in range(6):
             f.write(f"{i % 3},{i * 0.5},{i + 1}\n")

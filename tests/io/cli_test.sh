@@ -31,6 +31,18 @@ grep -q "train-00002-of-00003.h5: 3 samples" "$TMP/out" || { cat "$TMP/out"; fai
 grep -q '"fashion-mnist"' "$TMP/fm/manifest.json" || fail "dataset name"
 expect_ok shard verify "$TMP/fm"
 [ "$(grep -c '^ok ' "$TMP/out")" = 6 ] || { cat "$TMP/out"; fail "expected 6 ok lines"; }
+# The single-file layout: one <split>.h5 per split, marked in the manifest.
+expect_ok shard fashion-mnist --source "$TMP/src" --out "$TMP/fm1" --layout single-file
+grep -q "split 'train' with 10 samples in one file" "$TMP/out" || { cat "$TMP/out"; fail "no single-file line"; }
+[ "$(grep -c '"layout": "single-file"' "$TMP/fm1/manifest.json")" = 2 ] || fail "layout key"
+[ -f "$TMP/fm1/train.h5" ] && [ -f "$TMP/fm1/test.h5" ] || fail "single-file names"
+[ -z "$(ls "$TMP/fm1" | grep -- '-of-')" ] || fail "single-file layout wrote shards"
+expect_ok shard verify "$TMP/fm1"
+[ "$(grep -c '^ok .*\(train\|test\)\.h5' "$TMP/out")" = 2 ] || { cat "$TMP/out"; fail "expected 2 ok lines"; }
+# Back to shards: the single files go, nothing else does.
+expect_ok shard fashion-mnist --source "$TMP/src" --out "$TMP/fm1" --shards 2
+[ ! -e "$TMP/fm1/train.h5" ] && [ -f "$TMP/fm1/train-00001-of-00002.h5" ] || fail "re-sharding a single-file split"
+expect_error "--layout" shard fashion-mnist --source "$TMP/src" --out "$TMP/fm7" --layout striped
 expect_error "4 samples into 5 shards" shard fashion-mnist --source "$TMP/src" --out "$TMP/fm5" --shards 5
 expect_error "no such file" shard fashion-mnist --source "$TMP/nowhere" --out "$TMP/fm6"
 

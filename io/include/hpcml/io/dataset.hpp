@@ -16,7 +16,19 @@
 //   manifest (detects silent corruption of bytes the per-batch checks accept).
 //   Not done on open because it reads everything; the trainer spreads the
 //   shards over ranks and agrees on failure.
+//
+// Single-file splits (Layout::kSingleFile, one HDF5 file per split): opened
+// with open_dataset(dir, split, comm), the file is opened with HDF5's MPI-IO
+// driver and every read is a collective hyperslab read (H5FD_MPIO_COLLECTIVE):
+// read() and each next() of its reader, and read_rows(), must then be called by
+// every rank of comm, in the same order (each rank passes its own indices; a
+// rank with fewer or no rows still calls them; see CollectiveReader). Such
+// reads run on the caller's thread: prefetch_depth() does not apply. Opened
+// without a communicator, a single-file split is read per rank like a split of
+// one shard (pread of the rows).
 #pragma once
+
+#include <mpi.h>
 
 #include <cstddef>
 #include <memory>
@@ -58,6 +70,9 @@ class ShardDataset final : public Dataset {
   ~ShardDataset() override;
 
   std::size_t samples() const override;
+  /// True when reads are collective over the communicator given at open.
+  bool collective() const;
+  Layout layout() const;
   std::size_t features() const override;
   int classes() const override;
   std::string describe() const override;
@@ -113,5 +128,13 @@ void set_label_cache_max_rows(std::size_t rows);
 /// Opens split `split` of the shard directory `dir` (see the checks above).
 /// Throws DataError naming the manifest field or the shard file on any problem.
 std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split);
+
+/// As above, collective over `comm`: every rank validates the split, failures
+/// are agreed on (mpi::agree), and a single-file split is then opened with the
+/// MPI-IO driver for collective reads (see the top of this file). Shard splits
+/// are read per rank as with the overload above. The returned dataset must be
+/// destroyed on every rank of comm together (closing the file is collective).
+std::unique_ptr<ShardDataset> open_dataset(const std::string& dir, const std::string& split,
+                                           MPI_Comm comm);
 
 }  // namespace hpcml::io

@@ -42,8 +42,20 @@ struct ShardInfo {
   std::uint64_t bytes = 0;      ///< payload bytes: samples * (4 * features + 4)
 };
 
+/// How a split is stored on disk (manifest key "layout" of the split).
+/// kShards: any number of shard files, each rank preads its rows (the default;
+/// a manifest without "layout" means this).
+/// kSingleFile: one HDF5 file per split (one entry in "shards", any valid
+/// file name, by default "<split>.h5"), read with collective MPI-IO hyperslab
+/// reads when opened with a communicator (see dataset.hpp).
+enum class Layout { kShards, kSingleFile };
+
+/// "shards" / "single-file" (the manifest spelling).
+const char* layout_name(Layout layout);
+
 struct SplitInfo {
   std::size_t samples = 0;
+  Layout layout = Layout::kShards;
   std::vector<ShardInfo> shards;  ///< in global index order, contiguous
 };
 
@@ -73,11 +85,13 @@ std::string shard_file_name(const std::string& split, std::size_t index, std::si
 /// itself. (Path traversal such as "../x" or "/etc/passwd" is refused.)
 std::string shard_file_name_problem(const std::string& file);
 
+/// "<split>.h5": the file of a single-file split written by `hpcml shard`.
+std::string single_file_name(const std::string& split);
+
 /// True if `file` has the exact form shard_file_name(split, i, n) produces:
 /// "<split>-<5 digits>-of-<5 digits>.h5". `hpcml shard` deletes an old shard
 /// of a split it replaces only when its name has this form.
 bool is_shard_file_name(const std::string& file, const std::string& split);
-
 
 /// a * b, or throws DataError "<what>: <a> x <b> overflows" when it does not fit.
 std::size_t checked_mul(std::size_t a, std::size_t b, const std::string& what);

@@ -14,10 +14,14 @@
 namespace hpcml::io {
 
 struct ShardWriteOptions {
-  std::string out_dir;  ///< created if missing
-  std::string dataset;  ///< dataset name recorded in the manifest
-  std::string split;    ///< "train", "test", ... (see check_split_name)
-  std::size_t shards = 4;
+  std::string out_dir;     ///< created if missing
+  std::string dataset;     ///< dataset name recorded in the manifest
+  std::string split;       ///< "train", "test", ... (see check_split_name)
+  std::size_t shards = 4;  ///< ignored (1) for Layout::kSingleFile
+  /// kSingleFile writes the split as one file "<split>.h5" (rank 0 writes it;
+  /// the data is in memory on every rank and a local disk gains nothing from
+  /// a parallel write) and marks the split "layout": "single-file".
+  Layout layout = Layout::kShards;
   int classes = 0;  ///< labels must lie in [0, classes)
   /// Called with one line per written shard/manifest (on the rank that did it).
   std::function<void(const std::string&)> progress;
@@ -35,7 +39,8 @@ SplitInfo write_split(const LabeledData& data, const ShardWriteOptions& options)
 /// this split's entry and keeping the others. Afterwards, a file of the old
 /// entry for this split that the new one does not use is deleted only if its
 /// name has the exact shard form (is_shard_file_name), no other split lists it
-/// and it is a regular file: nothing else in out_dir is ever deleted.
+/// and it is a regular file: nothing else in out_dir is ever deleted. (The same
+/// holds for an old single-file "<split>.h5" when the split is rewritten.)
 /// classes <= kMaxClasses; 1 <= features <= kMaxFeatures.
 /// Any failure on any rank throws the same collective DataError on every rank.
 /// Returns the split's manifest entry on every rank.
