@@ -388,6 +388,25 @@ TEST(Allreduce, AutomaticFollowsThresholds) {
     EXPECT_EQ(multi.choose(1024), Algo::kRecursiveDoubling);
     EXPECT_EQ(multi.choose(1025), Algo::kRing);  // large_multinode_algo: one rank per node
   }
+  // Nodes of 2 ranks (emulated; with 3 ranks the second node has 1): the default
+  // multi-node bands, the same choice on every rank also when nodes are uneven.
+  CommOptions pairs_options;
+  pairs_options.emulate_node_size = 2;
+  Communicator pairs = dup_world(pairs_options);
+  if (n > 2) {
+    const hpcml::comm::Thresholds d;
+    EXPECT_EQ(pairs.choose(d.small_max_bytes), d.small_algo);
+    EXPECT_EQ(pairs.choose(d.small_max_bytes + 4), Algo::kHierarchical);
+    EXPECT_EQ(pairs.choose(d.medium_max_bytes), Algo::kHierarchical);
+    EXPECT_EQ(pairs.choose(d.medium_max_bytes + 4), Algo::kRing);
+    std::vector<float> x(d.small_max_bytes / sizeof(float) + 1, 1.0f);  // hierarchical, uneven
+    pairs.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kAuto);
+    EXPECT_EQ(x.back(), static_cast<float>(n));
+  }
+  EXPECT_EQ(
+      hpcml::comm::Thresholds::parse("medium_max_bytes=2M,medium_algo=ring", o.thresholds, "test")
+          .medium_max_bytes,
+      std::size_t{2} << 20);
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_max=3", o.thresholds, "test"),
                hpcml::ConfigError);
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_algo=fast", o.thresholds, "test"),
