@@ -9,6 +9,8 @@
 #             (auto, sharded update where it applies) -> final loss within 1e-4 relative
 #     array   a 2-task array (1 CPU each): the tasks run on both nodes
 #     submit  hpcml submit with slurm.nodes = 2 runs to completion on 2 nodes
+#     scale   hpcml scale --slurm --ranks 1,2 with one rank per node: the points run on
+#             1 and 2 nodes and the report job writes a row for 2 ranks on 2 nodes
 #
 # Exits 77 (CTest SKIP_RETURN_CODE) with the reason when no cluster of at least
 # 2 nodes answers: not started, or namespaces refused (the reason slurm-local.sh
@@ -140,6 +142,25 @@ EOF
     if [ "$(json "$s" nodes)" != 2 ] || [ "$(json "$s" ranks)" != 2 ]; then
       fail "$s: not 2 ranks on 2 nodes"
     fi
+    ;;
+  scale)
+    config t.toml
+    sed -i 's/^max_steps = 20$/max_steps = 5/; s/^\[slurm\]$/[slurm]\nntasks_per_node = 1/' t.toml
+    out="$("$HPCML" scale t.toml --ranks 1,2 --slurm --site local --out "$WORK/study" 2>&1)" ||
+      fail "scale: $out"
+    echo "$out"
+    jobs="$(sed -n 's/^submitted [0-9]* job(s): //p' <<<"$out")"
+    [ -n "$jobs" ] || fail "scale printed no job ids"
+    for _ in $(seq 600); do
+      [ -z "$(squeue -h -j "$jobs" 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+    [ -s "$WORK/study/report/report.md" ] || fail "no report after the jobs $jobs ended"
+    for n in 1 2; do
+      [ "$(json "$WORK/study/r$n-t1-k0/summary.json" nodes)" = "$n" ] || fail "the $n-rank point did not run on $n node(s)"
+    done
+    grep -E '^\| 2 \| 2 x 1 \| 2 \|' "$WORK/study/report/report.md" ||
+      fail "the report has no row for 2 ranks on 2 nodes"
     ;;
   *) fail "unknown case '$CASE'" ;;
 esac
