@@ -139,6 +139,9 @@ class ShmNode {
   bool reduce_update_gather(const T* grads, T* params, std::size_t count,
                             const Epilogue<T>& update);
   int local_size() const { return local_size_; }
+  /// The largest local size of any node: the same on every rank, so automatic
+  /// selection agrees on every rank when nodes hold different rank counts.
+  int max_local_size() const { return max_local_size_; }
   int nodes() const { return nodes_; }
 
  private:
@@ -183,7 +186,7 @@ class ShmNode {
 
   Engine& engine_;
   MPI_Comm local_ = MPI_COMM_NULL, leaders_ = MPI_COMM_NULL;
-  int local_rank_ = 0, local_size_ = 1, nodes_ = 1;
+  int local_rank_ = 0, local_size_ = 1, max_local_size_ = 1, nodes_ = 1;
   MPI_Win win_ = MPI_WIN_NULL;
   std::vector<char*> base_;
   std::size_t slot_bytes_ = 0;

@@ -52,20 +52,24 @@ Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
     std::string key = item.substr(0, eq), value = item.substr(eq + 1);
     if (key == "small_max_bytes") {
       t.small_max_bytes = parse_byte_count(value, origin + ": '" + key + "'");
-    } else if (key == "small_algo" || key == "large_algo" || key == "large_multinode_algo" ||
-               key == "single_node_algo") {
+    } else if (key == "medium_max_bytes") {
+      t.medium_max_bytes = parse_byte_count(value, origin + ": '" + key + "'");
+    } else if (key == "small_algo" || key == "medium_algo" || key == "large_algo" ||
+               key == "large_multinode_algo" || key == "single_node_algo") {
       Algo a = parse_algo(value, origin + ": '" + key + "'");
       // Automatic selection is the MPI transport's: it picks among its algorithms.
       HPCML_REQUIRE(a != Algo::kAuto && transport_of(a) == Transport::kMpi, ConfigError,
                     origin + ": '" + key + "' must name a CPU algorithm, got '" + value + "'");
       (key == "small_algo"         ? t.small_algo
+       : key == "medium_algo"      ? t.medium_algo
        : key == "large_algo"       ? t.large_algo
        : key == "single_node_algo" ? t.single_node_algo
                                    : t.large_multinode_algo) = a;
     } else {
       HPCML_THROW(ConfigError, origin + ": unknown threshold key '" + key +
                                    "' (expected single_node_algo, small_max_bytes, small_algo, "
-                                   "large_algo, large_multinode_algo)");
+                                   "medium_max_bytes, medium_algo, large_algo, "
+                                   "large_multinode_algo)");
     }
   }
   return t;
@@ -75,6 +79,8 @@ std::string Thresholds::to_string() const {
   return "single_node_algo=" + comm::to_string(single_node_algo) +
          ",small_max_bytes=" + std::to_string(small_max_bytes) +
          ",small_algo=" + comm::to_string(small_algo) +
+         ",medium_max_bytes=" + std::to_string(medium_max_bytes) +
+         ",medium_algo=" + comm::to_string(medium_algo) +
          ",large_algo=" + comm::to_string(large_algo) +
          ",large_multinode_algo=" + comm::to_string(large_multinode_algo);
 }

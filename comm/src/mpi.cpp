@@ -305,7 +305,10 @@ Algo Communicator::choose(std::size_t bytes) {
   auto& shm = engine().shm();
   if (shm.nodes() == 1 && shm.local_size() > 1) return t.single_node_algo;
   if (bytes <= t.small_max_bytes) return t.small_algo;
-  return shm.local_size() > 1 ? t.large_algo : t.large_multinode_algo;
+  // The largest node's rank count, not this node's: nodes may hold different
+  // numbers of ranks (srun -N2 -n3), and every rank must pick the same algorithm.
+  if (shm.max_local_size() == 1) return t.large_multinode_algo;
+  return bytes <= t.medium_max_bytes ? t.medium_algo : t.large_algo;
 }
 
 template <class T>

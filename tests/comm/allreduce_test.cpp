@@ -33,6 +33,18 @@ int world_size() {
   MPI_Comm_size(MPI_COMM_WORLD, &s);
   return s;
 }
+// Nodes the world spans as MPI sees them (tests/multinode runs this suite on
+// 2 virtual hosts): the number of local rank 0s.
+int world_nodes() {
+  MPI_Comm local = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL, &local);
+  int local_rank = 0, nodes = 0;
+  MPI_Comm_rank(local, &local_rank);
+  MPI_Comm_free(&local);
+  int leader = local_rank == 0 ? 1 : 0;
+  MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  return nodes;
+}
 
 // Multiples of 1/8 in [-1, 1]: sums over <= 4 ranks are exact in float, so the
 // reference is exact whatever the reduction order.
@@ -257,12 +269,20 @@ TEST(Hierarchical, MixedBufferKindsFailOnEveryRank) {
   hpcml::comm::SharedBuffer shared = comm.allocate_shared(count * sizeof(float));
   std::vector<float> priv(count, 1.0f);
   float* buf = comm.rank() == 0 ? shared.as<float>().data() : priv.data();
-  try {
+  if (world_nodes() > 1) {
+    // Several nodes: the zero-copy path (one node only) is not taken, every
+    // buffer is staged, so mixed kinds are fine and reduce correctly.
+    for (std::size_t i = 0; i < count; ++i) buf[i] = 1.0f;
     comm.allreduce(buf, buf, count, ReduceOp::kSum, Algo::kHierarchical);
-    ADD_FAILURE() << "no error on rank " << comm.rank();
-  } catch (const hpcml::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("different kinds of buffers"), std::string::npos)
-        << e.what();
+    EXPECT_EQ(buf[count - 1], static_cast<float>(comm.size()));
+  } else {
+    try {
+      comm.allreduce(buf, buf, count, ReduceOp::kSum, Algo::kHierarchical);
+      ADD_FAILURE() << "no error on rank " << comm.rank();
+    } catch (const hpcml::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("different kinds of buffers"), std::string::npos)
+          << e.what();
+    }
   }
   std::vector<float> ok(count, 1.0f);
   comm.allreduce(ok.data(), ok.data(), count, ReduceOp::kSum, Algo::kHierarchical);
@@ -358,14 +378,35 @@ TEST(Allreduce, AutomaticFollowsThresholds) {
       "test");
   Communicator comm = dup_world(o);
   const int n = comm.size();
-  // One machine: a single node, unless nodes are emulated.
-  EXPECT_EQ(comm.choose(1024), n > 1 ? Algo::kRing : Algo::kRecursiveDoubling);
+  // One node (the usual test run): single_node_algo, unless nodes are emulated.
+  // Several nodes (tests/multinode): small_algo up to small_max_bytes.
+  EXPECT_EQ(comm.choose(1024),
+            n > 1 && world_nodes() == 1 ? Algo::kRing : Algo::kRecursiveDoubling);
   o.emulate_node_size = 1;  // every rank its own "node": the multi-node rules apply
   Communicator multi = dup_world(o);
   if (n > 1) {
     EXPECT_EQ(multi.choose(1024), Algo::kRecursiveDoubling);
     EXPECT_EQ(multi.choose(1025), Algo::kRing);  // large_multinode_algo: one rank per node
   }
+  // Nodes of 2 ranks (emulated; with 3 ranks the second node has 1): the default
+  // multi-node bands, the same choice on every rank also when nodes are uneven.
+  CommOptions pairs_options;
+  pairs_options.emulate_node_size = 2;
+  Communicator pairs = dup_world(pairs_options);
+  if (n > 2) {
+    const hpcml::comm::Thresholds d;
+    EXPECT_EQ(pairs.choose(d.small_max_bytes), d.small_algo);
+    EXPECT_EQ(pairs.choose(d.small_max_bytes + 4), Algo::kHierarchical);
+    EXPECT_EQ(pairs.choose(d.medium_max_bytes), Algo::kHierarchical);
+    EXPECT_EQ(pairs.choose(d.medium_max_bytes + 4), Algo::kRing);
+    std::vector<float> x(d.small_max_bytes / sizeof(float) + 1, 1.0f);  // hierarchical, uneven
+    pairs.allreduce(x.data(), x.data(), x.size(), ReduceOp::kSum, Algo::kAuto);
+    EXPECT_EQ(x.back(), static_cast<float>(n));
+  }
+  EXPECT_EQ(
+      hpcml::comm::Thresholds::parse("medium_max_bytes=2M,medium_algo=ring", o.thresholds, "test")
+          .medium_max_bytes,
+      std::size_t{2} << 20);
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_max=3", o.thresholds, "test"),
                hpcml::ConfigError);
   EXPECT_THROW(hpcml::comm::Thresholds::parse("small_algo=fast", o.thresholds, "test"),

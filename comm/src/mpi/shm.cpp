@@ -187,6 +187,7 @@ ShmNode::ShmNode(Engine& engine) : engine_(engine) {
       MPI_Comm_split(comm, local_rank_ == 0 ? 0 : MPI_UNDEFINED, engine.rank(), &leaders_));
   int leader = local_rank_ == 0 ? 1 : 0;
   HPCML_CHECK_MPI(MPI_Allreduce(&leader, &nodes_, 1, MPI_INT, MPI_SUM, comm));
+  HPCML_CHECK_MPI(MPI_Allreduce(&local_size_, &max_local_size_, 1, MPI_INT, MPI_MAX, comm));
 
   slot_bytes_ = (std::max<std::size_t>(engine.options().shm_slot_bytes, 4096) + 63) / 64 * 64;
   base_ = allocate_node_window(local_, sizeof(Control) + 2 * slot_bytes_, &win_);

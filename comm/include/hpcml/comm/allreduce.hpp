@@ -60,19 +60,23 @@ ReduceOp parse_reduce_op(const std::string& name, const std::string& what = "op"
 
 /// Automatic selection. All ranks on one node (and more than one): every
 /// size uses `single_node_algo`. Several nodes: messages of at most
-/// `small_max_bytes` use `small_algo`, larger ones `large_algo` when more than
-/// one rank shares a node and `large_multinode_algo` with one rank per node.
-/// One rank: a copy. The defaults come from measurements on the development
-/// machine (docs/communication.md).
+/// `small_max_bytes` use `small_algo`; larger ones, when more than one rank
+/// shares a node, `medium_algo` up to `medium_max_bytes` and `large_algo`
+/// above; with one rank per node `large_multinode_algo`. One rank: a copy. The
+/// defaults come from measurements on the development machine, the multi-node
+/// ones from 2 namespace nodes x 2 ranks (docs/communication.md).
 struct Thresholds {
   Algo single_node_algo = Algo::kHierarchical;
   std::size_t small_max_bytes = 64 * 1024;
-  Algo small_algo = Algo::kMpi;
-  Algo large_algo = Algo::kHierarchical;
+  Algo small_algo = Algo::kRecursiveDoubling;
+  std::size_t medium_max_bytes = 1024 * 1024;
+  Algo medium_algo = Algo::kHierarchical;
+  Algo large_algo = Algo::kRing;
   Algo large_multinode_algo = Algo::kRing;
 
   /// Parses "single_node_algo=hierarchical,small_max_bytes=65536,small_algo=mpi,
-  /// large_algo=hierarchical,large_multinode_algo=ring" (any subset, sizes accept K/M suffixes) on
+  /// medium_max_bytes=1M,medium_algo=hierarchical,large_algo=ring,large_multinode_algo=ring"
+  /// (any subset, sizes accept K/M suffixes) on
   /// top of `base`. Throws ConfigError naming `origin` for unknown keys or values.
   static Thresholds parse(const std::string& text, const Thresholds& base,
                           const std::string& origin);
