@@ -2,7 +2,7 @@
 // atomically, read back with every check a resume needs (docs/checkpoints.md).
 //
 //   <dir>/ckpt-<global step, 12 digits>.h5
-//     /parameters  float32 [P]  chunked, Fletcher32   (Mlp::parameters())
+//     /parameters  float32 [P]  chunked, Fletcher32   (Model::parameters())
 //     /momentum    float32 [P]  chunked, Fletcher32   (SgdMomentum::velocity(), the full vector)
 //     attributes on /: the position (global_step = LR schedule position,
 //     epoch, step_in_epoch = sampler position), what gives it meaning (seed,
