@@ -43,6 +43,20 @@ std::vector<LayerSpec> mlp_layers(const std::vector<std::int64_t>& hidden) {
   return out;
 }
 
+Model build_model(const TrainConfig::Model& m, std::size_t features, std::size_t classes) {
+  if (m.layers.empty()) return Model(features, m.hidden, classes);
+  Shape shape{1, 1, features};
+  if (!m.input_shape.empty()) {
+    shape = {static_cast<std::size_t>(m.input_shape[0]), static_cast<std::size_t>(m.input_shape[1]),
+             static_cast<std::size_t>(m.input_shape[2])};
+    if (shape.size() != features)
+      HPCML_THROW(ConfigError,
+                  "model.input_shape: " + shape.text() + " = " + std::to_string(shape.size()) +
+                      " values a sample, the data has " + std::to_string(features) + " features");
+  }
+  return Model(shape, m.layers, classes);
+}
+
 namespace {
 
 class Dense final : public Layer {

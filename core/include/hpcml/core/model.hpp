@@ -16,6 +16,7 @@
 
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/data.hpp"
+#include "hpcml/core/train_config.hpp"
 
 namespace hpcml {
 
@@ -43,18 +44,11 @@ struct Shape {
   std::string text() const;  // "28x28x1", or "784" when flat
 };
 
-/// One entry of model.layers.
-struct LayerSpec {
-  std::string type;              // dense | conv2d | maxpool2d | relu | flatten | dropout
-  std::int64_t units = 0;        // dense: outputs
-  std::int64_t filters = 0;      // conv2d: output channels
-  std::int64_t kernel = 3;       // conv2d: window k x k
-  std::int64_t stride = 1;       // conv2d
-  std::int64_t padding = 0;      // conv2d: zeros around the image
-  std::int64_t size = 2;         // maxpool2d: window and stride
-  double rate = 0.5;             // dropout: probability of dropping
-  std::string describe() const;  // "conv2d 5x5x32 s1 p2", "dense 128", "relu", ...
-};
+class Model;
+/// The model `m` describes for data of `features` features and `classes`
+/// classes: [[model.layers]] when given (on model.input_shape, else flat), else
+/// the MLP of model.hidden. ConfigError names the key or layer that does not fit.
+Model build_model(const TrainConfig::Model& m, std::size_t features, std::size_t classes);
 
 /// dense + relu for each hidden width: the MLP of model.hidden as a layer list.
 std::vector<LayerSpec> mlp_layers(const std::vector<std::int64_t>& hidden);

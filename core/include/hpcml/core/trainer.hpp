@@ -141,6 +141,7 @@ class Trainer {
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::vector<StepHook*> hooks_;
   std::vector<std::span<float>> grads_;
+  std::uint64_t dropout_seed(std::size_t micro_batch) const;
   std::vector<float> accumulated_;  // train.accumulate > 1: the earlier micro-batches' gradients
   Batch micro_;                     // the micro-batch being computed
   std::vector<std::pair<std::size_t, std::size_t>> owned_ranges_;  // of the step in progress

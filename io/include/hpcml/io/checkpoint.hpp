@@ -43,6 +43,7 @@ struct CheckpointInfo {
   std::string config_hash;           ///< digest of the effective config (informational)
   int restarts = 0;                  ///< resumes of the run before this checkpoint was written
   std::string run_dir;               ///< the run directory that wrote it
+  std::string model;                 ///< Model::describe(): the layers (checked on resume)
   std::string optimizer = "sgd";     ///< optimizer.name; "momentum" holds its state
                                      ///< (optimizer_slots(optimizer) x parameters)
   std::string hpcml_version;         ///< set by write_checkpoint()
