@@ -16,6 +16,7 @@
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/digest.hpp"
+#include "hpcml/core/model.hpp"
 #include "hpcml/core/optimizer.hpp"
 #include "hpcml/core/run_dir.hpp"
 #include "hpcml/core/signals.hpp"
@@ -72,7 +73,11 @@ OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::siz
       }
     });
   }
-  comm::agree(world, [&] { check_batch_layout(cfg, *d.train, world.size()); });
+  comm::agree(world, [&] {
+    check_batch_layout(cfg, *d.train, world.size());
+    // The layers fit the data (an error names the layer), before any rank builds them.
+    build_model(cfg.model, d.train->features(), static_cast<std::size_t>(d.train->classes()));
+  });
   d.open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
   return d;
 }
@@ -175,9 +180,7 @@ int run_train(const TrainArgs& args) {
        << (cfg.data.verify ? " (verified" : " (not verified") << ", " << std::fixed;
     os.precision(2);
     os << data.open_s << " s); " << prefetch.description << "\n";
-    os << "  model " << train.features();
-    for (auto h : cfg.model.hidden) os << "-" << h;
-    os << "-" << train.classes() << " relu, batch " << cfg.train.batch_size << "/rank"
+    os << "  batch " << cfg.train.batch_size << "/rank"
        << (cfg.train.accumulate > 1
                ? " x " + std::to_string(cfg.train.accumulate) + " accumulated micro-batches"
                : std::string())
@@ -193,7 +196,10 @@ int run_train(const TrainArgs& args) {
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
   Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
+  ckpt_info.model = trainer.model().describe();
   if (out) {
+    *out << "  model " << trainer.model().describe() << " (" << trainer.model().parameters().size()
+         << " parameters)\n";
     *out << "  optim " << cfg.optimizer.name << (cfg.optimizer.nesterov ? " (nesterov)" : "")
          << "; lr " << trainer.lr_schedule().describe() << "\n"
          << std::flush;

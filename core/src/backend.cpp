@@ -3,7 +3,10 @@
 // that does not override them.
 #include "hpcml/core/backend.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 
 namespace hpcml {
 
@@ -42,6 +45,103 @@ void Backend::lars_momentum(float* w, const float* g, float* v, std::size_t n, f
   for (std::size_t i = 0; i < n; ++i) {
     v[i] = momentum * v[i] + local_lr * (g[i] + weight_decay * w[i]);
     w[i] -= v[i];
+  }
+}
+
+void Backend::im2col(const float* x, const ConvShape& s, float* cols) {
+  const std::size_t row = s.k * s.k * s.c;
+  for (std::size_t n = 0; n < s.n; ++n) {
+    const float* img = x + n * s.h * s.w * s.c;
+    for (std::size_t oy = 0; oy < s.oh; ++oy) {
+      for (std::size_t ox = 0; ox < s.ow; ++ox) {
+        float* out = cols + ((n * s.oh + oy) * s.ow + ox) * row;
+        for (std::size_t ky = 0; ky < s.k; ++ky) {
+          const std::ptrdiff_t iy =
+              static_cast<std::ptrdiff_t>(oy * s.stride + ky) - static_cast<std::ptrdiff_t>(s.pad);
+          for (std::size_t kx = 0; kx < s.k; ++kx) {
+            const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * s.stride + kx) -
+                                      static_cast<std::ptrdiff_t>(s.pad);
+            float* o = out + (ky * s.k + kx) * s.c;
+            if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(s.h) ||
+                ix >= static_cast<std::ptrdiff_t>(s.w)) {
+              std::fill(o, o + s.c, 0.0f);
+            } else {
+              const float* p =
+                  img + (static_cast<std::size_t>(iy) * s.w + static_cast<std::size_t>(ix)) * s.c;
+              std::copy(p, p + s.c, o);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void Backend::col2im(const float* cols, const ConvShape& s, float* dx) {
+  const std::size_t row = s.k * s.k * s.c;
+  std::fill(dx, dx + s.n * s.h * s.w * s.c, 0.0f);
+  for (std::size_t n = 0; n < s.n; ++n) {
+    float* img = dx + n * s.h * s.w * s.c;
+    for (std::size_t oy = 0; oy < s.oh; ++oy) {
+      for (std::size_t ox = 0; ox < s.ow; ++ox) {
+        const float* in = cols + ((n * s.oh + oy) * s.ow + ox) * row;
+        for (std::size_t ky = 0; ky < s.k; ++ky) {
+          const std::ptrdiff_t iy =
+              static_cast<std::ptrdiff_t>(oy * s.stride + ky) - static_cast<std::ptrdiff_t>(s.pad);
+          if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(s.h)) continue;
+          for (std::size_t kx = 0; kx < s.k; ++kx) {
+            const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * s.stride + kx) -
+                                      static_cast<std::ptrdiff_t>(s.pad);
+            if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(s.w)) continue;
+            float* p =
+                img + (static_cast<std::size_t>(iy) * s.w + static_cast<std::size_t>(ix)) * s.c;
+            const float* v = in + (ky * s.k + kx) * s.c;
+            for (std::size_t ci = 0; ci < s.c; ++ci) p[ci] += v[ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+void Backend::maxpool(const float* x, std::size_t n, std::size_t h, std::size_t w, std::size_t c,
+                      std::size_t size, float* y, std::uint32_t* argmax) {
+  const std::size_t oh = h / size, ow = w / size;
+  for (std::size_t s = 0; s < n; ++s) {
+    for (std::size_t oy = 0; oy < oh; ++oy) {
+      for (std::size_t ox = 0; ox < ow; ++ox) {
+        for (std::size_t ci = 0; ci < c; ++ci) {
+          std::size_t best = ((s * h + oy * size) * w + ox * size) * c + ci;
+          for (std::size_t ky = 0; ky < size; ++ky) {
+            for (std::size_t kx = 0; kx < size; ++kx) {
+              const std::size_t i = ((s * h + oy * size + ky) * w + ox * size + kx) * c + ci;
+              if (x[i] > x[best]) best = i;
+            }
+          }
+          const std::size_t o = ((s * oh + oy) * ow + ox) * c + ci;
+          y[o] = x[best];
+          argmax[o] = static_cast<std::uint32_t>(best);
+        }
+      }
+    }
+  }
+}
+
+void Backend::maxpool_backward(const float* dy, const std::uint32_t* argmax, std::size_t count,
+                               float* dx, std::size_t dx_count) {
+  std::fill(dx, dx + dx_count, 0.0f);
+  for (std::size_t i = 0; i < count; ++i) dx[argmax[i]] += dy[i];
+}
+
+void Backend::dropout(float* y, std::size_t n, float rate, std::uint64_t seed) {
+  const float scale = 1.0f / (1.0f - rate);
+  const auto threshold = static_cast<std::uint64_t>(static_cast<double>(rate) * 0x1.0p53);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    y[i] = (z >> 11) >= threshold ? y[i] * scale : 0.0f;
   }
 }
 

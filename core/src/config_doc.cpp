@@ -516,6 +516,27 @@ std::vector<std::string> ConfigDoc::get_string_list(const std::string& key,
   return x;
 }
 
+std::vector<ConfigDoc> ConfigDoc::get_table_array(const std::string& key) {
+  std::vector<ConfigDoc> out;
+  const toml::value* v = impl_->find(key);
+  if (!v) return out;
+  if (!v->is_array())
+    fail(key, "expected an array of tables ([[" + key + "]]), got " + type_name(*v));
+  const auto& arr = v->as_array();
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    if (!arr[i].is_table())
+      fail(key, "entry " + std::to_string(i) + " is " + type_name(arr[i]) + ", expected a table");
+    ConfigDoc entry;
+    entry.impl_->doc = arr[i];
+    entry.impl_->source =
+        (impl_->overridden.count(key) ? "--set " + printable(key) : impl_->source + ": " + key) +
+        "[" + std::to_string(i) + "]";
+    out.push_back(std::move(entry));
+  }
+  impl_->record(key, *v);
+  return out;
+}
+
 std::vector<std::string> ConfigDoc::leaf_keys(const std::string& table) const {
   std::vector<std::string> out;
   const toml::value* start = table.empty() ? &impl_->doc : impl_->find(table);

@@ -2,37 +2,314 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/random.hpp"
+#include "layers.hpp"
 
 namespace hpcml {
 
-Mlp::Mlp(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_t classes)
-    : inputs_(inputs), classes_(classes) {
-  HPCML_REQUIRE(inputs >= 1 && classes >= 2, Error, "an MLP needs >= 1 input and >= 2 classes");
-  widths_.push_back(inputs);
-  for (auto h : hidden) {
-    HPCML_REQUIRE(h >= 1, Error, "hidden layer widths must be >= 1");
-    widths_.push_back(static_cast<std::size_t>(h));
+std::string Shape::text() const {
+  if (h == 1 && w == 1) return std::to_string(c);
+  return std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c);
+}
+
+std::string LayerSpec::describe() const {
+  if (type == "dense") return "dense " + std::to_string(units);
+  if (type == "conv2d")
+    return "conv2d " + std::to_string(kernel) + "x" + std::to_string(kernel) + "x" +
+           std::to_string(filters) + " s" + std::to_string(stride) + " p" + std::to_string(padding);
+  if (type == "maxpool2d") return "maxpool2d " + std::to_string(size);
+  if (type == "dropout") {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "dropout %g", rate);
+    return buf;
   }
-  widths_.push_back(classes);
-  std::size_t off = 0;
-  for (std::size_t l = 0; l + 1 < widths_.size(); ++l) {
-    const std::string base = "fc" + std::to_string(l + 1);
-    tensors_.push_back({base + ".weight", off, widths_[l], widths_[l + 1], false});
-    off += widths_[l] * widths_[l + 1];
-    tensors_.push_back({base + ".bias", off, 1, widths_[l + 1], true});
-    off += widths_[l + 1];
+  return type;
+}
+
+std::vector<LayerSpec> mlp_layers(const std::vector<std::int64_t>& hidden) {
+  std::vector<LayerSpec> out;
+  for (auto h : hidden) {
+    LayerSpec d;
+    d.type = "dense";
+    d.units = h;
+    out.push_back(d);
+    LayerSpec r;
+    r.type = "relu";
+    out.push_back(r);
+  }
+  return out;
+}
+
+Model build_model(const TrainConfig::Model& m, std::size_t features, std::size_t classes) {
+  if (m.layers.empty()) return Model(features, m.hidden, classes);
+  Shape shape{1, 1, features};
+  if (!m.input_shape.empty()) {
+    shape = {static_cast<std::size_t>(m.input_shape[0]), static_cast<std::size_t>(m.input_shape[1]),
+             static_cast<std::size_t>(m.input_shape[2])};
+    if (shape.size() != features)
+      HPCML_THROW(ConfigError,
+                  "model.input_shape: " + shape.text() + " = " + std::to_string(shape.size()) +
+                      " values a sample, the data has " + std::to_string(features) + " features");
+  }
+  return Model(shape, m.layers, classes);
+}
+
+namespace {
+
+class Dense final : public Layer {
+ public:
+  std::string describe() const override { return "dense " + std::to_string(out.size()); }
+  double flops_per_sample(bool first) const override {
+    return (first ? 4.0 : 6.0) * static_cast<double>(in.size()) * static_cast<double>(out.size());
+  }
+  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams& p,
+                 std::uint64_t) override {
+    const std::size_t i = in.size(), o = out.size();
+    y_.resize(n * o);
+    be.gemm(false, false, n, o, i, 1.0f, x, i, p.p(tensors[0]), o, 0.0f, y_.data(), o);
+    be.add_bias(y_.data(), p.p(tensors[1]), n, o);
+    return y_.data();
+  }
+  float* backward(Backend& be, const float* x, const float*, float* dy, float* dx, std::size_t n,
+                  bool need_dx, const LayerParams& p, std::uint64_t) override {
+    const std::size_t i = in.size(), o = out.size();
+    // dW = xᵀ · δ (fan_in x fan_out), db = column sums of δ, δx = δ · Wᵀ.
+    be.gemm(true, false, i, o, n, 1.0f, x, i, dy, o, 0.0f, p.g(tensors[0]), o);
+    be.column_sums(dy, n, o, p.g(tensors[1]));
+    if (need_dx) be.gemm(false, true, n, i, o, 1.0f, dy, o, p.p(tensors[0]), o, 0.0f, dx, i);
+    return dx;
+  }
+};
+
+class Conv2d final : public Layer {
+ public:
+  std::size_t k = 3, stride = 1, pad = 0;
+  std::string describe() const override {
+    return "conv2d " + std::to_string(k) + "x" + std::to_string(k) + "x" + std::to_string(out.c) +
+           " s" + std::to_string(stride) + " p" + std::to_string(pad);
+  }
+  double flops_per_sample(bool first) const override {
+    return (first ? 4.0 : 6.0) * static_cast<double>(out.h * out.w) *
+           static_cast<double>(k * k * in.c) * static_cast<double>(out.c);
+  }
+  Backend::ConvShape geometry(std::size_t n) const {
+    return {n, in.h, in.w, in.c, k, stride, pad, out.h, out.w};
+  }
+  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams& p,
+                 std::uint64_t) override {
+    const std::size_t rows = n * out.h * out.w, kkc = k * k * in.c, f = out.c;
+    cols_.resize(rows * kkc);
+    be.im2col(x, geometry(n), cols_.data());
+    y_.resize(rows * f);
+    be.gemm(false, false, rows, f, kkc, 1.0f, cols_.data(), kkc, p.p(tensors[0]), f, 0.0f,
+            y_.data(), f);
+    be.add_bias(y_.data(), p.p(tensors[1]), rows, f);
+    return y_.data();
+  }
+  float* backward(Backend& be, const float*, const float*, float* dy, float* dx, std::size_t n,
+                  bool need_dx, const LayerParams& p, std::uint64_t) override {
+    const std::size_t rows = n * out.h * out.w, kkc = k * k * in.c, f = out.c;
+    be.gemm(true, false, kkc, f, rows, 1.0f, cols_.data(), kkc, dy, f, 0.0f, p.g(tensors[0]), f);
+    be.column_sums(dy, rows, f, p.g(tensors[1]));
+    if (need_dx) {
+      dcols_.resize(rows * kkc);
+      be.gemm(false, true, rows, kkc, f, 1.0f, dy, f, p.p(tensors[0]), f, 0.0f, dcols_.data(), kkc);
+      be.col2im(dcols_.data(), geometry(n), dx);
+    }
+    return dx;
+  }
+
+ private:
+  std::vector<float> cols_, dcols_;
+};
+
+class MaxPool2d final : public Layer {
+ public:
+  std::size_t size = 2;
+  std::string describe() const override { return "maxpool2d " + std::to_string(size); }
+  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams&,
+                 std::uint64_t) override {
+    HPCML_REQUIRE(n * in.size() <= std::numeric_limits<std::uint32_t>::max(), Error,
+                  "maxpool2d: a batch of " + std::to_string(n) + " x " + in.text() +
+                      " exceeds 2^32 values; lower train.batch_size");
+    y_.resize(n * out.size());
+    argmax_.resize(n * out.size());
+    be.maxpool(x, n, in.h, in.w, in.c, size, y_.data(), argmax_.data());
+    return y_.data();
+  }
+  float* backward(Backend& be, const float*, const float*, float* dy, float* dx, std::size_t n,
+                  bool need_dx, const LayerParams&, std::uint64_t) override {
+    if (need_dx) be.maxpool_backward(dy, argmax_.data(), n * out.size(), dx, n * in.size());
+    return dx;
+  }
+
+ private:
+  std::vector<std::uint32_t> argmax_;
+};
+
+class Relu final : public Layer {
+ public:
+  std::string describe() const override { return "relu"; }
+  bool in_place() const override { return true; }
+  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams&,
+                 std::uint64_t) override {
+    be.relu(x, n * in.size());
+    return x;
+  }
+  float* backward(Backend& be, const float*, const float* y, float* dy, float*, std::size_t n, bool,
+                  const LayerParams&, std::uint64_t) override {
+    be.relu_backward(dy, y, n * in.size());
+    return dy;
+  }
+};
+
+class Flatten final : public Layer {
+ public:
+  std::string describe() const override { return "flatten"; }
+  bool in_place() const override { return true; }
+  float* forward(Backend&, float* x, std::size_t, bool, const LayerParams&,
+                 std::uint64_t) override {
+    return x;  // channels-last samples are already flat
+  }
+  float* backward(Backend&, const float*, const float*, float* dy, float*, std::size_t, bool,
+                  const LayerParams&, std::uint64_t) override {
+    return dy;
+  }
+};
+
+class Dropout final : public Layer {
+ public:
+  float rate = 0.5f;
+  std::string describe() const override {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "dropout %g", static_cast<double>(rate));
+    return buf;
+  }
+  bool in_place() const override { return true; }
+  float* forward(Backend& be, float* x, std::size_t n, bool training, const LayerParams&,
+                 std::uint64_t seed) override {
+    if (training && rate > 0) be.dropout(x, n * in.size(), rate, seed);
+    return x;
+  }
+  float* backward(Backend& be, const float*, const float*, float* dy, float*, std::size_t n, bool,
+                  const LayerParams&, std::uint64_t seed) override {
+    if (rate > 0) be.dropout(dy, n * in.size(), rate, seed);  // the same mask and scale
+    return dy;
+  }
+};
+
+[[noreturn]] void bad_layer(std::size_t i, const LayerSpec& s, const std::string& why) {
+  HPCML_THROW(ConfigError,
+              "model.layers[" + std::to_string(i) + "] (" + s.describe() + "): " + why);
+}
+
+}  // namespace
+
+Model::Model(Shape input, const std::vector<LayerSpec>& layers, std::size_t classes)
+    : input_(input), classes_(classes) {
+  HPCML_REQUIRE(input.size() >= 1 && classes >= 2, Error,
+                "a model needs >= 1 input and >= 2 classes");
+  build(layers);
+}
+
+Model::Model(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_t classes)
+    : input_{1, 1, inputs}, classes_(classes) {
+  HPCML_REQUIRE(inputs >= 1 && classes >= 2, Error, "an MLP needs >= 1 input and >= 2 classes");
+  for (auto h : hidden) HPCML_REQUIRE(h >= 1, Error, "hidden layer widths must be >= 1");
+  build(mlp_layers(hidden));
+}
+
+Model::~Model() = default;
+
+void Model::build(const std::vector<LayerSpec>& specs) {
+  std::vector<LayerSpec> all = specs;
+  LayerSpec head;
+  head.type = "dense";
+  head.units = static_cast<std::int64_t>(classes_);
+  all.push_back(head);
+  Shape shape = input_;
+  std::size_t off = 0, dense = 0, conv = 0;
+  auto add_tensor = [&](const std::string& name, std::size_t rows, std::size_t cols, bool bias) {
+    tensors_.push_back({name, off, rows, cols, bias});
+    off += rows * cols;
+    return tensors_.size() - 1;
+  };
+  constexpr std::int64_t kMax = std::int64_t{1} << 20;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const LayerSpec& s = all[i];
+    std::unique_ptr<Layer> layer;
+    Shape out = shape;
+    if (s.type == "dense") {
+      if (s.units < 1 || s.units > kMax) bad_layer(i, s, "units must be in [1, 1048576]");
+      auto d = std::make_unique<Dense>();
+      out = {1, 1, static_cast<std::size_t>(s.units)};
+      const std::string base = "fc" + std::to_string(++dense);
+      d->tensors.push_back(add_tensor(base + ".weight", shape.size(), out.size(), false));
+      d->tensors.push_back(add_tensor(base + ".bias", 1, out.size(), true));
+      layer = std::move(d);
+    } else if (s.type == "conv2d") {
+      if (s.filters < 1 || s.filters > 65536) bad_layer(i, s, "filters must be in [1, 65536]");
+      if (s.kernel < 1 || s.kernel > 64) bad_layer(i, s, "kernel must be in [1, 64]");
+      if (s.stride < 1 || s.stride > 64) bad_layer(i, s, "stride must be in [1, 64]");
+      if (s.padding < 0 || s.padding >= s.kernel) bad_layer(i, s, "padding must be in [0, kernel)");
+      const auto k = static_cast<std::size_t>(s.kernel), st = static_cast<std::size_t>(s.stride),
+                 p = static_cast<std::size_t>(s.padding);
+      if (shape.h + 2 * p < k || shape.w + 2 * p < k)
+        bad_layer(i, s,
+                  "the " + std::to_string(k) + "x" + std::to_string(k) +
+                      " window does not fit the " + shape.text() + " input" +
+                      (shape.h == 1 ? " (a flat input: set model.input_shape)" : ""));
+      auto c = std::make_unique<Conv2d>();
+      c->k = k;
+      c->stride = st;
+      c->pad = p;
+      out = {(shape.h + 2 * p - k) / st + 1, (shape.w + 2 * p - k) / st + 1,
+             static_cast<std::size_t>(s.filters)};
+      const std::string base = "conv" + std::to_string(++conv);
+      c->tensors.push_back(add_tensor(base + ".weight", k * k * shape.c, out.c, false));
+      c->tensors.push_back(add_tensor(base + ".bias", 1, out.c, true));
+      layer = std::move(c);
+    } else if (s.type == "maxpool2d") {
+      if (s.size < 1 || s.size > 64) bad_layer(i, s, "size must be in [1, 64]");
+      const auto z = static_cast<std::size_t>(s.size);
+      if (shape.h % z != 0 || shape.w % z != 0)
+        bad_layer(
+            i, s,
+            "the " + shape.text() + " input is not divisible by the window " + std::to_string(z));
+      auto m = std::make_unique<MaxPool2d>();
+      m->size = z;
+      out = {shape.h / z, shape.w / z, shape.c};
+      layer = std::move(m);
+    } else if (s.type == "relu") {
+      layer = std::make_unique<Relu>();
+    } else if (s.type == "flatten") {
+      out = {1, 1, shape.size()};
+      layer = std::make_unique<Flatten>();
+    } else if (s.type == "dropout") {
+      if (!(s.rate >= 0 && s.rate < 1)) bad_layer(i, s, "rate must be in [0, 1)");
+      auto d = std::make_unique<Dropout>();
+      d->rate = static_cast<float>(s.rate);
+      layer = std::move(d);
+    } else {
+      bad_layer(i, s,
+                "unknown type '" + s.type +
+                    "' (choices: dense, conv2d, maxpool2d, relu, flatten, dropout)");
+    }
+    layer->in = shape;
+    layer->out = out;
+    shape = out;
+    layers_.push_back(std::move(layer));
   }
   own_params_.assign(off, 0.0f);
   params_ = own_params_;
   own_grads_.assign(off, 0.0f);
   grads_ = own_grads_;
-  acts_.resize(widths_.size() - 1);
 }
 
-void Mlp::init(std::uint64_t seed) {
+void Model::init(std::uint64_t seed) {
   SplitMix64 rng(seed * 0x2545f4914f6cdd1dULL + 1);
   for (const auto& t : tensors_) {
     float* p = params_.data() + t.offset;
@@ -45,8 +322,8 @@ void Mlp::init(std::uint64_t seed) {
   }
 }
 
-void Mlp::adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
-                        const char* what) {
+void Model::adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
+                          const char* what) {
   HPCML_REQUIRE(storage.size() == params_.size(), Error,
                 std::string(what) + " storage of " + std::to_string(storage.size()) +
                     " elements given to a model with " + std::to_string(params_.size()) +
@@ -57,91 +334,107 @@ void Mlp::adopt_storage(std::vector<float>& own, std::span<float>& view, std::sp
   own.shrink_to_fit();
 }
 
-void Mlp::use_gradient_storage(std::span<float> storage) {
+void Model::use_gradient_storage(std::span<float> storage) {
   adopt_storage(own_grads_, grads_, storage, "gradient");
 }
 
-void Mlp::use_parameter_storage(std::span<float> storage) {
+void Model::use_parameter_storage(std::span<float> storage) {
   adopt_storage(own_params_, params_, storage, "parameter");
 }
 
-std::vector<std::span<float>> Mlp::gradient_buffers() {
+std::vector<std::span<float>> Model::gradient_buffers() {
   std::vector<std::span<float>> out;
   for (const auto& t : tensors_) out.emplace_back(grads_.data() + t.offset, t.size());
   return out;
 }
 
-double Mlp::train_flops_per_sample() const {
-  // Per dense layer: forward x·W (2·in·out), dW = xᵀ·δ (2·in·out), δ·Wᵀ (2·in·out,
-  // skipped for the first layer whose input gradient is not needed).
+double Model::train_flops_per_sample() const {
+  // The first layer with parameters needs no input gradient.
   double f = 0;
-  for (std::size_t l = 0; l + 1 < widths_.size(); ++l) {
-    const double io = static_cast<double>(widths_[l]) * static_cast<double>(widths_[l + 1]);
-    f += (l == 0 ? 4.0 : 6.0) * io;
+  bool first = true;
+  for (const auto& l : layers_) {
+    f += l->flops_per_sample(first);
+    if (!l->tensors.empty()) first = false;
   }
   return f;
 }
 
-void Mlp::forward(Backend& be, const Batch& batch) {
-  HPCML_REQUIRE(batch.cols == inputs_, DataError,
+std::string Model::describe() const {
+  std::string d = input_.text();
+  for (const auto& l : layers_) d += " -> " + l->describe();
+  return d;
+}
+
+std::vector<Shape> Model::shapes() const {
+  std::vector<Shape> s;
+  for (const auto& l : layers_) s.push_back(l->out);
+  return s;
+}
+
+// The activations: outs_[i] is layer i's output (layer i+1's input).
+void Model::forward(Backend& be, const Batch& batch, bool training) {
+  HPCML_REQUIRE(batch.cols == input_.size(), DataError,
                 "batch has " + std::to_string(batch.cols) + " features, the model expects " +
-                    std::to_string(inputs_));
+                    std::to_string(input_.size()));
   const std::size_t n = batch.rows;
-  const float* in = batch.x.data();
-  const std::size_t layers = widths_.size() - 1;
-  for (std::size_t l = 0; l < layers; ++l) {
-    const TensorView& w = tensors_[2 * l];
-    const TensorView& b = tensors_[2 * l + 1];
-    auto& out = acts_[l];
-    out.resize(n * w.cols);
-    be.gemm(false, false, n, w.cols, w.rows, 1.0f, in, w.rows, params_.data() + w.offset, w.cols,
-            0.0f, out.data(), w.cols);
-    be.add_bias(out.data(), params_.data() + b.offset, n, w.cols);
-    if (l + 1 < layers) be.relu(out.data(), out.size());
-    in = out.data();
+  const LayerParams p{&tensors_, params_.data(), grads_.data()};
+  float* x = const_cast<float*>(batch.x.data());  // read only: see the in-place copy below
+  outs_.clear();
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (i == 0 && layers_[i]->in_place()) {  // never modify the batch
+      input_copy_.assign(batch.x.begin(), batch.x.end());
+      x = input_copy_.data();
+    }
+    x = layers_[i]->forward(be, x, n, training, p, dropout_seed_ + i * 0x9e3779b97f4a7c15ULL);
+    outs_.push_back(x);
   }
 }
 
-BatchResult Mlp::train_batch(Backend& be, const Batch& batch, float grad_scale,
-                             const std::function<void(std::size_t)>& ready) {
-  forward(be, batch);
+BatchResult Model::train_batch(Backend& be, const Batch& batch, float grad_scale,
+                               const std::function<void(std::size_t)>& ready) {
+  forward(be, batch, true);
   const std::size_t n = batch.rows;
-  const std::size_t layers = widths_.size() - 1;
+  const LayerParams p{&tensors_, params_.data(), grads_.data()};
   BatchResult r;
   r.rows = n;
   delta_.resize(n * classes_);
-  r.loss_sum = be.softmax_xent(acts_.back().data(), batch.y.data(), n, classes_, grad_scale,
-                               delta_.data(), &r.correct);
-  for (std::size_t li = layers; li-- > 0;) {
-    const TensorView& w = tensors_[2 * li];
-    const TensorView& b = tensors_[2 * li + 1];
-    const float* input = li == 0 ? batch.x.data() : acts_[li - 1].data();
-    // dW = inputᵀ · δ  (fan_in x fan_out), db = column sums of δ
-    be.gemm(true, false, w.rows, w.cols, n, 1.0f, input, w.rows, delta_.data(), w.cols, 0.0f,
-            grads_.data() + w.offset, w.cols);
-    be.column_sums(delta_.data(), n, w.cols, grads_.data() + b.offset);
-    if (li > 0) {
-      // δ_prev = δ · Wᵀ, masked by the ReLU of the previous layer's output.
-      delta_prev_.resize(n * w.rows);
-      be.gemm(false, true, n, w.rows, w.cols, 1.0f, delta_.data(), w.cols,
-              params_.data() + w.offset, w.cols, 0.0f, delta_prev_.data(), w.rows);
-      be.relu_backward(delta_prev_.data(), acts_[li - 1].data(), delta_prev_.size());
+  r.loss_sum = be.softmax_xent(outs_.back(), batch.y.data(), n, classes_, grad_scale, delta_.data(),
+                               &r.correct);
+  // The first layer with parameters needs no input gradient, nor do layers before it.
+  std::size_t first_param = layers_.size();
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    if (!layers_[i]->tensors.empty()) {
+      first_param = i;
+      break;
     }
-    if (ready) {
-      ready(2 * li + 1);
-      ready(2 * li);
+  float* dy = delta_.data();
+  for (std::size_t li = layers_.size(); li-- > 0;) {
+    Layer& l = *layers_[li];
+    const float* x = li == 0 ? batch.x.data() : outs_[li - 1];
+    const bool need_dx = li > first_param;
+    float* dx = nullptr;
+    if (need_dx && !l.in_place()) {
+      auto& buf = dy == delta_.data() ? delta_prev_ : delta_;
+      buf.resize(n * l.in.size());
+      dx = buf.data();
     }
-    if (li > 0) std::swap(delta_, delta_prev_);
+    float* out = l.backward(be, x, outs_[li], dy, dx, n, need_dx, p,
+                            dropout_seed_ + li * 0x9e3779b97f4a7c15ULL);
+    if (ready && !l.tensors.empty()) {
+      for (std::size_t t = l.tensors.size(); t-- > 0;) ready(l.tensors[t]);
+    }
+    if (!need_dx) break;
+    dy = out;
   }
   return r;
 }
 
-BatchResult Mlp::evaluate(Backend& be, const Batch& batch) {
-  forward(be, batch);
+BatchResult Model::evaluate(Backend& be, const Batch& batch) {
+  forward(be, batch, false);
   BatchResult r;
   r.rows = batch.rows;
-  r.loss_sum = be.softmax_xent(acts_.back().data(), batch.y.data(), batch.rows, classes_, 1.0f,
-                               nullptr, &r.correct);
+  r.loss_sum = be.softmax_xent(outs_.back(), batch.y.data(), batch.rows, classes_, 1.0f, nullptr,
+                               &r.correct);
   return r;
 }
 

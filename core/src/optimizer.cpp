@@ -7,7 +7,7 @@
 
 namespace hpcml {
 
-Optimizer::Optimizer(Mlp& model, std::size_t slots)
+Optimizer::Optimizer(Model& model, std::size_t slots)
     : model_(model), slots_(slots), state_(slots * model.parameters().size(), 0.0f) {}
 
 template <class F>
@@ -42,7 +42,7 @@ double trust_ratio(double w_norm, double d_norm) {
 
 // ---- SGD -------------------------------------------------------------------
 
-SgdMomentum::SgdMomentum(Mlp& model, double momentum, double weight_decay, bool nesterov)
+SgdMomentum::SgdMomentum(Model& model, double momentum, double weight_decay, bool nesterov)
     : Optimizer(model, 1),
       momentum_(static_cast<float>(momentum)),
       weight_decay_(static_cast<float>(weight_decay)),
@@ -76,7 +76,7 @@ float correction(float beta, std::size_t t) {
 
 }  // namespace
 
-Adam::Adam(Mlp& model, const TrainConfig::Optimizer& o, bool decoupled)
+Adam::Adam(Model& model, const TrainConfig::Optimizer& o, bool decoupled)
     : Optimizer(model, 2),
       b1_(static_cast<float>(o.beta1)),
       b2_(static_cast<float>(o.beta2)),
@@ -104,7 +104,7 @@ void Adam::step(Backend& be, double lr, std::size_t t) {
 
 // ---- LARS ------------------------------------------------------------------
 
-Lars::Lars(Mlp& model, const TrainConfig::Optimizer& o)
+Lars::Lars(Model& model, const TrainConfig::Optimizer& o)
     : Optimizer(model, 1),
       momentum_(static_cast<float>(o.momentum)),
       weight_decay_(static_cast<float>(o.weight_decay)),
@@ -130,7 +130,7 @@ void Lars::step(Backend& be, double lr, std::size_t) {
 
 // ---- LAMB ------------------------------------------------------------------
 
-Lamb::Lamb(Mlp& model, const TrainConfig::Optimizer& o)
+Lamb::Lamb(Model& model, const TrainConfig::Optimizer& o)
     : Optimizer(model, 2),
       b1_(static_cast<float>(o.beta1)),
       b2_(static_cast<float>(o.beta2)),
@@ -158,7 +158,7 @@ void Lamb::step(Backend& be, double lr, std::size_t t) {
 
 // ---- factory ---------------------------------------------------------------
 
-std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optimizer& o, Mlp& model) {
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optimizer& o, Model& model) {
   if (o.name == "sgd")
     return std::make_unique<SgdMomentum>(model, o.momentum, o.weight_decay, o.nesterov);
   if (o.name == "adam") return std::make_unique<Adam>(model, o, false);

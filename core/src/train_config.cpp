@@ -21,6 +21,38 @@ TrainConfig read_train_config(ConfigDoc& doc) {
       doc.fail("model.hidden", "layer width " + std::to_string(h) + " exceeds 1048576");
   }
   c.model.activation = doc.get_choice("model.activation", c.model.activation, {"relu"});
+  auto layer_docs = doc.get_table_array("model.layers");
+  if (!layer_docs.empty() && doc.has("model.hidden"))
+    doc.fail("model.hidden", "give the model as model.hidden or as [[model.layers]], not both");
+  for (auto& l : layer_docs) {
+    LayerSpec s;
+    auto require = [&l](const char* key, const char* what) {
+      if (!l.has(key)) l.fail(key, std::string("missing: ") + what);
+    };
+    require("type", "the layer's type (dense, conv2d, maxpool2d, relu, flatten, dropout)");
+    s.type =
+        l.get_choice("type", "", {"dense", "conv2d", "maxpool2d", "relu", "flatten", "dropout"});
+    if (s.type == "dense") {
+      require("units", "a dense layer's output width");
+      s.units = l.get_int("units", 0, 1, 1 << 20);
+    } else if (s.type == "conv2d") {
+      require("filters", "a conv2d layer's output channels");
+      s.filters = l.get_int("filters", 0, 1, 65536);
+      s.kernel = l.get_int("kernel", s.kernel, 1, 64);
+      s.stride = l.get_int("stride", s.stride, 1, 64);
+      s.padding = l.get_int("padding", s.padding, 0, 63);
+    } else if (s.type == "maxpool2d") {
+      s.size = l.get_int("size", s.size, 1, 64);
+    } else if (s.type == "dropout") {
+      s.rate = l.get_double("rate", s.rate, 0.0, 0.999);
+    }
+    l.check_unknown();
+    c.model.layers.push_back(s);
+  }
+  c.model.input_shape = doc.get_int_list("model.input_shape", c.model.input_shape, 1);
+  if (!c.model.input_shape.empty() && c.model.input_shape.size() != 3)
+    doc.fail("model.input_shape", "expected [height, width, channels], got " +
+                                      std::to_string(c.model.input_shape.size()) + " values");
 
   c.optimizer.name =
       doc.get_choice("optimizer.name", c.optimizer.name, {"sgd", "adam", "adamw", "lars", "lamb"});

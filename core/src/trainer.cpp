@@ -1,5 +1,7 @@
 #include "hpcml/core/trainer.hpp"
 
+#include "hpcml/core/random.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -31,6 +33,15 @@ void take_micro_batch(const Batch& batch, std::size_t k, std::size_t parts, Batc
 
 }  // namespace
 
+// Dropout masks depend on the run's seed, the step, the rank and the
+// micro-batch only: a resumed run draws the same masks.
+std::uint64_t Trainer::dropout_seed(std::size_t micro_batch) const {
+  SplitMix64 mix(state_.seed ^ (0xd1b54a32d192ed03ULL * (state_.global_step + 1)));
+  mix.next();
+  return mix.next() ^ (static_cast<std::uint64_t>(comm_.rank()) << 40) ^
+         (static_cast<std::uint64_t>(micro_batch) << 20);
+}
+
 void check_batch_layout(const TrainConfig& config, const Dataset& train, int ranks) {
   const std::size_t b = static_cast<std::size_t>(config.train.batch_size) *
                         static_cast<std::size_t>(config.train.accumulate);
@@ -55,7 +66,8 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
       comm_(comm),
       train_(train),
       test_(test),
-      model_(train.features(), config.model.hidden, static_cast<std::size_t>(train.classes())),
+      model_(
+          build_model(config.model, train.features(), static_cast<std::size_t>(train.classes()))),
       optimizer_(make_optimizer(config.optimizer, model_)) {
   if (test_) {
     HPCML_REQUIRE(test_->features() == train_.features() && test_->classes() == train_.classes(),
@@ -213,6 +225,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
       for (std::size_t k = 0; k < micro_batches; ++k) {
         take_micro_batch(batch, k, micro_batches, micro_);
         if (k + 1 == micro_batches) break;
+        model_.set_dropout_seed(dropout_seed(k));
         const BatchResult part = model_.train_batch(backend_, micro_, grad_scale);
         r.loss_sum += part.loss_sum;
         r.correct += part.correct;
@@ -229,6 +242,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   // Compute and communication interleave during backprop: time spent inside
   // the comm hooks counts as communication, the rest as compute.
   timer_.measure(Phase::kComm, [&] { comm_.begin_gradients(grads_); });
+  model_.set_dropout_seed(dropout_seed(micro_batches - 1));
   double lr = 0;
   timer_.measure(Phase::kCompute, [&] {
     const BatchResult part = model_.train_batch(backend_, *last, grad_scale, [&](std::size_t i) {

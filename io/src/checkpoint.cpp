@@ -267,6 +267,8 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     put_int(f, "restarts", info.restarts, tmp);
     put_string(f, "run_dir", info.run_dir, tmp);
     put_string(f, "optimizer", info.optimizer, tmp);
+    put_string(f, "model", info.model, tmp);
+    put_int(f, "parameters", static_cast<std::int64_t>(state.parameters.size()), tmp);
     put_string(f, "params_digest", digest_of(state.parameters), tmp);
     put_string(f, "momentum_digest", digest_of(momentum), tmp);
     HPCML_CHECK_HDF5(H5Fflush(f, H5F_SCOPE_GLOBAL), tmp + ": flush");
@@ -292,6 +294,7 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     HPCML_THROW(DataError, path + ": checkpoint file is missing or not a regular file");
   const std::string ctx = path;
   std::vector<float> params, momentum;
+  std::size_t recorded_parameters = 0;
   TrainState& s = c.state.state;
   {
     Hdf5Lock lock;
@@ -328,6 +331,14 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     c.info.run_dir = get_string(f, "run_dir", ctx);
     // Absent in checkpoints written before optimizers other than SGD existed.
     c.info.optimizer = H5Aexists(f, "optimizer") > 0 ? get_string(f, "optimizer", ctx) : "sgd";
+    c.info.model = H5Aexists(f, "model") > 0 ? get_string(f, "model", ctx) : "";
+    // Layer-list models record their parameter count; an MLP's follows from 'layers'.
+    if (H5Aexists(f, "parameters") > 0) {
+      const auto p = get_ints(f, "parameters", ctx);
+      if (p.size() != 1 || p[0] < 1 || p[0] > (std::int64_t{1} << 40))
+        HPCML_THROW(DataError, ctx + ": attribute 'parameters' is not a parameter count");
+      recorded_parameters = static_cast<std::size_t>(p[0]);
+    }
     if (!is_optimizer_name(c.info.optimizer))
       HPCML_THROW(DataError, ctx + ": attribute 'optimizer' (" + printable(c.info.optimizer) +
                                  ") is not an optimizer");
@@ -345,7 +356,8 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     params = read_floats(f, "parameters", ctx);
     momentum = read_floats(f, "momentum", ctx);
   }
-  const std::size_t want = parameter_count(c.info.layers);
+  const std::size_t want =
+      recorded_parameters > 0 ? recorded_parameters : parameter_count(c.info.layers);
   const std::size_t slots = optimizer_slots(c.info.optimizer);
   if (params.size() != want || momentum.size() != slots * want)
     HPCML_THROW(DataError, ctx + ": datasets hold " + std::to_string(params.size()) +

@@ -84,7 +84,9 @@ ResumePlan plan_resume(const TrainConfig& cfg, const std::string& resume) {
 
 std::vector<std::int64_t> model_layers(const TrainConfig& cfg, const Dataset& train) {
   std::vector<std::int64_t> layers{static_cast<std::int64_t>(train.features())};
-  layers.insert(layers.end(), cfg.model.hidden.begin(), cfg.model.hidden.end());
+  // A layer-list model is identified by its description (CheckpointInfo::model).
+  if (cfg.model.layers.empty())
+    layers.insert(layers.end(), cfg.model.hidden.begin(), cfg.model.hidden.end());
   layers.push_back(train.classes());
   return layers;
 }
@@ -109,6 +111,10 @@ std::vector<std::string> check_resumable(const LoadedCheckpoint& c, const TrainC
     HPCML_THROW(ConfigError, f + ": model.hidden: the checkpoint holds a " +
                                  layers_text(c.info.layers) + " model, this run builds " +
                                  layers_text(here.layers) + " (must match)");
+  }
+  if (!c.info.model.empty() && !here.model.empty() && c.info.model != here.model) {
+    HPCML_THROW(ConfigError, f + ": model.layers: the checkpoint holds the model " + c.info.model +
+                                 ", this run builds " + here.model + " (must match)");
   }
   if (c.info.optimizer != here.optimizer) {
     HPCML_THROW(ConfigError, f + ": optimizer.name: the checkpoint holds the state of " +

@@ -8,7 +8,7 @@
 #include "memory_dataset.hpp"
 
 using hpcml::Batch;
-using hpcml::Mlp;
+using hpcml::Model;
 
 namespace {
 
@@ -24,9 +24,9 @@ Batch make_batch(std::size_t rows, std::size_t cols, int classes) {
 }  // namespace
 
 // Analytic gradients of the mean loss against central finite differences.
-TEST(Mlp, GradientsMatchFiniteDifferences) {
+TEST(Model, GradientsMatchFiniteDifferences) {
   auto be = hpcml::kernels::make_backend("reference", 1);
-  Mlp m(6, {5, 4}, 3);
+  Model m(6, {5, 4}, 3);
   m.init(3);
   // Zero biases put rows whose inputs are all dead exactly on a ReLU kink, where
   // finite differences are one-sided: move biases off zero.
@@ -56,9 +56,9 @@ TEST(Mlp, GradientsMatchFiniteDifferences) {
   EXPECT_EQ(m.parameters().size(), 6u * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3);
 }
 
-TEST(Mlp, ReadyIsCalledLastLayerFirstForEveryTensor) {
+TEST(Model, ReadyIsCalledLastLayerFirstForEveryTensor) {
   auto be = hpcml::kernels::make_backend("reference", 1);
-  Mlp m(4, {3}, 2);
+  Model m(4, {3}, 2);
   m.init(1);
   Batch b = make_batch(5, 4, 2);
   std::vector<std::size_t> order;
@@ -66,8 +66,8 @@ TEST(Mlp, ReadyIsCalledLastLayerFirstForEveryTensor) {
   EXPECT_EQ(order, (std::vector<std::size_t>{3, 2, 1, 0}));
 }
 
-TEST(Mlp, InitIsDeterministicAndHeScaled) {
-  Mlp a(784, {512}, 10), b(784, {512}, 10);
+TEST(Model, InitIsDeterministicAndHeScaled) {
+  Model a(784, {512}, 10), b(784, {512}, 10);
   a.init(42);
   b.init(42);
   ASSERT_TRUE(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
@@ -83,7 +83,7 @@ TEST(Mlp, InitIsDeterministicAndHeScaled) {
 
 TEST(SgdMomentum, MatchesTheFormulaAndSkipsDecayOnBiases) {
   auto be = hpcml::kernels::make_backend("reference", 1);
-  Mlp m(2, {}, 2);  // one layer: weight 2x2, bias 2
+  Model m(2, {}, 2);  // one layer: weight 2x2, bias 2
   auto p = m.parameters();
   auto g = m.gradients();
   for (std::size_t i = 0; i < p.size(); ++i) {

@@ -35,7 +35,7 @@ TrainConfig::Optimizer options(const std::string& name) {
 
 // Fills the model's parameters and gradients with a deterministic pattern
 // that differs per step.
-void fill(Mlp& m, int step) {
+void fill(Model& m, int step) {
   auto p = m.parameters();
   auto g = m.gradients();
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -48,7 +48,7 @@ void fill(Mlp& m, int step) {
 struct Oracle {
   TrainConfig::Optimizer o;
   std::vector<double> w, m, v;
-  void step(const Mlp& model, const std::vector<float>& g, double lr, int t) {
+  void step(const Model& model, const std::vector<float>& g, double lr, int t) {
     for (const auto& tv : model.tensors()) {
       const std::size_t a = tv.offset, n = tv.size();
       const double wd = tv.is_bias ? 0.0 : o.weight_decay;
@@ -97,7 +97,7 @@ TEST(Optimizer, EachFollowsItsFormula) {
   for (const char* name : kNames) {
     for (bool nesterov : {false, true}) {
       if (nesterov && std::string(name) != "sgd") continue;
-      Mlp model(5, {7}, 3);
+      Model model(5, {7}, 3);
       auto be = kernels::make_backend("reference", 1);
       auto o = options(name);
       o.nesterov = nesterov;
@@ -129,7 +129,7 @@ TEST(Optimizer, OmpMatchesReferenceBitForBit) {
     std::vector<float> result[2];
     const char* backends[] = {"reference", "omp"};
     for (int b = 0; b < 2; ++b) {
-      Mlp model(200, {200}, 10);
+      Model model(200, {200}, 10);
       auto be = kernels::make_backend(backends[b], 2);
       auto opt = make_optimizer(options(name), model);
       for (int t = 1; t <= 3; ++t) {
@@ -148,7 +148,7 @@ TEST(Optimizer, OmpMatchesReferenceBitForBit) {
 TEST(Optimizer, RangeUpdatesEqualTheFullStep) {
   for (const char* name : kNames) {
     const auto o = options(name);
-    Mlp full(6, {5}, 4), cut(6, {5}, 4);
+    Model full(6, {5}, 4), cut(6, {5}, 4);
     auto be = kernels::make_backend("reference", 1);
     auto a = make_optimizer(o, full), b = make_optimizer(o, cut);
     ASSERT_EQ(a->layer_wise(), optimizer_is_layer_wise(name));
@@ -180,7 +180,7 @@ TEST(Optimizer, TrustRatioIsOneForZeroNorms) {
   EXPECT_DOUBLE_EQ(trust_ratio(2, 0), 1.0);
   EXPECT_DOUBLE_EQ(trust_ratio(2, 4), 0.5);
   // LARS on a zero-initialised layer: local rate 1, a plain momentum step.
-  Mlp model(3, {2}, 2);
+  Model model(3, {2}, 2);
   auto be = kernels::make_backend("reference", 1);
   std::fill(model.parameters().begin(), model.parameters().end(), 0.0f);
   std::fill(model.gradients().begin(), model.gradients().end(), 0.5f);
@@ -191,7 +191,7 @@ TEST(Optimizer, TrustRatioIsOneForZeroNorms) {
 }
 
 TEST(Optimizer, UnknownNamesAreConfigErrors) {
-  Mlp model(3, {2}, 2);
+  Model model(3, {2}, 2);
   auto o = options("rmsprop");
   EXPECT_THROW(make_optimizer(o, model), ConfigError);
   EXPECT_THROW(optimizer_slots("rmsprop"), ConfigError);

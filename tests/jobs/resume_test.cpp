@@ -534,3 +534,46 @@ TEST_F(Resume, AdamwAndLambStateResumesBitExactly) {
       std::string::npos)
       << r.out;
 }
+
+// A model from a layer list (convolution, pooling, dropout) checkpoints and
+// resumes to the uninterrupted run's bits (the dropout masks follow the step),
+// and a checkpoint of another layer list is refused naming model.layers.
+TEST_F(Resume, LayerListModelResumesBitExactly) {
+  const auto data = small_dataset();
+  auto write_layers = [&](const std::string& file, int units) {
+    std::ofstream f(path(file));
+    f << "[model]\ninput_shape = [2, 4, 1]\n"
+      << "[[model.layers]]\ntype = \"conv2d\"\nfilters = 6\nkernel = 3\npadding = 1\n"
+      << "[[model.layers]]\ntype = \"relu\"\n"
+      << "[[model.layers]]\ntype = \"maxpool2d\"\n"
+      << "[[model.layers]]\ntype = \"flatten\"\n"
+      << "[[model.layers]]\ntype = \"dense\"\nunits = " << units << "\n"
+      << "[[model.layers]]\ntype = \"dropout\"\nrate = 0.25\n";
+    return path(file);
+  };
+  const std::string layers = write_layers("layers.toml", 16);
+  auto args = [&](const std::string& name, std::vector<std::string> sets,
+                  const std::string& config = "") {
+    auto a = train_args(data, name, 2);
+    a[1] = config.empty() ? layers : config;  // the layer list instead of the default MLP
+    a.erase(std::find(a.begin(), a.end(), "model.hidden=[128]") - 1,
+            std::find(a.begin(), a.end(), "model.hidden=[128]") + 1);
+    return with(a, sets);
+  };
+  auto r = hpcml_mpi(2, args("cnn", {"checkpoint.every_steps=5", "checkpoint.keep=1000"}));
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_NE(r.out.find("model 2x4x1 -> conv2d 3x3x6 s1 p1 -> relu -> maxpool2d 2 -> flatten -> "
+                       "dense 16 -> dropout 0.25 -> dense 3"),
+            std::string::npos)
+      << r.out;
+  copy_run_up_to("cnn", "cnn-at45", 45);
+  r = hpcml_mpi(2, resume(args("cnn-at45", {"checkpoint.every_steps=5"})));
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_NE(r.out.find("at step 45"), std::string::npos) << r.out;
+  EXPECT_EQ(digest("cnn-at45"), digest("cnn"));
+  r = hpcml_mpi(2, resume(args("cnn", {}, write_layers("layers8.toml", 8))));
+  EXPECT_EQ(count(r.out, "[rank-exit=1]"), 2) << r.out;
+  EXPECT_NE(r.out.find("model.layers: the checkpoint holds the model 2x4x1 -> conv2d"),
+            std::string::npos)
+      << r.out;
+}

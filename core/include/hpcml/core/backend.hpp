@@ -84,6 +84,34 @@ class Backend {
   /// LARS momentum with a layer's local rate: v = mu*v + local_lr*(g + wd*w); w -= v.
   virtual void lars_momentum(float* w, const float* g, float* v, std::size_t n, float local_lr,
                              float momentum, float weight_decay);
+
+  // The kernels of convolutional models (core/layers.hpp), with serial host
+  // implementations like the optimizer kernels above. Images are channels-last
+  // (HWC) per sample, samples one after another.
+
+  /// Convolution geometry: n samples of h x w x c, a k x k window moved by
+  /// `stride`, `pad` zeros around; the output is oh x ow.
+  struct ConvShape {
+    std::size_t n, h, w, c, k, stride, pad, oh, ow;
+  };
+  /// cols[(s, oy, ox), (ky, kx, ci)] = x[s, oy*stride + ky - pad, ox*stride + kx - pad, ci]
+  /// (0 outside the image): a (n*oh*ow) x (k*k*c) matrix, so a convolution is one GEMM.
+  virtual void im2col(const float* x, const ConvShape& s, float* cols);
+  /// The adjoint of im2col: dx = 0, then every cols entry is added to the pixel
+  /// it was taken from, in row order (deterministic).
+  virtual void col2im(const float* cols, const ConvShape& s, float* dx);
+  /// Max pooling over size x size windows with stride size (h, w divisible by
+  /// size): y[s, oy, ox, ci] = max of the window, argmax[...] = the flat index
+  /// into x of the first maximum.
+  virtual void maxpool(const float* x, std::size_t n, std::size_t h, std::size_t w, std::size_t c,
+                       std::size_t size, float* y, std::uint32_t* argmax);
+  /// dx = 0, then dx[argmax[i]] += dy[i] for the `count` outputs.
+  virtual void maxpool_backward(const float* dy, const std::uint32_t* argmax, std::size_t count,
+                                float* dx, std::size_t dx_count);
+  /// Inverted dropout in place: y[i] = keep(i) ? y[i] / (1 - rate) : 0, with
+  /// keep(i) a hash of (seed, i) >= rate, so the same seed gives the same mask
+  /// (forward and backward use it, and a resumed run draws the same masks).
+  virtual void dropout(float* y, std::size_t n, float rate, std::uint64_t seed);
 };
 
 }  // namespace hpcml

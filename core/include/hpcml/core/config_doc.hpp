@@ -60,6 +60,11 @@ class ConfigDoc {
       std::int64_t min = std::numeric_limits<std::int64_t>::min());
   std::vector<std::string> get_string_list(const std::string& key,
                                            const std::vector<std::string>& def);
+  /// An array of tables (`[[key]]` or `key = [{...}, ...]`): one document per
+  /// entry, read with the same typed getters, whose errors name the entry
+  /// ("file: key[2]: key 'filters': ..."); call check_unknown() on each.
+  /// Absent gives an empty list.
+  std::vector<ConfigDoc> get_table_array(const std::string& key);
   /// Dotted keys of the leaves (non-table values) under `table` ("" = whole document), sorted.
   std::vector<std::string> leaf_keys(const std::string& table = "") const;
   /// The raw value at a key rendered as TOML (for sweep manifests and logs).

@@ -1,23 +1,28 @@
-// A multi-layer perceptron (dense + ReLU, softmax cross-entropy head) whose
-// parameters and gradients live in two flat float buffers, so that the
-// optimizer, the gradient all-reduce and checkpoints see one contiguous array.
+// A feed-forward model from a list of layers (dense, conv2d, maxpool2d, relu,
+// flatten, dropout) with a softmax cross-entropy head, whose parameters and
+// gradients live in two flat float buffers, so that the optimizer, the
+// gradient all-reduce and checkpoints see one contiguous array. Activations
+// are channels-last (HWC) per sample; a convolution is im2col + one GEMM, so
+// every backend that has the interface's kernels runs every layer.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/data.hpp"
+#include "hpcml/core/train_config.hpp"
 
 namespace hpcml {
 
 /// One parameter tensor inside the flat buffers.
 struct TensorView {
-  std::string name;  // "fc1.weight", "fc1.bias", ...
+  std::string name;  // "fc1.weight", "fc1.bias", "conv1.weight", ...
   std::size_t offset = 0;
   std::size_t rows = 0;  // weights: fan-in x fan-out (row-major); biases: 1 x fan-out
   std::size_t cols = 0;
@@ -31,19 +36,44 @@ struct BatchResult {
   std::size_t rows = 0;
 };
 
-class Mlp {
+/// The shape of one sample's activations: height x width x channels (a flat
+/// vector of n features is 1 x 1 x n).
+struct Shape {
+  std::size_t h = 1, w = 1, c = 1;
+  std::size_t size() const { return h * w * c; }
+  std::string text() const;  // "28x28x1", or "784" when flat
+};
+
+class Model;
+/// The model `m` describes for data of `features` features and `classes`
+/// classes: [[model.layers]] when given (on model.input_shape, else flat), else
+/// the MLP of model.hidden. ConfigError names the key or layer that does not fit.
+Model build_model(const TrainConfig::Model& m, std::size_t features, std::size_t classes);
+
+/// dense + relu for each hidden width: the MLP of model.hidden as a layer list.
+std::vector<LayerSpec> mlp_layers(const std::vector<std::int64_t>& hidden);
+
+class Layer;  // core/src/layers.hpp
+
+class Model {
  public:
-  /// inputs -> hidden[0] -> ... -> classes. All sizes >= 1.
-  Mlp(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_t classes);
+  /// `layers` on samples of shape `input`, then the classifier (a dense layer
+  /// to `classes` outputs, "fc<N>") and the softmax cross-entropy head. Throws
+  /// ConfigError naming the layer ("model.layers[2] (maxpool2d 3)") when a
+  /// shape does not fit.
+  Model(Shape input, const std::vector<LayerSpec>& layers, std::size_t classes);
+  /// The MLP: inputs -> hidden[0] -> ... -> classes, ReLU between.
+  Model(std::size_t inputs, const std::vector<std::int64_t>& hidden, std::size_t classes);
+  ~Model();
   // Gradients may live in storage the model does not own: no copies.
-  Mlp(const Mlp&) = delete;
-  Mlp& operator=(const Mlp&) = delete;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   /// He-normal weights (std = sqrt(2 / fan_in)) from a splitmix64 stream seeded by
   /// `seed`, zero biases. Same seed, same weights, on every platform.
   void init(std::uint64_t seed);
 
-  std::size_t inputs() const { return inputs_; }
+  std::size_t inputs() const { return input_.size(); }
   std::size_t classes() const { return classes_; }
   std::span<float> parameters() { return params_; }
   std::span<const float> parameters() const { return params_; }
@@ -60,6 +90,14 @@ class Mlp {
   std::vector<std::span<float>> gradient_buffers();
   /// Floating-point operations of one training sample (forward + backward GEMMs).
   double train_flops_per_sample() const;
+  /// One line: "28x28x1 -> conv2d 5x5x32 s1 p2 -> relu -> ... -> dense 10".
+  std::string describe() const;
+  /// Output shape of every layer (the classifier's last), for the run's log.
+  std::vector<Shape> shapes() const;
+
+  /// The seed of this batch's dropout masks (the trainer sets it from the run's
+  /// seed, the step and the rank, so a resumed run draws the same masks).
+  void set_dropout_seed(std::uint64_t seed) { dropout_seed_ = seed; }
 
   /// Forward and backward pass on a batch. Gradients (overwritten, not
   /// accumulated) are of the mean loss times `grad_scale * rows` — pass
@@ -68,23 +106,27 @@ class Mlp {
   BatchResult train_batch(Backend& be, const Batch& batch, float grad_scale,
                           const std::function<void(std::size_t)>& ready = {});
 
-  /// Forward pass only (no gradients).
+  /// Forward pass only (no gradients, no dropout).
   BatchResult evaluate(Backend& be, const Batch& batch);
 
  private:
-  void forward(Backend& be, const Batch& batch);
+  void build(const std::vector<LayerSpec>& layers);
+  void forward(Backend& be, const Batch& batch, bool training);
   // Moves `view` (which shows `own`) to `storage`, copying the values over.
   void adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
                      const char* what);
 
-  std::size_t inputs_, classes_;
-  std::vector<std::size_t> widths_;  // inputs, hidden..., classes
+  Shape input_;
+  std::size_t classes_;
+  std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<TensorView> tensors_;
   std::vector<float> own_params_, own_grads_;
-  std::span<float> params_;               // own_params_ or storage given by use_parameter_storage
-  std::span<float> grads_;                // own_grads_ or storage given by use_gradient_storage
-  std::vector<std::vector<float>> acts_;  // per layer output (post-ReLU for hidden)
+  std::span<float> params_;  // own_params_ or storage given by use_parameter_storage
+  std::span<float> grads_;   // own_grads_ or storage given by use_gradient_storage
   std::vector<float> delta_, delta_prev_;
+  std::vector<float*> outs_;       // each layer's output of the last forward pass
+  std::vector<float> input_copy_;  // the batch, when the first layer works in place
+  std::uint64_t dropout_seed_ = 0;
 };
 
 }  // namespace hpcml

@@ -22,7 +22,7 @@ namespace hpcml {
 
 class Optimizer {
  public:
-  explicit Optimizer(Mlp& model, std::size_t slots);
+  explicit Optimizer(Model& model, std::size_t slots);
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
@@ -58,7 +58,7 @@ class Optimizer {
                                   const float* g, double lr, std::size_t step);
   float* slot(std::size_t k) { return state_.data() + k * model_.parameters().size(); }
 
-  Mlp& model_;
+  Model& model_;
   std::size_t slots_;
   std::vector<float> state_;
 };
@@ -67,7 +67,7 @@ class Optimizer {
 ///   g' = g + wd*w;  v = mu*v + g';  w -= lr*v   (Nesterov: w -= lr*(g' + mu*v)).
 class SgdMomentum : public Optimizer {
  public:
-  SgdMomentum(Mlp& model, double momentum, double weight_decay, bool nesterov = false);
+  SgdMomentum(Model& model, double momentum, double weight_decay, bool nesterov = false);
   std::string name() const override { return nesterov_ ? "sgd (nesterov)" : "sgd"; }
   void step(Backend& be, double lr, std::size_t t = 1) override;
   /// The momentum buffer (the state's one slot).
@@ -86,7 +86,7 @@ class SgdMomentum : public Optimizer {
 /// slot 0 = first moment, slot 1 = second moment.
 class Adam : public Optimizer {
  public:
-  Adam(Mlp& model, const TrainConfig::Optimizer& o, bool decoupled);
+  Adam(Model& model, const TrainConfig::Optimizer& o, bool decoupled);
   std::string name() const override { return decoupled_ ? "adamw" : "adam"; }
   void step(Backend& be, double lr, std::size_t t) override;
 
@@ -105,7 +105,7 @@ class Adam : public Optimizer {
 /// then v = mu*v + lr*local*(g + wd*w); w -= v. Slot 0 = v.
 class Lars : public Optimizer {
  public:
-  Lars(Mlp& model, const TrainConfig::Optimizer& o);
+  Lars(Model& model, const TrainConfig::Optimizer& o);
   std::string name() const override { return "lars"; }
   bool layer_wise() const override { return true; }
   void step(Backend& be, double lr, std::size_t t) override;
@@ -120,7 +120,7 @@ class Lars : public Optimizer {
 /// Slot 0 = first moment, slot 1 = second moment.
 class Lamb : public Optimizer {
  public:
-  Lamb(Mlp& model, const TrainConfig::Optimizer& o);
+  Lamb(Model& model, const TrainConfig::Optimizer& o);
   std::string name() const override { return "lamb"; }
   bool layer_wise() const override { return true; }
   void step(Backend& be, double lr, std::size_t t) override;
@@ -132,7 +132,7 @@ class Lamb : public Optimizer {
 };
 
 /// The optimizer optimizer.name names ("sgd", "adam", "adamw", "lars", "lamb").
-std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optimizer& o, Mlp& model);
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optimizer& o, Model& model);
 
 /// Whether `name` is an optimizer this build has.
 bool is_optimizer_name(const std::string& name);

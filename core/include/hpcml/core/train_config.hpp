@@ -11,6 +11,19 @@
 
 namespace hpcml {
 
+/// One entry of model.layers.
+struct LayerSpec {
+  std::string type;              // dense | conv2d | maxpool2d | relu | flatten | dropout
+  std::int64_t units = 0;        // dense: outputs
+  std::int64_t filters = 0;      // conv2d: output channels
+  std::int64_t kernel = 3;       // conv2d: window k x k
+  std::int64_t stride = 1;       // conv2d
+  std::int64_t padding = 0;      // conv2d: zeros around the image
+  std::int64_t size = 2;         // maxpool2d: window and stride
+  double rate = 0.5;             // dropout: probability of dropping
+  std::string describe() const;  // "conv2d 5x5x32 s1 p2", "dense 128", "relu", ...
+};
+
 struct TrainConfig {
   struct Data {
     std::string path = "data/fashion-mnist";  // directory holding manifest.json
@@ -25,6 +38,11 @@ struct TrainConfig {
   struct Model {
     std::vector<std::int64_t> hidden{512, 256};
     std::string activation = "relu";
+    // [[model.layers]]: the layer list (replaces hidden); the classifier
+    // (dense to the data's classes) follows it.
+    std::vector<LayerSpec> layers;
+    // A sample's shape [height, width, channels] (channels-last); empty = flat.
+    std::vector<std::int64_t> input_shape;
   } model;
   struct Optimizer {
     std::string name = "sgd";  // sgd | adam | adamw | lars | lamb (core/optimizer.hpp)

@@ -35,7 +35,7 @@ struct TrainSummary;
 
 struct TrainState {
   // ---- tensors (views of the model's flat buffers, same layout) ----------
-  std::span<float> parameters;  // Mlp::parameters()
+  std::span<float> parameters;  // Model::parameters()
   std::span<float> momentum;    // the optimizer's state (Optimizer::state(): slots x parameters)
   /// In a sharded update (Collectives::finish_gradients_sharded) every rank
   /// keeps the momentum of the ranges it owns only: these [lo, hi) ranges of

@@ -12,11 +12,11 @@
 // - TrainState and StepHook (train_state.hpp): what a resume needs, and the
 //   step/epoch boundaries where checkpointing plugs in.
 //
-// Memory: the model (Mlp) owns parameters, gradients and activations in host
+// Memory: the model (Model) owns parameters, gradients and activations in host
 // memory; the comm layer may place parameters and gradients itself
 // (Collectives::gradient_storage / parameter_storage). A device backend
 // (cuda/) is where this changes: it will own the parameter, gradient and
-// activation memory on the device, Mlp's spans become views of it for kernels
+// activation memory on the device, Model's spans become views of it for kernels
 // only, and TrainState's spans host mirrors synchronised at hook boundaries
 // (see train_state.hpp). The loop itself stays the same.
 #pragma once
@@ -96,8 +96,8 @@ class Trainer {
   /// checkpoint hook, which has no access to the sinks.
   void record_checkpoint(const CheckpointMetrics& metrics);
 
-  Mlp& model() { return model_; }
-  const Mlp& model() const { return model_; }
+  Model& model() { return model_; }
+  const Model& model() const { return model_; }
 
  private:
   struct Evaluation {
@@ -132,7 +132,7 @@ class Trainer {
   Collectives& comm_;
   Dataset& train_;
   Dataset* test_;
-  Mlp model_;
+  Model model_;
   std::unique_ptr<Optimizer> optimizer_;
   TrainState state_;
   std::optional<LrSchedule> lr_schedule_;  // built once the step counts are known
@@ -141,6 +141,7 @@ class Trainer {
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::vector<StepHook*> hooks_;
   std::vector<std::span<float>> grads_;
+  std::uint64_t dropout_seed(std::size_t micro_batch) const;
   std::vector<float> accumulated_;  // train.accumulate > 1: the earlier micro-batches' gradients
   Batch micro_;                     // the micro-batch being computed
   std::vector<std::pair<std::size_t, std::size_t>> owned_ranges_;  // of the step in progress

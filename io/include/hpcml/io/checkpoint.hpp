@@ -2,7 +2,7 @@
 // atomically, read back with every check a resume needs (docs/checkpoints.md).
 //
 //   <dir>/ckpt-<global step, 12 digits>.h5
-//     /parameters  float32 [P]  chunked, Fletcher32   (Mlp::parameters())
+//     /parameters  float32 [P]  chunked, Fletcher32   (Model::parameters())
 //     /momentum    float32 [P]  chunked, Fletcher32   (SgdMomentum::velocity(), the full vector)
 //     attributes on /: the position (global_step = LR schedule position,
 //     epoch, step_in_epoch = sampler position), what gives it meaning (seed,
@@ -43,6 +43,7 @@ struct CheckpointInfo {
   std::string config_hash;           ///< digest of the effective config (informational)
   int restarts = 0;                  ///< resumes of the run before this checkpoint was written
   std::string run_dir;               ///< the run directory that wrote it
+  std::string model;                 ///< Model::describe(): the layers (checked on resume)
   std::string optimizer = "sgd";     ///< optimizer.name; "momentum" holds its state
                                      ///< (optimizer_slots(optimizer) x parameters)
   std::string hpcml_version;         ///< set by write_checkpoint()
