@@ -1,6 +1,7 @@
 #include "hpcml/io/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -232,6 +233,22 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     }
   } guard{tmp};
   info.hpcml_version = HPCML_VERSION;
+  // A full disk is refused before HDF5 starts: when one of its writes fails,
+  // H5Fflush and H5Fclose fail too and leave a half-closed file that can crash
+  // HDF5's own cleanup in MPI_Finalize. (Space taken by others during the
+  // write can still make it fail; the error names the file either way.)
+  {
+    fs::path dir = fs::path(tmp).parent_path();
+    struct statvfs st {};
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0) {
+      const std::uint64_t free = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+      const std::uint64_t need = 2 * 4 * static_cast<std::uint64_t>(momentum.size()) + (64u << 10);
+      if (free < need)
+        HPCML_THROW(Error, tmp + ": not enough space for a checkpoint (" + std::to_string(free) +
+                               " bytes free, about " + std::to_string(need) +
+                               " needed): No space left on device");
+    }
+  }
   {
     Hdf5Lock lock;
     // The 1.10 format: checksummed superblock and object headers, so a flipped
