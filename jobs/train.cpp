@@ -123,14 +123,24 @@ int run_train(const TrainArgs& args) {
   comm::agree(world, [&] {
     if (rank != 0) return;
     io::ResumePlan plan = io::plan_resume(cfg, args.resume);
+    bool created = false;
+    if (plan.run_dir.empty() && args.resume == "auto") {
+      // --resume auto starts fresh in exactly run.dir/run.name (a restart must
+      // find it there), so two started at once meet at its lock below.
+      plan.run_dir = (fs::path(cfg.run.dir) / cfg.run.name).string();
+      created = create_dir_if_missing(plan.run_dir);
+    }
     if (!plan.run_dir.empty()) {
       // Continuing in an existing directory: nobody else may be writing there.
-      // Plan again under the lock: the run that held it may have saved since.
+      // Plan again under the lock (unless this run just made the directory):
+      // the run that held it may have saved since.
       run_lock = RunDirLock(plan.run_dir);
-      const std::string locked = plan.run_dir;
-      plan = io::plan_resume(cfg, args.resume);
-      HPCML_REQUIRE(plan.run_dir == locked, Error,
-                    "run directory " + locked + " changed while it was being locked");
+      if (!created) {
+        const std::string locked = plan.run_dir;
+        plan = io::plan_resume(cfg, args.resume);
+        HPCML_REQUIRE(plan.run_dir == locked, Error,
+                      "run directory " + locked + " changed while it was being locked");
+      }
     }
     notes = std::move(plan.notes);
     checkpoint_path = plan.checkpoint;

@@ -33,6 +33,19 @@ std::string create_unique_dir(const std::string& parent, const std::string& name
   HPCML_THROW(ConfigError, what + ": too many directories named '" + name + "' in " + parent);
 }
 
+bool create_dir_if_missing(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
+  if (ec)
+    HPCML_THROW(ConfigError, what + " '" + p.parent_path().string() +
+                                 "': cannot create directory: " + ec.message());
+  if (::mkdir(p.c_str(), 0777) == 0) return true;
+  const int err = errno;
+  if (err == EEXIST && fs::is_directory(p, ec)) return false;
+  HPCML_THROW(ConfigError, what + ": cannot create '" + path + "': " + std::strerror(err));
+}
+
 std::string sanitize_file_name(const std::string& text) {
   std::string out = text;
   for (char& c : out) {

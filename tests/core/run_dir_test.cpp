@@ -139,4 +139,14 @@ TEST(RunDir, LockIsExclusiveAndNamesTheHolder) {
   EXPECT_THROW(hpcml::RunDirLock{(t.path / "missing").string()}, hpcml::Error);
 }
 
+TEST(RunDir, CreateDirIfMissingSaysWhetherItMadeIt) {
+  TempDir t;
+  const std::string dir = (t.path / "a" / "b").string();
+  EXPECT_TRUE(hpcml::create_dir_if_missing(dir));
+  EXPECT_TRUE(fs::is_directory(dir));
+  EXPECT_FALSE(hpcml::create_dir_if_missing(dir));  // there already
+  std::ofstream(t.path / "file") << "x";
+  EXPECT_THROW(hpcml::create_dir_if_missing((t.path / "file").string()), hpcml::ConfigError);
+}
+
 }  // namespace

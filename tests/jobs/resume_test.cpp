@@ -575,40 +575,49 @@ TEST_F(Resume, AnAsyncWriteFailureEndsTheJob) {
   EXPECT_FALSE(fs::exists(ck / ckpt_name(20)));
 }
 
-// Two `--resume auto` runs of one run.name started at once: one trains, the
-// other stops at once with one line naming the run directory and the holder
-// (pid and host of the lock in <run dir>/.lock); nothing is written twice.
+// Two `--resume auto` runs of one run.name started at once, before the run
+// directory exists and again when it holds a checkpoint: each time one trains
+// in runs/<name>, the other stops at once with one line naming the run
+// directory and the holder (pid and host of the lock in <run dir>/.lock);
+// neither writes anywhere else (no <name>-2).
 TEST_F(Resume, TwoRunsOfOneNameAtOnceDoNotShareTheDirectory) {
   const auto data = small_dataset();
   const auto args = with(train_args(data, "twin", kLongEpochs), {"train.evaluate=false"});
-  auto r = hpcml_mpi(2, with(args, {"train.max_steps=16"}));
-  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
-  // Both start; once one has ended (the refused one), the other is stopped by SIGUSR1.
-  const std::string script =
-      mpi_command(2, resume(args), 300, "a.pid.") + " > " + quote(path("a.out")) + " 2>&1 & " +
-      mpi_command(2, resume(args), 300, "b.pid.") + " > " + quote(path("b.out")) +
-      " 2>&1 & wait -n; sleep 1; for f in " + quote(path("a.pid.")) + "* " + quote(path("b.pid.")) +
-      "*; do kill -USR1 $(cat $f) 2>/dev/null; done; wait";
-  r = run("timeout -k 10 300 bash -c " + quote(script));
-  std::string a, b;
-  {
-    std::ifstream fa(path("a.out")), fb(path("b.out"));
-    a.assign(std::istreambuf_iterator<char>(fa), {});
-    b.assign(std::istreambuf_iterator<char>(fb), {});
+  for (const char* phase : {"fresh", "resumed"}) {
+    // Both start; once one has ended (the refused one), the other is stopped by SIGUSR1.
+    const std::string a_out = path(std::string(phase) + ".a.out");
+    const std::string b_out = path(std::string(phase) + ".b.out");
+    const std::string script = mpi_command(2, resume(args), 300, "a.pid.") + " > " + quote(a_out) +
+                               " 2>&1 & " + mpi_command(2, resume(args), 300, "b.pid.") + " > " +
+                               quote(b_out) + " 2>&1 & wait -n; sleep 1; for f in " +
+                               quote(path("a.pid.")) + "* " + quote(path("b.pid.")) +
+                               "*; do kill -USR1 $(cat $f) 2>/dev/null; done; wait";
+    auto r = run("timeout -k 10 300 bash -c " + quote(script));
+    std::string a, b;
+    {
+      std::ifstream fa(a_out), fb(b_out);
+      a.assign(std::istreambuf_iterator<char>(fa), {});
+      b.assign(std::istreambuf_iterator<char>(fb), {});
+    }
+    const bool a_refused = count(a, "[rank-exit=1]") > 0;
+    const std::string& refused = a_refused ? a : b;
+    const std::string& trained = a_refused ? b : a;
+    EXPECT_EQ(count(refused, "[rank-exit=1]"), 2) << phase << "\n" << a << "\n----\n" << b;
+    EXPECT_EQ(count(refused, "hpcml: error: "), 1) << refused;
+    EXPECT_NE(refused.find("run directory " + run_dir("twin").string() +
+                           " is in use by another run (pid "),
+              std::string::npos)
+        << refused;
+    EXPECT_NE(refused.find(" on host "), std::string::npos) << refused;
+    EXPECT_EQ(count(trained, "[rank-exit=3]"), 2) << trained;  // stopped by the signal
+    EXPECT_NE(trained.find(std::string(phase) == "fresh" ? "no run directory" : "resumed from"),
+              std::string::npos)
+        << trained;
+    EXPECT_EQ(read_json(run_dir("twin") / "summary.json")["restarts"],
+              std::string(phase) == "fresh" ? 0 : 1);
+    EXPECT_FALSE(fs::exists(dir_ / "runs" / "twin-2"));
+    for (const char* f : {"a.pid.0", "a.pid.1", "b.pid.0", "b.pid.1"}) fs::remove(path(f));
   }
-  const std::string& refused = count(a, "[rank-exit=1]") > 0 ? a : b;
-  const std::string& trained = &refused == &a ? b : a;
-  EXPECT_EQ(count(refused, "[rank-exit=1]"), 2) << a << "\n----\n" << b;
-  EXPECT_EQ(count(refused, "hpcml: error: "), 1) << refused;
-  EXPECT_NE(
-      refused.find("run directory " + run_dir("twin").string() + " is in use by another run (pid "),
-      std::string::npos)
-      << refused;
-  EXPECT_NE(refused.find(" on host "), std::string::npos) << refused;
-  EXPECT_EQ(count(trained, "[rank-exit=3]"), 2) << trained;  // stopped by the signal
-  EXPECT_NE(trained.find("resumed from"), std::string::npos) << trained;
-  EXPECT_EQ(read_json(run_dir("twin") / "summary.json")["restarts"], 1);
-  EXPECT_FALSE(fs::exists(dir_ / "runs" / "twin-2"));
 }
 
 }  // namespace

@@ -18,6 +18,10 @@ namespace hpcml {
 std::string create_unique_dir(const std::string& parent, const std::string& name,
                               const std::string& what = "run.dir");
 
+/// Creates `path` (and its parents) unless it exists as a directory; true when
+/// this call made it. Throws ConfigError naming the path and the reason.
+bool create_dir_if_missing(const std::string& path, const std::string& what = "run.dir");
+
 /// A file name made from free text: every character other than letters,
 /// digits, '-', '_' and '.' becomes '_' (used for default run names).
 std::string sanitize_file_name(const std::string& text);
