@@ -129,9 +129,29 @@ int run_train(const TrainArgs& args) {
 
   std::string run_dir, checkpoint_path;
   std::vector<std::string> notes;  // rank 0's warnings and notices
+  RunDirLock run_lock;             // rank 0 holds its run directory for the whole run
   comm::agree(world, [&] {
     if (rank != 0) return;
     io::ResumePlan plan = io::plan_resume(cfg, args.resume);
+    bool created = false;
+    if (plan.run_dir.empty() && args.resume == "auto") {
+      // --resume auto starts fresh in exactly run.dir/run.name (a restart must
+      // find it there), so two started at once meet at its lock below.
+      plan.run_dir = (fs::path(cfg.run.dir) / cfg.run.name).string();
+      created = create_dir_if_missing(plan.run_dir);
+    }
+    if (!plan.run_dir.empty()) {
+      // Continuing in an existing directory: nobody else may be writing there.
+      // Plan again under the lock (unless this run just made the directory):
+      // the run that held it may have saved since.
+      run_lock = RunDirLock(plan.run_dir);
+      if (!created) {
+        const std::string locked = plan.run_dir;
+        plan = io::plan_resume(cfg, args.resume);
+        HPCML_REQUIRE(plan.run_dir == locked, Error,
+                      "run directory " + locked + " changed while it was being locked");
+      }
+    }
     notes = std::move(plan.notes);
     checkpoint_path = plan.checkpoint;
     // A fresh run gets a new directory; a resumed one (or --resume auto with
@@ -141,6 +161,7 @@ int run_train(const TrainArgs& args) {
             ? plan.run_dir
             : create_unique_dir(
                   cfg.run.dir, cfg.run.name.empty() ? default_run_name(args.config) : cfg.run.name);
+    if (!run_lock.held()) run_lock = RunDirLock(run_dir);
   });
   run_dir = world.broadcast_string(run_dir, 0);
   checkpoint_path = world.broadcast_string(checkpoint_path, 0);
@@ -244,6 +265,7 @@ int run_train(const TrainArgs& args) {
   ckpt_options.every_minutes = cfg.checkpoint.every_minutes;
   ckpt_options.keep = cfg.checkpoint.keep;
   ckpt_options.dir = io::checkpoint_dir(cfg, run_dir);
+  ckpt_options.async = cfg.checkpoint.async;
   io::Checkpointer checkpointer(
       world.get(), ckpt_options, ckpt_info,
       [&trainer](const CheckpointMetrics& m) { trainer.record_checkpoint(m); });

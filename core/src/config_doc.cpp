@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -156,6 +158,62 @@ Nesting measure_nesting(std::string_view text) {
   return r;
 }
 
+// toml11 3.7 reads past its buffer (heap-buffer-overflow, location::reset
+// with an iterator of another buffer) when a literal string ('...' or
+// '''...''') holds an invalid UTF-8 sequence. A TOML document must be valid
+// UTF-8 anyway, so the whole text is checked before parsing: the first invalid
+// byte's line and column (1-based, in bytes), or nullopt when it is valid.
+struct Utf8Error {
+  int line = 1;
+  std::size_t column = 1;
+  unsigned byte = 0;
+};
+
+std::optional<Utf8Error> find_invalid_utf8(std::string_view text) {
+  int line = 1;
+  std::size_t line_start = 0;
+  const std::size_t n = text.size();
+  auto at = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned c = at(i);
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) {
+      if (c == '\n') {
+        ++line;
+        line_start = i + 1;
+      }
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // no overlong forms
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+    }
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const unsigned b = at(i + k);
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (!ok) return Utf8Error{line, i - line_start + 1, c};
+    i += len;
+  }
+  return std::nullopt;
+}
+
+std::string hex_byte(unsigned b) {
+  char s[8];
+  std::snprintf(s, sizeof s, "0x%02X", b & 0xFFu);
+  return s;
+}
+
 // A decimal, hex, octal or binary TOML integer literal read exactly; false
 // when its value does not fit in 64 bits (toml11 clamps or wraps such values).
 bool integer_literal_fits(std::string token) {
@@ -284,6 +342,11 @@ ConfigDoc ConfigDoc::load(const std::string& path) {
 ConfigDoc ConfigDoc::parse(const std::string& text, const std::string& name) {
   ConfigDoc d;
   d.impl_->source = name;
+  if (const auto bad = find_invalid_utf8(text)) {
+    HPCML_THROW(ConfigError, name + ":" + std::to_string(bad->line) + ": byte " +
+                                 hex_byte(bad->byte) + " at column " + std::to_string(bad->column) +
+                                 " is not valid UTF-8 (a TOML file must be UTF-8)");
+  }
   const Nesting nest = measure_nesting(text);
   if (nest.depth > kMaxNesting) {
     HPCML_THROW(ConfigError, name + ":" + std::to_string(nest.depth_line) +
@@ -330,6 +393,11 @@ void ConfigDoc::set(const std::string& assignment) {
   if (split_key(key).size() > static_cast<std::size_t>(kMaxNesting)) {
     HPCML_THROW(ConfigError, "--set " + printable(key) + ": a dotted key with more than " +
                                  std::to_string(kMaxNesting) + " parts");
+  }
+  if (const auto bad = find_invalid_utf8(assignment)) {
+    HPCML_THROW(ConfigError, "--set " + printable(key) + ": byte " + hex_byte(bad->byte) +
+                                 " at column " + std::to_string(bad->column) +
+                                 " is not valid UTF-8");
   }
   const Nesting nest = measure_nesting(text);
   if (nest.depth > kMaxNesting) {

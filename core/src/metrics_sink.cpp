@@ -85,7 +85,11 @@ void RunDirSink::checkpoint(const CheckpointMetrics& m) {
                       {"bytes", m.bytes},
                       {"seconds", m.seconds},
                       {"mb_per_s", m.seconds > 0 ? mb / m.seconds : 0.0},
-                      {"reason", m.reason}};
+                      {"reason", m.reason},
+                      {"async", m.async},
+                      {"snapshot_s", m.snapshot_s},
+                      {"waited_s", m.waited_s},
+                      {"step_cost_s", m.step_cost_s}};
   write_line(j.dump(), true);
 }
 
@@ -166,10 +170,21 @@ void ProgressPrinter::epoch(const EpochMetrics& m) {
 
 void ProgressPrinter::checkpoint(const CheckpointMetrics& m) {
   const double mb = static_cast<double>(m.bytes) / 1e6;
-  char line[200];
-  std::snprintf(line, sizeof line, "%scheckpoint at step %zu: %.2f MB in %.3f s (%.1f MB/s)  ",
-                in_epoch_ ? "\r\033[K" : "", m.global_step, mb, m.seconds,
-                m.seconds > 0 ? mb / m.seconds : 0.0);
+  char line[300];
+  if (m.async) {
+    char waited[80] = "";
+    if (m.waited_s > 0.0005)
+      std::snprintf(waited, sizeof waited, ", waited %.3f s for the previous write", m.waited_s);
+    std::snprintf(line, sizeof line,
+                  "%scheckpoint at step %zu: %.2f MB in %.3f s (%.1f MB/s) in the background; "
+                  "training paused %.3f s (snapshot%s)  ",
+                  in_epoch_ ? "\r\033[K" : "", m.global_step, mb, m.seconds,
+                  m.seconds > 0 ? mb / m.seconds : 0.0, m.snapshot_s + m.waited_s, waited);
+  } else {
+    std::snprintf(line, sizeof line, "%scheckpoint at step %zu: %.2f MB in %.3f s (%.1f MB/s)  ",
+                  in_epoch_ ? "\r\033[K" : "", m.global_step, mb, m.seconds,
+                  m.seconds > 0 ? mb / m.seconds : 0.0);
+  }
   out_ << line << m.path << "\n" << std::flush;
 }
 

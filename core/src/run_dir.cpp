@@ -1,6 +1,7 @@
 #include "hpcml/core/run_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,19 @@ std::string create_unique_dir(const std::string& parent, const std::string& name
                   what + ": cannot create '" + p.string() + "': " + std::strerror(errno));
   }
   HPCML_THROW(ConfigError, what + ": too many directories named '" + name + "' in " + parent);
+}
+
+bool create_dir_if_missing(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
+  if (ec)
+    HPCML_THROW(ConfigError, what + " '" + p.parent_path().string() +
+                                 "': cannot create directory: " + ec.message());
+  if (::mkdir(p.c_str(), 0777) == 0) return true;
+  const int err = errno;
+  if (err == EEXIST && fs::is_directory(p, ec)) return false;
+  HPCML_THROW(ConfigError, what + ": cannot create '" + path + "': " + std::strerror(err));
 }
 
 std::string sanitize_file_name(const std::string& text) {
@@ -90,6 +104,48 @@ void write_file_atomic(const std::string& path, const std::string& text, bool ex
     ::close(dfd);
     if (rc != 0 && err != EINVAL) fail(dir.string(), "fsync", err);
   }
+}
+
+RunDirLock::RunDirLock(const std::string& dir) {
+  const std::string path = (fs::path(dir) / ".lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+  if (fd < 0) fail(path, "open", errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    std::string holder(256, '\0');
+    const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) fail(path, "flock", err);
+    holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    for (char& c : holder)
+      if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+    HPCML_THROW(Error, "run directory " + dir + " is in use by another run (" +
+                           (holder.empty() ? std::string("holder unknown") : holder) + " holds " +
+                           path + "); wait for it to end, or give this run another run.name");
+  }
+  fd_ = fd;
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  const std::string who = "pid " + std::to_string(::getpid()) + " on host " + host + "\n";
+  // Best effort: the lock is the flock, the text only names the holder.
+  if (::ftruncate(fd_, 0) == 0) {
+    const ssize_t w = ::pwrite(fd_, who.data(), who.size(), 0);
+    (void)w;
+  }
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+RunDirLock& RunDirLock::operator=(RunDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
 }
 
 }  // namespace hpcml

@@ -124,6 +124,7 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.checkpoint.keep =
       static_cast<int>(doc.get_int("checkpoint.keep", c.checkpoint.keep, 1, 1000000));
   c.checkpoint.dir = doc.get_string("checkpoint.dir", c.checkpoint.dir);
+  c.checkpoint.async = doc.get_bool("checkpoint.async", c.checkpoint.async);
 
   c.run.dir = doc.get_string("run.dir", c.run.dir);
   if (c.run.dir.empty()) doc.fail("run.dir", "expected a directory path, got an empty string");

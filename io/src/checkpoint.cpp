@@ -1,6 +1,7 @@
 #include "hpcml/io/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <iterator>
 #include <limits>
 #include <regex>
+#include <thread>
 
 #include "hpcml/config.hpp"
 #include "hpcml/core/digest.hpp"
@@ -234,6 +236,22 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     }
   } guard{tmp};
   info.hpcml_version = HPCML_VERSION;
+  // A full disk is refused before HDF5 starts: when one of its writes fails,
+  // H5Fflush and H5Fclose fail too and leave a half-closed file that can crash
+  // HDF5's own cleanup in MPI_Finalize. (Space taken by others during the
+  // write can still make it fail; the error names the file either way.)
+  {
+    fs::path dir = fs::path(tmp).parent_path();
+    struct statvfs st {};
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0) {
+      const std::uint64_t free = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+      const std::uint64_t need = 2 * 4 * static_cast<std::uint64_t>(momentum.size()) + (64u << 10);
+      if (free < need)
+        HPCML_THROW(Error, tmp + ": not enough space for a checkpoint (" + std::to_string(free) +
+                               " bytes free, about " + std::to_string(need) +
+                               " needed): No space left on device");
+    }
+  }
   {
     Hdf5Lock lock;
     // The 1.10 format: checksummed superblock and object headers, so a flipped
@@ -477,76 +495,194 @@ std::vector<float> gather_momentum(MPI_Comm comm, const TrainState& state) {
   return full;
 }
 
+// The state copied at a step boundary for one write; rank 0 keeps one and
+// reuses its buffers (no allocation after the first save).
+struct Checkpointer::Snapshot {
+  std::vector<float> parameters, momentum;
+  TrainState state;  // position and meaning; spans into the two vectors
+  std::string path;
+  CheckpointMetrics metrics;
+};
+
+namespace {
+
+// Keep the newest `keep`; leftovers of interrupted writes go too.
+void prune(const std::string& dir, int keep) {
+  std::error_code ec;
+  const auto all = list_checkpoints(dir);
+  for (std::size_t i = static_cast<std::size_t>(keep); i < all.size(); ++i) fs::remove(all[i], ec);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && name.size() > 7 &&
+        name.compare(name.size() - 7, 7, ".h5.tmp") == 0) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+
+}  // namespace
+
 Checkpointer::Checkpointer(MPI_Comm comm, CheckpointOptions options, CheckpointInfo info,
                            std::function<void(const CheckpointMetrics&)> on_written)
     : comm_(comm),
       options_(std::move(options)),
       info_(std::move(info)),
       on_written_(std::move(on_written)),
-      last_save_s_(now_s()) {}
+      last_save_s_(now_s()) {
+  HPCML_CHECK_MPI(MPI_Comm_rank(comm_, &rank_));
+}
+
+Checkpointer::~Checkpointer() {
+  if (writer_.joinable()) writer_.join();
+}
+
+double Checkpointer::join_writer() {
+  if (!writer_.joinable()) return 0;
+  const double t0 = now_s();
+  writer_.join();
+  pending_report_ = true;
+  return now_s() - t0;
+}
+
+void Checkpointer::collect_written() {
+  if (writer_.joinable() && writer_done_.load(std::memory_order_acquire)) join_writer();
+  if (write_error_) {
+    auto e = write_error_;
+    write_error_ = nullptr;
+    pending_report_ = false;
+    std::rethrow_exception(e);
+  }
+  if (report_error_) {
+    auto e = report_error_;
+    report_error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+  if (pending_report_) {
+    pending_report_ = false;
+    if (on_written_) on_written_(snapshot_->metrics);
+  }
+}
 
 void Checkpointer::after_step(const TrainState& state) {
+  // Rank 0 passes a finished background write on (no collective). A failure,
+  // of the write or of reporting it, waits for the next agreement (request()).
+  if (rank_ == 0 && !report_error_) {
+    if (writer_.joinable() && writer_done_.load(std::memory_order_acquire)) join_writer();
+    if (pending_report_ && !write_error_) {
+      try {
+        collect_written();
+      } catch (...) {
+        report_error_ = std::current_exception();
+      }
+    }
+  }
   if (options_.every_steps > 0 && state.global_step % options_.every_steps == 0)
     save(state, "steps");
 }
 
 bool Checkpointer::request(const TrainState& /*state*/) {
-  // Only rank 0's clock decides; the trainer's agreement carries the answer to all.
-  int rank = 0;
-  HPCML_CHECK_MPI(MPI_Comm_rank(comm_, &rank));
-  return rank == 0 && options_.every_minutes > 0 &&
-         now_s() - last_save_s_ >= 60.0 * options_.every_minutes;
+  // Only rank 0's clock decides; the trainer's agreement carries the answer to
+  // all. A failed background write asks too, so that every rank hears of it.
+  if (rank_ != 0) return false;
+  if (writer_.joinable() && writer_done_.load(std::memory_order_acquire)) join_writer();
+  if (write_error_ || report_error_) return true;
+  return options_.every_minutes > 0 && now_s() - last_save_s_ >= 60.0 * options_.every_minutes;
 }
 
 void Checkpointer::on_request(const TrainState& state) {
+  // Raises a failed background write on every rank (the agreement asked for it).
+  mpi::agree(comm_, [&] {
+    if (rank_ == 0 && (write_error_ || report_error_)) collect_written();
+  });
   if (options_.every_minutes > 0) save(state, "minutes");
 }
 
 void Checkpointer::after_training(const TrainState& state, const TrainSummary& summary) {
-  save(state, summary.stopped_by_signal ? "signal" : "end");
+  save_impl(state, summary.stopped_by_signal ? "signal" : "end", false);
+  finish_writes();
+}
+
+void Checkpointer::finish_writes() {
+  mpi::agree(comm_, [&] {
+    if (rank_ != 0) return;
+    join_writer();
+    collect_written();
+  });
 }
 
 void Checkpointer::save(const TrainState& state, const std::string& reason) {
+  save_impl(state, reason, options_.async);
+}
+
+void Checkpointer::save_impl(const TrainState& state, const std::string& reason, bool background) {
   if (saved_any_ && last_step_ == state.global_step) return;
   const double t0 = now_s();
-  int rank = 0;
-  HPCML_CHECK_MPI(MPI_Comm_rank(comm_, &rank));
-  const std::vector<float> momentum = gather_momentum(comm_, state);
+  std::vector<float> momentum = gather_momentum(comm_, state);
   const std::string path =
       (fs::path(options_.dir) / checkpoint_file_name(state.global_step)).string();
-  CheckpointMetrics m;
+  const std::size_t steps_since = saved_any_ ? state.global_step - last_step_ : state.global_step;
   mpi::agree(comm_, [&] {
-    if (rank != 0) return;
+    if (rank_ != 0) return;
+    // At most one write in flight: wait for it, report it (or raise its failure).
+    const double waited = join_writer();
+    collect_written();
     std::error_code ec;
     fs::create_directories(options_.dir, ec);
     if (ec)
       HPCML_THROW(
           Error, "checkpoint.dir '" + options_.dir + "': cannot create directory: " + ec.message());
-    const CheckpointWrite w = write_checkpoint(path, state, momentum, info_);
+    if (!snapshot_) snapshot_ = std::make_unique<Snapshot>();
+    Snapshot& snap = *snapshot_;
+    snap.parameters.assign(state.parameters.begin(), state.parameters.end());
+    snap.momentum = std::move(momentum);
+    snap.state = state;
+    snap.state.parameters = snap.parameters;
+    snap.state.momentum = snap.momentum;
+    snap.state.momentum_ranges.clear();
+    snap.path = path;
+    CheckpointMetrics& m = snap.metrics;
+    m = CheckpointMetrics{};
     m.global_step = state.global_step;
     m.epoch = state.epoch + (state.step_in_epoch == 0 && state.global_step > 0 ? 0 : 1);
     m.path = path;
-    m.bytes = w.bytes;
-    m.seconds = now_s() - t0;  // with the gather
     m.reason = reason;
-    // Keep the newest `keep`; leftovers of interrupted writes go too.
-    const auto all = list_checkpoints(options_.dir);
-    for (std::size_t i = static_cast<std::size_t>(options_.keep); i < all.size(); ++i)
-      fs::remove(all[i], ec);
-    for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (name.rfind("ckpt-", 0) == 0 && name.size() > 7 &&
-          name.compare(name.size() - 7, 7, ".h5.tmp") == 0) {
-        std::error_code rm;
-        fs::remove(it->path(), rm);
-      }
+    m.async = background;
+    m.waited_s = waited;
+    const double t_snap = now_s();
+    m.snapshot_s = t_snap - t0 - waited;
+    const double per_step = 1.0 / static_cast<double>(std::max<std::size_t>(steps_since, 1));
+    auto write = [this, &snap, per_step] {
+      const double t_write = now_s();
+      const CheckpointWrite w = write_checkpoint(snap.path, snap.state, snap.momentum, info_);
+      prune(options_.dir, options_.keep);
+      snap.metrics.bytes = w.bytes;
+      snap.metrics.seconds = now_s() - t_write;
+      snap.metrics.step_cost_s = (snap.metrics.snapshot_s + snap.metrics.waited_s) * per_step;
+    };
+    if (background) {
+      writer_done_.store(false, std::memory_order_relaxed);
+      write_error_ = nullptr;
+      writer_ = std::thread([this, write] {
+        try {
+          write();
+        } catch (...) {
+          write_error_ = std::current_exception();
+        }
+        writer_done_.store(true, std::memory_order_release);
+      });
+    } else {
+      write();
+      m.seconds = now_s() - t0 - waited;  // with the gather, as before the async write
+      m.step_cost_s = (m.seconds + waited) * per_step;
+      pending_report_ = true;
+      collect_written();
     }
   });
   saved_any_ = true;
   last_step_ = state.global_step;
   last_path_ = path;
   last_save_s_ = now_s();
-  if (rank == 0 && on_written_) on_written_(m);
 }
 
 }  // namespace hpcml::io

@@ -240,3 +240,35 @@ TEST(ConfigDocHostile, DottedKeysWithTooManyPartsAreRefused) {
                              "ok.toml");
   EXPECT_EQ(ok.get_int(ok_key, 0), 1);
 }
+
+// toml11 3.7 read past its buffer (heap-buffer-overflow, found by fuzz_config)
+// on a literal string, '...' or '''...''', holding an invalid UTF-8 byte. The
+// text is checked for UTF-8 before parsing: one line naming the place.
+TEST(ConfigDocHostile, InvalidUtf8IsRefusedBeforeParsing) {
+  auto msg = error_of([] {
+    ConfigDoc::parse(
+        "# x\np = '''to\" a\xda"
+        "cor\n'''\n",
+        "ml.toml");
+  });
+  EXPECT_EQ(msg,
+            "ml.toml:2: byte 0xDA at column 13 is not valid UTF-8 (a TOML file must be UTF-8)");
+  msg = error_of([] { ConfigDoc::parse("p = 'a\xff'\n", "lit.toml"); });
+  EXPECT_EQ(msg,
+            "lit.toml:1: byte 0xFF at column 7 is not valid UTF-8 (a TOML file must be UTF-8)");
+  // Overlong forms, surrogates, code points past U+10FFFF and cut sequences too.
+  for (const char* bad :
+       {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"})
+    EXPECT_NE(error_of([&] {
+                ConfigDoc::parse(std::string("s = \"") + bad + "\"\n", "b.toml");
+              }).find("is not valid UTF-8"),
+              std::string::npos)
+        << bad;
+  ConfigDoc d;
+  msg = error_of([&] { d.set("run.name='''a\xda'''"); });
+  EXPECT_EQ(msg, "--set run.name: byte 0xDA at column 14 is not valid UTF-8");
+  // Valid UTF-8 (2, 3 and 4 bytes) is untouched, in every kind of string.
+  auto ok = ConfigDoc::parse("a = 'é€😀'\nb = '''\né€😀'''\nc = \"é\"\n# ünïcödé\n", "ok.toml");
+  EXPECT_EQ(ok.get_string("a", ""), "é€😀");
+  EXPECT_EQ(ok.get_string("b", ""), "é€😀");
+}

@@ -208,11 +208,22 @@ TEST(RunDirSink, ResumedRunAppendsAndRecordsTheCheckpoint) {
   c.seconds = 0.5;
   c.reason = "signal";
   sink.checkpoint(c);
+  c.async = true;  // a background write: the training thread's share is separate
+  c.snapshot_s = 0.25;
+  c.waited_s = 0.5;
+  c.step_cost_s = 0.125;
+  sink.checkpoint(c);
   const auto lines = read_lines(t.path / "metrics.jsonl");
-  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(lines[2]["type"], "checkpoint");
   EXPECT_EQ(lines[2]["mb_per_s"], 4.0);
   EXPECT_EQ(lines[2]["reason"], "signal");
+  EXPECT_EQ(lines[2]["async"], false);
+  EXPECT_EQ(lines[3]["async"], true);
+  EXPECT_EQ(lines[3]["mb_per_s"], 4.0);
+  EXPECT_EQ(lines[3]["snapshot_s"], 0.25);
+  EXPECT_EQ(lines[3]["waited_s"], 0.5);
+  EXPECT_EQ(lines[3]["step_cost_s"], 0.125);
   hpcml::TrainSummary s;
   s.params_digest = "fnv1a64:0123456789abcdef";
   s.stopped_by_signal = true;
@@ -290,6 +301,24 @@ TEST(ProgressPrinter, EpochLineFormat) {
   EXPECT_EQ(live.str(),
             "\r\033[Kepoch   1/2  loss 0.5000  train acc  81.25%      1000 samples/s  "
             "compute  50% comm  25% io  10% idle  15%  2.5 s\n");
+}
+
+TEST(ProgressPrinter, CheckpointLines) {
+  hpcml::CheckpointMetrics c;
+  c.global_step = 40;
+  c.path = "r/ckpt.h5";
+  c.bytes = 2000000;
+  c.seconds = 0.5;
+  std::ostringstream sync, async;
+  hpcml::ProgressPrinter(sync, false).checkpoint(c);
+  EXPECT_EQ(sync.str(), "checkpoint at step 40: 2.00 MB in 0.500 s (4.0 MB/s)  r/ckpt.h5\n");
+  c.async = true;
+  c.snapshot_s = 0.002;
+  c.waited_s = 0.25;
+  hpcml::ProgressPrinter(async, false).checkpoint(c);
+  EXPECT_EQ(async.str(),
+            "checkpoint at step 40: 2.00 MB in 0.500 s (4.0 MB/s) in the background; training "
+            "paused 0.252 s (snapshot, waited 0.250 s for the previous write)  r/ckpt.h5\n");
 }
 
 TEST(ProgressPrinter, InEpochLineAtMostEveryQuarterSecond) {

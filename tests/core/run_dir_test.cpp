@@ -106,3 +106,47 @@ TEST(RunDir, AtomicWriteFailureNamesPathAndLeavesNothingBehind) {
   }
   EXPECT_EQ(entries, 1);
 }
+
+namespace {
+
+// The run-directory lock: a second holder (another open file description, as
+// another process would have) is refused with the directory and the holder
+// named; the lock is free again once the first is released.
+TEST(RunDir, LockIsExclusiveAndNamesTheHolder) {
+  TempDir t;
+  const std::string dir = t.path.string();
+  hpcml::RunDirLock first(dir);
+  EXPECT_TRUE(first.held());
+  EXPECT_NE(slurp(t.path / ".lock").find("pid " + std::to_string(::getpid()) + " on host "),
+            std::string::npos);
+  try {
+    hpcml::RunDirLock second(dir);
+    FAIL() << "a second lock was granted";
+  } catch (const hpcml::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("run directory " + dir + " is in use by another run (pid " +
+                        std::to_string(::getpid()) + " on host "),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find(dir + "/.lock"), std::string::npos) << what;
+  }
+  hpcml::RunDirLock moved = std::move(first);
+  EXPECT_FALSE(first.held());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  EXPECT_THROW(hpcml::RunDirLock{dir}, hpcml::Error);
+  moved = hpcml::RunDirLock();  // released
+  hpcml::RunDirLock again(dir);
+  EXPECT_TRUE(again.held());
+  EXPECT_THROW(hpcml::RunDirLock{(t.path / "missing").string()}, hpcml::Error);
+}
+
+TEST(RunDir, CreateDirIfMissingSaysWhetherItMadeIt) {
+  TempDir t;
+  const std::string dir = (t.path / "a" / "b").string();
+  EXPECT_TRUE(hpcml::create_dir_if_missing(dir));
+  EXPECT_TRUE(fs::is_directory(dir));
+  EXPECT_FALSE(hpcml::create_dir_if_missing(dir));  // there already
+  std::ofstream(t.path / "file") << "x";
+  EXPECT_THROW(hpcml::create_dir_if_missing((t.path / "file").string()), hpcml::ConfigError);
+}
+
+}  // namespace

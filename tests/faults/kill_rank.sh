@@ -9,8 +9,13 @@
 # srun (label slurm; skipped, exit 77, when no Slurm answers): run without
 #   --kill-on-bad-exit, so the survivors must notice the dead peer themselves
 #   (comm's peer watch) and abort with exit status 5 naming rank 1.
+# Then the run continues: `--resume auto` must take the newest checkpoint (a
+# checkpoint every 5 steps, written in the background, so the kill, at a
+# random moment, often lands inside a write: what it leaves under a checkpoint
+# name must be intact, and a .tmp is ignored) and finish (train.max_steps).
 # The test bounds itself: about 20 s to reach training, the exit limit, then
-# it kills whatever is left of its process group (and scancels its job).
+# it kills whatever is left of its process group (and scancels its job); the
+# resume is bounded to 120 s.
 set -uo pipefail
 hpcml=$1 launcher=$2 work=$3
 limit=${HPCML_FAULT_EXIT_S:-60}
@@ -47,6 +52,8 @@ epochs = 100000
 batch_size = 16
 [parallel]
 threads = 1
+[checkpoint]
+every_steps = 5
 [run]
 dir = "runs"
 name = "$name"
@@ -67,9 +74,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Wait until the ranks have written steps (metrics.jsonl has lines).
+# Wait until the ranks have written steps (metrics.jsonl has lines) and a checkpoint.
 for _ in $(seq 1 100); do
-  [ -s "runs/$name/metrics.jsonl" ] && [ "$(wc -l < "runs/$name/metrics.jsonl")" -ge 2 ] && break
+  [ -s "runs/$name/metrics.jsonl" ] && [ "$(wc -l < "runs/$name/metrics.jsonl")" -ge 2 ] &&
+    compgen -G "runs/$name/checkpoints/ckpt-*.h5" > /dev/null && break
   kill -0 $job 2>/dev/null || fail "the job ended before training (exit $(wait $job; echo $?))"
   sleep 0.2
 done
@@ -87,6 +95,7 @@ for p in $(pgrep -f -- "^$hpcml train .*run.name=$name"); do
   if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qxE 'PMI_RANK=1|SLURM_PROCID=1'; then victim=$p; fi
 done
 [ -n "$victim" ] || fail "rank 1's process not found"
+sleep "0.$((RANDOM % 10))"  # a random moment, often inside a checkpoint write
 t0=$(date +%s%N)
 kill -9 "$victim"
 echo "killed rank 1 (pid $victim)"
@@ -118,6 +127,28 @@ for _ in $(seq 1 30); do
   sleep 0.1
 done
 [ -z "$left" ] || fail "processes left behind: $left"
-echo "PASS: every rank and the launcher gone $elapsed_ms ms after the kill; nothing left"
+echo "every rank and the launcher gone $elapsed_ms ms after the kill; nothing left"
 grep -E "BAD TERMINATION|PID $victim|is gone|task 1" out.txt
+
+# The run continues from its newest checkpoint, which must be intact (nothing
+# skipped), and finishes 40 steps later.
+newest=$(ls runs/"$name"/checkpoints/ckpt-*.h5 2>/dev/null | sort | tail -1)
+[ -n "$newest" ] || fail "no checkpoint left after the kill"
+step=$((10#$(basename "$newest" .h5 | sed 's/^ckpt-//')))
+end=$((step + 40))
+if [ "$launcher" = srun ]; then
+  rcmd=(srun -n 2 --mpi=pmi2 --job-name="$name" "${train[@]}")
+else
+  rcmd=(mpiexec -n 2 "${train[@]}")
+fi
+timeout -k 10 120 "${rcmd[@]}" --resume auto --set "train.max_steps=$end" > resume.txt 2>&1
+rrc=$?
+cp resume.txt out.txt  # for fail()'s listing
+[ "$rrc" -eq 0 ] || fail "--resume auto after the kill exited $rrc"
+grep -qF "resumed from $newest at step $step " resume.txt ||
+  fail "--resume auto did not continue from the newest checkpoint $newest (step $step)"
+! grep -q "skipping checkpoint" resume.txt || fail "--resume auto skipped a checkpoint"
+grep -qE "(^|, )$end steps in " resume.txt || fail "the resumed run did not finish at step $end"
+grep -qE '"restarts": *1' "runs/$name/summary.json" || fail "summary.json does not say restarts 1"
+echo "PASS: killed at step >= $step; --resume auto continued from $newest and finished at step $end"
 exit 0

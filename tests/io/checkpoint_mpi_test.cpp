@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "hpcml/core/error.hpp"
 #include "hpcml/io/checkpoint.hpp"
@@ -146,6 +148,95 @@ TEST(CheckpointMpi, AWriteFailureIsRaisedOnEveryRank) {
   } catch (const Error& e) {
     EXPECT_TRUE(e.collective());
     EXPECT_NE(std::string(e.what()).find("checkpoint.dir"), std::string::npos) << e.what();
+  }
+}
+
+// Asynchronous saves write what synchronous ones write: the same files, with
+// the same data, position and digests. The state is changed right after each
+// async save returns: the background write must use the snapshot, not the
+// live buffers.
+TEST(CheckpointMpi, AsyncSavesWriteWhatSyncSavesWrite) {
+  const std::string sync_dir = shared_dir("sync"), async_dir = shared_dir("async");
+  Sharded s(true);
+  std::vector<CheckpointMetrics> sync_written, async_written;
+  Checkpointer sync(MPI_COMM_WORLD, {2, 0, 100, sync_dir, false}, info(),
+                    [&](const CheckpointMetrics& m) { sync_written.push_back(m); });
+  Checkpointer async(MPI_COMM_WORLD, {2, 0, 100, async_dir, true}, info(),
+                     [&](const CheckpointMetrics& m) { async_written.push_back(m); });
+  for (std::size_t step = 1; step <= 9; ++step) {
+    s.at_step(step);
+    sync.after_step(s.state);
+    async.after_step(s.state);
+    for (auto& p : s.params) p += 0.25f;  // the next step's update, while the write runs
+    for (auto& m : s.momentum) m -= 0.5f;
+    for (auto& t : s.truth) t -= 0.5f;
+  }
+  TrainSummary summary;
+  sync.after_training(s.state, summary);  // step 9: "end"
+  async.after_training(s.state, summary);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank() != 0) {
+    EXPECT_TRUE(async_written.empty());
+    return;
+  }
+  ASSERT_EQ(sync_written.size(), 5u);  // steps 2, 4, 6, 8, 9
+  ASSERT_EQ(async_written.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_FALSE(sync_written[i].async);
+    EXPECT_EQ(async_written[i].async, i < 4) << i;  // the last save is synchronous
+    EXPECT_EQ(async_written[i].global_step, sync_written[i].global_step);
+    EXPECT_EQ(async_written[i].reason, sync_written[i].reason);
+    EXPECT_GT(async_written[i].bytes, 0u);
+    EXPECT_GE(async_written[i].snapshot_s, 0.0);
+  }
+  const auto a = list_checkpoints(async_dir), b = list_checkpoints(sync_dir);
+  ASSERT_EQ(a.size(), 5u);
+  ASSERT_EQ(b.size(), 5u);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(fs::path(a[i]).filename(), fs::path(b[i]).filename());
+    const auto x = read_checkpoint(a[i]), y = read_checkpoint(b[i]);
+    EXPECT_EQ(x.state.parameters_data, y.state.parameters_data) << a[i];
+    EXPECT_EQ(x.state.momentum_data, y.state.momentum_data) << a[i];
+    EXPECT_EQ(x.params_digest, y.params_digest);
+    EXPECT_EQ(x.momentum_digest, y.momentum_digest);
+    EXPECT_EQ(x.state.view().global_step, y.state.view().global_step);
+  }
+  // Step 8's file holds the parameters of step 8, not the ones changed after it.
+  EXPECT_EQ(read_checkpoint(a[1]).state.parameters_data[0], 7 * 0.25f);
+}
+
+// A background write that fails (here a directory sits where its temporary
+// file must go) is raised on every rank at the next agreement, naming the file.
+TEST(CheckpointMpi, AnAsyncWriteFailureIsRaisedOnEveryRankAtTheNextAgreement) {
+  const std::string dir = shared_dir("async-fail");
+  const std::string tmp = (fs::path(dir) / (checkpoint_file_name(4) + ".tmp")).string();
+  if (rank() == 0) {
+    fs::create_directories(tmp);
+    std::ofstream(fs::path(tmp) / "in-the-way") << "x";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  Sharded s(false);
+  s.at_step(4);
+  Checkpointer c(MPI_COMM_WORLD, {0, 0, 2, dir, true}, info(), {});
+  c.save(s.state, "steps");  // returns at once: the write runs in the background
+  // The trainer's agreement: rank 0 asks once its writer has failed.
+  int asked = 0;
+  if (rank() == 0) {
+    for (int i = 0; i < 3000 && !asked; ++i) {
+      asked = c.request(s.state) ? 1 : 0;
+      if (!asked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  } else {
+    EXPECT_FALSE(c.request(s.state));
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &asked, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  ASSERT_EQ(asked, 1);
+  try {
+    c.on_request(s.state);
+    FAIL() << "expected an error on every rank";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.collective());
+    EXPECT_NE(std::string(e.what()).find(tmp), std::string::npos) << e.what();
   }
 }
 

@@ -95,11 +95,13 @@ class Resume : public ::testing::Test {
     return run(mpi_command(ranks, args, timeout_s));
   }
   // timeout_s 0: no `timeout` in front (a signal for mpiexec must reach mpiexec).
-  std::string mpi_command(int ranks, const std::vector<std::string>& args, int timeout_s = 300) {
+  // `pids`: the prefix of the pid files (two jobs at once need two).
+  std::string mpi_command(int ranks, const std::vector<std::string>& args, int timeout_s = 300,
+                          const std::string& pids = "pid.") {
     // The rank's shell passes SIGUSR1/SIGTERM on to hpcml (mpiexec signals
     // the processes it started) and waits again until hpcml has exited.
     const std::string inner =
-        quote(HPCML_EXE) + " \"$@\" & c=$!; echo $c > " + quote(path("pid.")) +
+        quote(HPCML_EXE) + " \"$@\" & c=$!; echo $c > " + quote(path(pids)) +
         "$PMI_RANK; trap 'kill -USR1 $c' USR1; trap 'kill -TERM $c' TERM; wait $c; rc=$?; "
         "while kill -0 $c 2>/dev/null; do wait $c; rc=$?; done; echo \"[rank-exit=$rc]\"";
     return (timeout_s > 0 ? "timeout -k 10 " + std::to_string(timeout_s) + " " : std::string()) +
@@ -501,6 +503,124 @@ TEST_F(Resume, TimedCheckpointsFallOnAgreedSteps) {
     EXPECT_TRUE(fs::exists(j["path"].get<std::string>())) << line;
   }
   EXPECT_EQ(timed, 7);  // every poll (steps 8, 16, ..., 56) finds the interval passed
+}
+
+// checkpoint.async (the default) and synchronous saves of the same run write
+// the same checkpoints: the same files with the same parameter and momentum
+// bytes (their digests), and a resume from an async one is bit-exact.
+TEST_F(Resume, AsyncAndSyncCheckpointsAreTheSame) {
+  const auto data = small_dataset();
+  const std::vector<std::string> every5 = {"checkpoint.every_steps=5", "checkpoint.keep=1000"};
+  auto sync_args = with(train_args(data, "sync", 1), every5);
+  sync_args = with(sync_args, {"checkpoint.async=false"});
+  auto r = hpcml_mpi(2, sync_args);
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_EQ(r.out.find("in the background"), std::string::npos) << r.out;
+  r = hpcml_mpi(2, with(train_args(data, "async", 1), every5));
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_NE(r.out.find("in the background; training paused"), std::string::npos) << r.out;
+  EXPECT_EQ(digest("async"), digest("sync"));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(ckpt_dir("sync"))) {
+    const std::string name = e.path().filename().string();
+    const std::string other = (ckpt_dir("async") / name).string();
+    ASSERT_TRUE(fs::exists(other)) << other;
+    for (const char* attr : {"params_digest", "momentum_digest"}) {
+      EXPECT_EQ(checkpoint_attribute(e.path().string(), attr), checkpoint_attribute(other, attr))
+          << name << " " << attr;
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 12);  // steps 5, 10, ..., 60
+  int async_lines = 0;
+  std::ifstream m(run_dir("async") / "metrics.jsonl");
+  for (std::string line; std::getline(m, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["type"] != "checkpoint") continue;
+    async_lines += j["async"].get<bool>();
+    EXPECT_GE(j["snapshot_s"].get<double>(), 0.0) << line;
+    EXPECT_GE(j["step_cost_s"].get<double>(), 0.0) << line;
+    EXPECT_GT(j["bytes"].get<int>(), 0) << line;
+  }
+  // All 12: step 60 is saved in the background by every_steps, and the end of
+  // training, finding that step saved, only waits for its write.
+  EXPECT_EQ(async_lines, 12);
+  copy_run_up_to("async", "mid", 35);
+  r = hpcml_mpi(2, resume(with(train_args(data, "mid", 1), every5)));
+  ASSERT_EQ(count(r.out, "[rank-exit=0]"), 2) << r.out;
+  EXPECT_NE(r.out.find("at step 35"), std::string::npos) << r.out;
+  EXPECT_EQ(digest("mid"), digest("sync"));
+}
+
+// A background write that fails ends the job on every rank with one line
+// naming the file, no summary.json is written, and the checkpoints written
+// before it stay valid. (Here a directory sits where step 20's temporary file
+// must go: root ignores permissions, so chmod cannot make it fail.)
+TEST_F(Resume, AnAsyncWriteFailureEndsTheJob) {
+  const auto data = small_dataset();
+  const fs::path ck = dir_ / "ck";
+  const fs::path blocked = ck / (ckpt_name(20) + ".tmp");
+  fs::create_directories(blocked);
+  std::ofstream(blocked / "in-the-way") << "x";
+  auto r = hpcml_mpi(
+      2, with(train_args(data, "failing", 1),
+              {"checkpoint.every_steps=5", "checkpoint.keep=5", "checkpoint.dir=" + ck.string()}));
+  EXPECT_EQ(count(r.out, "[rank-exit=1]"), 2) << r.out;
+  EXPECT_EQ(count(r.out, "hpcml: error: "), 1) << r.out;
+  EXPECT_NE(r.out.find(blocked.string()), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(run_dir("failing") / "summary.json"));
+  EXPECT_EQ(
+      checkpoint_attribute((ck / ckpt_name(15)).string(), "params_digest").rfind("fnv1a64:", 0),
+      0u);
+  EXPECT_FALSE(fs::exists(ck / ckpt_name(20)));
+}
+
+// Two `--resume auto` runs of one run.name started at once, before the run
+// directory exists and again when it holds a checkpoint: each time one trains
+// in runs/<name>, the other stops at once with one line naming the run
+// directory and the holder (pid and host of the lock in <run dir>/.lock);
+// neither writes anywhere else (no <name>-2).
+TEST_F(Resume, TwoRunsOfOneNameAtOnceDoNotShareTheDirectory) {
+  const auto data = small_dataset();
+  // Ten times the long run, so that the one that trains is still training when
+  // the other has been refused (on a quiet machine kLongEpochs takes ~2 s).
+  const auto args = with(train_args(data, "twin", 10 * kLongEpochs), {"train.evaluate=false"});
+  for (const char* phase : {"fresh", "resumed"}) {
+    // Both start; once one has ended (the refused one), the other is stopped by SIGUSR1.
+    const std::string a_out = path(std::string(phase) + ".a.out");
+    const std::string b_out = path(std::string(phase) + ".b.out");
+    const std::string script = mpi_command(2, resume(args), 300, "a.pid.") + " > " + quote(a_out) +
+                               " 2>&1 & " + mpi_command(2, resume(args), 300, "b.pid.") + " > " +
+                               quote(b_out) + " 2>&1 & wait -n; sleep 1; for f in " +
+                               quote(path("a.pid.")) + "* " + quote(path("b.pid.")) +
+                               "*; do kill -USR1 $(cat $f) 2>/dev/null; done; wait";
+    auto r = run("timeout -k 10 300 bash -c " + quote(script));
+    std::string a, b;
+    {
+      std::ifstream fa(a_out), fb(b_out);
+      a.assign(std::istreambuf_iterator<char>(fa), {});
+      b.assign(std::istreambuf_iterator<char>(fb), {});
+    }
+    const bool a_refused = count(a, "[rank-exit=1]") > 0;
+    const std::string& refused = a_refused ? a : b;
+    const std::string& trained = a_refused ? b : a;
+    EXPECT_EQ(count(refused, "[rank-exit=1]"), 2) << phase << "\n" << a << "\n----\n" << b;
+    EXPECT_EQ(count(refused, "hpcml: error: "), 1) << refused;
+    EXPECT_NE(refused.find("run directory " + run_dir("twin").string() +
+                           " is in use by another run (pid "),
+              std::string::npos)
+        << refused;
+    EXPECT_NE(refused.find(" on host "), std::string::npos) << refused;
+    // Stopped by the signal (3), or, on a very fast machine, finished (0).
+    EXPECT_EQ(count(trained, "[rank-exit=3]") + count(trained, "[rank-exit=0]"), 2) << trained;
+    EXPECT_NE(trained.find(std::string(phase) == "fresh" ? "no run directory" : "resumed from"),
+              std::string::npos)
+        << trained;
+    EXPECT_EQ(read_json(run_dir("twin") / "summary.json")["restarts"],
+              std::string(phase) == "fresh" ? 0 : 1);
+    EXPECT_FALSE(fs::exists(dir_ / "runs" / "twin-2"));
+    for (const char* f : {"a.pid.0", "a.pid.1", "b.pid.0", "b.pid.1"}) fs::remove(path(f));
+  }
 }
 
 }  // namespace

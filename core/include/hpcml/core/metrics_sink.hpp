@@ -96,8 +96,15 @@ struct CheckpointMetrics {
   int epoch = 0;                // 1-based epoch of its last step
   std::string path;
   std::size_t bytes = 0;  // file size
-  double seconds = 0;     // gather + write + fsync + rename, wall time on rank 0
+  double seconds = 0;     // the write: synchronous, gather + write + fsync + rename + prune;
+                          // asynchronous, write + fsync + rename + prune on the background thread
   std::string reason;     // "steps", "minutes", "end", "signal"
+  bool async = false;     // written on the background thread
+  double snapshot_s = 0;  // async: the training thread's part (gather + copy of the state)
+  double waited_s = 0;    // async: the training thread waited this long for the previous write
+  // The training thread's cost per step since the previous save: (snapshot_s
+  // + waited_s) / steps when async, seconds / steps when not.
+  double step_cost_s = 0;
 };
 
 class MetricsSink {

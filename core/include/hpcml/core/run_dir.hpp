@@ -18,6 +18,10 @@ namespace hpcml {
 std::string create_unique_dir(const std::string& parent, const std::string& name,
                               const std::string& what = "run.dir");
 
+/// Creates `path` (and its parents) unless it exists as a directory; true when
+/// this call made it. Throws ConfigError naming the path and the reason.
+bool create_dir_if_missing(const std::string& path, const std::string& what = "run.dir");
+
 /// A file name made from free text: every character other than letters,
 /// digits, '-', '_' and '.' becomes '_' (used for default run names).
 std::string sanitize_file_name(const std::string& text);
@@ -28,5 +32,29 @@ std::string sanitize_file_name(const std::string& text);
 /// owner's and group's execute bits. Throws Error naming the path and the
 /// reason (a full disk, a missing directory) and leaves no temporary behind.
 void write_file_atomic(const std::string& path, const std::string& text, bool executable = false);
+
+/// An exclusive lock on a run directory, held while the object lives: flock(2)
+/// on `<dir>/.lock`, which records the holder's pid and host. Two runs (two
+/// `--resume auto` of one run.name, or a resume while the run still trains)
+/// never write into one directory: the second gets an Error naming the
+/// directory and the holder. The kernel drops the lock when the process ends,
+/// however it ends (kill -9 included); the file stays. On network file systems
+/// flock is as good as their lock support (Lustre: mount with -o flock).
+class RunDirLock {
+ public:
+  RunDirLock() = default;
+  /// Takes the lock or throws Error: "run directory DIR is in use by another
+  /// run (pid P on host H holds DIR/.lock)".
+  explicit RunDirLock(const std::string& dir);
+  ~RunDirLock();
+  RunDirLock(RunDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunDirLock& operator=(RunDirLock&& other) noexcept;
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace hpcml

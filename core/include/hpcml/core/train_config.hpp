@@ -82,6 +82,7 @@ struct TrainConfig {
     double every_minutes = 0;      // write every N minutes of wall time (rank 0's clock); 0 = off
     int keep = 2;                  // newest checkpoints kept in `dir`
     std::string dir;               // "" = <run dir>/checkpoints
+    bool async = true;             // write on a background thread from a snapshot
   } checkpoint;
   struct Run {
     std::string dir = "runs";

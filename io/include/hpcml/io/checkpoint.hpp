@@ -15,16 +15,22 @@
 // update leaves each rank current only in its own ranges: gather_momentum()).
 // The file is a few MB for the models hpcml trains, so one writer costs less
 // than opening a file collectively; a collective parallel-HDF5 write is not built.
+// Asynchronous saves (checkpoint.async) write on a background thread of rank 0
+// from a host snapshot taken at the step boundary (Checkpointer).
 #pragma once
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hpcml/core/metrics_sink.hpp"
@@ -105,6 +111,11 @@ struct CheckpointOptions {
   double every_minutes = 0;     ///< 0 = off
   int keep = 2;
   std::string dir;  ///< where ckpt-*.h5 go (created on first save)
+  /// Write on a background thread (checkpoint.async): the training thread
+  /// only gathers the momentum and copies the state into a host snapshot.
+  /// false here (a library caller gets the plain synchronous save); the
+  /// checkpoint.async key defaults to true (docs/checkpoints.md says why).
+  bool async = false;
 };
 
 /// The StepHook that writes checkpoints: every `every_steps` steps, every
@@ -112,27 +123,56 @@ struct CheckpointOptions {
 /// agreement, so all ranks save at the same step), and when training ends
 /// (finished, train.max_steps or a stop signal). Keeps the newest `keep`.
 /// Every rank must add it to its trainer; saves are collective.
+///
+/// Asynchronous (`options.async`): a save gathers the momentum, copies the
+/// state into a host snapshot on rank 0 and returns; a background thread
+/// writes the file (the same atomic temp-name, fsync, rename) and prunes.
+/// At most one write is in flight: a save due while one runs waits for it
+/// (CheckpointMetrics::waited_s). A background failure is raised on every
+/// rank at the next save or stop agreement (every 8 steps: request() asks for
+/// it), naming the file; the save at the end of training (after_training) is
+/// synchronous and waits for the writer, so a finished or stopped run has
+/// its last checkpoint on disk before the summary is written.
 class Checkpointer final : public StepHook {
  public:
-  /// `on_written` (rank 0 only; may be empty) gets the cost of each save.
+  /// `on_written` (rank 0 only; may be empty) gets the cost of each save,
+  /// on the training thread, once the file is complete.
   Checkpointer(MPI_Comm comm, CheckpointOptions options, CheckpointInfo info,
                std::function<void(const CheckpointMetrics&)> on_written);
+  /// Waits for a write in flight (its outcome is lost if not yet collected).
+  ~Checkpointer() override;
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
 
   void after_step(const TrainState& state) override;
   bool request(const TrainState& state) override;
   void on_request(const TrainState& state) override;
   void after_training(const TrainState& state, const TrainSummary& summary) override;
 
-  /// Collective: gathers the momentum, writes on rank 0, prunes to `keep`.
-  /// A failure on rank 0 is thrown on every rank (agreed). Saving the same
-  /// step twice writes once.
+  /// Collective: gathers the momentum, writes on rank 0 (in the background
+  /// when async), prunes to `keep`. A failure on rank 0 is thrown on every
+  /// rank (agreed). Saving the same step twice writes once.
   void save(const TrainState& state, const std::string& reason);
 
-  /// Path of the last checkpoint written ("" if none).
+  /// Collective: waits for a write in flight, reports it, and throws its
+  /// failure (if any) on every rank.
+  void finish_writes();
+
+  /// Path of the last checkpoint started ("" if none).
   const std::string& last_path() const { return last_path_; }
 
  private:
+  struct Snapshot;  // the state copied for a write, and what the write cost
+
+  void save_impl(const TrainState& state, const std::string& reason, bool background);
+  // Rank 0, training thread: waits for the writer; returns seconds waited.
+  double join_writer();
+  // Rank 0, training thread: passes a finished write's metrics on, or
+  // rethrows its failure.
+  void collect_written();
+
   MPI_Comm comm_;
+  int rank_ = 0;
   CheckpointOptions options_;
   CheckpointInfo info_;
   std::function<void(const CheckpointMetrics&)> on_written_;
@@ -140,6 +180,14 @@ class Checkpointer final : public StepHook {
   bool saved_any_ = false;
   std::size_t last_step_ = 0;
   std::string last_path_;
+  // Rank 0 only: the snapshot (buffers reused between saves), the writer
+  // thread, whether it has finished, and its failure.
+  std::unique_ptr<Snapshot> snapshot_;
+  std::thread writer_;
+  std::atomic<bool> writer_done_{false};
+  std::exception_ptr write_error_;   // set by the writer, read after join
+  std::exception_ptr report_error_;  // a failure to report a finished write
+  bool pending_report_ = false;      // a write finished (joined) not yet reported
 };
 
 }  // namespace hpcml::io
