@@ -218,6 +218,7 @@ int run_train(const TrainArgs& args) {
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
   Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
   ckpt_info.model = trainer.model().describe();
+  ckpt_info.layer_list = !cfg.model.layers.empty();
   if (out) {
     *out << "  model " << trainer.model().describe() << " (" << trainer.model().parameters().size()
          << " parameters)\n";

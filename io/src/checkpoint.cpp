@@ -286,7 +286,9 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     put_string(f, "run_dir", info.run_dir, tmp);
     put_string(f, "optimizer", info.optimizer, tmp);
     put_string(f, "model", info.model, tmp);
-    put_int(f, "parameters", static_cast<std::int64_t>(state.parameters.size()), tmp);
+    // A layer-list model's parameter count does not follow from 'layers': record it.
+    if (info.layer_list)
+      put_int(f, "parameters", static_cast<std::int64_t>(state.parameters.size()), tmp);
     put_string(f, "params_digest", digest_of(state.parameters), tmp);
     put_string(f, "momentum_digest", digest_of(momentum), tmp);
     HPCML_CHECK_HDF5(H5Fflush(f, H5F_SCOPE_GLOBAL), tmp + ": flush");

@@ -50,6 +50,8 @@ struct CheckpointInfo {
   int restarts = 0;                  ///< resumes of the run before this checkpoint was written
   std::string run_dir;               ///< the run directory that wrote it
   std::string model;                 ///< Model::describe(): the layers (checked on resume)
+  bool layer_list = false;           ///< a [[model.layers]] model: 'layers' is only
+                                     ///< [features, classes], the parameter count is recorded
   std::string optimizer = "sgd";     ///< optimizer.name; "momentum" holds its state
                                      ///< (optimizer_slots(optimizer) x parameters)
   std::string hpcml_version;         ///< set by write_checkpoint()
