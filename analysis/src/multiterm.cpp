@@ -241,6 +241,14 @@ MultiTermFit fit_multiterm(const std::vector<double>& n_in, const std::vector<do
   return fit;
 }
 
+double Holdout::law_time(bool gustafson, double n) const {
+  const double p = gustafson ? gustafson_p : amdahl_p;
+  const double rate1 = gustafson ? gustafson_rate1 : amdahl_rate1;
+  if (!std::isfinite(p) || !std::isfinite(rate1)) return kUnknown;
+  const double r = rate1 * (gustafson ? gustafson_speedup(p, n) : amdahl_speedup(p, n));
+  return (weak ? n : 1.0) / r;
+}
+
 MultiTermResult analyse_multiterm(const std::vector<double>& n, const std::vector<double>& t,
                                   bool weak, int holdout) {
   MultiTermResult out;
@@ -283,18 +291,15 @@ MultiTermResult analyse_multiterm(const std::vector<double>& n, const std::vecto
   const Fit gu = fit_law(Law::kGustafson, tn, rate, no_bootstrap);
   h.amdahl_p = am.p;
   h.gustafson_p = gu.p;
-  auto law_time = [&](const Fit& f, double nn) {
-    if (!f.ok) return kUnknown;
-    const double r =
-        f.rate1 * (f.law == Law::kAmdahl ? amdahl_speedup(f.p, nn) : gustafson_speedup(f.p, nn));
-    return (weak ? nn : 1.0) / r;
-  };
+  h.amdahl_rate1 = am.ok ? am.rate1 : kUnknown;
+  h.gustafson_rate1 = gu.ok ? gu.rate1 : kUnknown;
+  h.weak = weak;
   for (std::size_t i = d - k; i < d; ++i) {
     HoldoutPoint p;
     p.n = out.n[i];
     p.measured = out.t[i];
-    p.amdahl = law_time(am, p.n);
-    p.gustafson = law_time(gu, p.n);
+    p.amdahl = h.law_time(false, p.n);
+    p.gustafson = h.law_time(true, p.n);
     p.multiterm = mt.ok ? mt.predict(p.n) : kUnknown;
     h.points.push_back(p);
   }

@@ -127,6 +127,7 @@ TEST(AnalysisMultiTerm, TooFewPointsAndBadInputAreClearNotCrashes) {
   const std::string md = slurp(d.path() / "r" / "report.md");
   EXPECT_NE(md.find("Not fitted: needs at least 3 distinct N"), std::string::npos) << md;
   EXPECT_FALSE(hpcml_test::has_non_finite(md));
+  EXPECT_FALSE(std::filesystem::exists(d.path() / "r" / "time-model.svg"));  // no model, no plot
   EXPECT_FALSE(hpcml_test::has_non_finite(slurp(d.path() / "r" / "report.json")));
 }
 
@@ -213,6 +214,10 @@ TEST(AnalysisMultiTerm, WeakScalingTimesAndDeterministicReportFiles) {
   EXPECT_NE(md.find("### Multi-term model"), std::string::npos);
   EXPECT_NE(md.find("chosen terms: **a + c*log2 N**"), std::string::npos) << md;
   EXPECT_NE(md.find("| N | measured | Amdahl | Gustafson | multi-term |"), std::string::npos);
+  const std::string svg = slurp(d.path() / "a" / "time-model.svg");
+  EXPECT_NE(svg.find("multi-term, all N: a + c*log2 N"), std::string::npos);
+  EXPECT_NE(svg.find("Amdahl fitted to N &lt;= 8"), std::string::npos);
+  EXPECT_NE(md.find("![time-model](time-model.svg)"), std::string::npos);
   const std::string ho = slurp(d.path() / "a" / "holdout.csv");
   EXPECT_EQ(std::count(ho.begin(), ho.end(), '\n'), 1 + 2);
 }

@@ -70,7 +70,12 @@ struct Holdout {
   std::array<double, kTermCount> multiterm_coef{};
   double amdahl_p = std::numeric_limits<double>::quiet_NaN();
   double gustafson_p = std::numeric_limits<double>::quiet_NaN();
+  double amdahl_rate1 = std::numeric_limits<double>::quiet_NaN();  // fitted rate at N = 1
+  double gustafson_rate1 = std::numeric_limits<double>::quiet_NaN();
+  bool weak = false;  // rate = N/t (weak) or 1/t (strong)
   std::vector<HoldoutPoint> points;
+  /// Time the held-out Amdahl (gustafson = false) or Gustafson fit predicts at n.
+  double law_time(bool gustafson, double n) const;
 };
 
 struct MultiTermResult {
