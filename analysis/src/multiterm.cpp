@@ -132,16 +132,15 @@ Solved nnls(unsigned mask, const std::vector<double>& n, const std::vector<doubl
     Solved s = solve(sub, n, t);
     if (!admissible(s, sub, n)) continue;
     const int k = popcount(sub);
-    if (!best.ok || s.ssr < best.ssr * (1 - 1e-12) - 1e-300 ||
-        (s.ssr <= best.ssr * (1 + 1e-12) && k < best_k)) {
+    // Sums of squares that differ by rounding only (exact data: both ~0) tie.
+    const double tol = best.ok ? 1e-12 * best.ssr + 1e-24 : 0.0;
+    if (!best.ok || s.ssr < best.ssr - tol || (s.ssr <= best.ssr + tol && k < best_k)) {
       best = s;
       best_k = k;
     }
   }
   return best;
 }
-
-std::string count_text(std::size_t d) { return std::to_string(d); }
 
 }  // namespace
 
@@ -182,7 +181,8 @@ MultiTermFit fit_multiterm(const std::vector<double>& n_in, const std::vector<do
   }
   fit.points = static_cast<int>(n.size());
   if (n.size() < 3) {
-    fit.why_not = "needs at least 3 distinct N for cross-validation, got " + count_text(n.size());
+    fit.why_not =
+        "needs at least 3 distinct N for cross-validation, got " + std::to_string(n.size());
     return fit;
   }
   const std::size_t d = n.size();
@@ -218,7 +218,7 @@ MultiTermFit fit_multiterm(const std::vector<double>& n_in, const std::vector<do
   }
   if (fit.candidates.empty()) {
     fit.why_not =
-        "no subset of the terms fits these " + count_text(d) + " points with coefficients >= 0";
+        "no subset of the terms fits these " + std::to_string(d) + " points with coefficients >= 0";
     return fit;
   }
   std::stable_sort(fit.candidates.begin(), fit.candidates.end(),
