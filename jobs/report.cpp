@@ -129,6 +129,10 @@ void add_report(CLI::App& app, Action& action) {
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   cmd->add_option("--seed", r.study.fit.seed, "Bootstrap seed")->capture_default_str();
+  cmd->add_option("--holdout", r.study.holdout,
+                  "Held-out check: fit the models without the largest K N, predict them (0: off)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   cmd->add_option("--alpha", r.comm.inter.alpha_s, "All-reduce model: inter-node latency (s)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--beta", r.comm.inter.beta_s_per_byte,

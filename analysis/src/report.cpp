@@ -53,6 +53,8 @@ ReportOutput write_report(const std::string& out_dir, const std::vector<ReportSt
   detail::write_file(path("fit.csv"), csv.fit, out);
   detail::write_file(path("predictions.csv"), csv.predictions, out);
   detail::write_file(path("comm_model.csv"), csv.comm_model, out);
+  detail::write_file(path("multiterm.csv"), csv.multiterm, out);
+  detail::write_file(path("holdout.csv"), csv.holdout, out);
   detail::write_file(path("report.json"), report_json(studies, options, plots), out);
   out.markdown_path = path("report.md");
   detail::write_file(out.markdown_path, report_markdown(studies, options, plots), out);

@@ -72,10 +72,39 @@ void comm_rows(std::ostream& comm, const StudyResult& s, const CommModelResult& 
            << csv_num(pt.efficiency[v]) << "\n";
 }
 
+void multiterm_rows(std::ostream& mt, const StudyResult& s) {
+  const MultiTermResult& m = s.multi_term;
+  if (!m.fit.ok) return;
+  for (const auto& c : m.fit.candidates) {
+    mt << csv_text(s.study.name) << ',' << csv_text(terms_text(c.mask)) << ','
+       << (c.mask == m.fit.mask ? "true" : "false") << ',' << csv_text(m.time_unit);
+    for (int j = 0; j < kTermCount; ++j)
+      mt << ',' << ((c.mask & (1u << j)) ? csv_num(c.coef[static_cast<std::size_t>(j)]) : "");
+    mt << ',' << csv_num(c.cv_rms_rel) << ',' << csv_num(c.rms_rel) << ',' << m.fit.points << "\n";
+  }
+}
+
+std::string rel_error(double predicted, double measured) {
+  return finite(predicted) && finite(measured) && measured > 0 ? csv_num(predicted / measured - 1.0)
+                                                               : "";
+}
+
+void holdout_rows(std::ostream& ho, const StudyResult& s) {
+  const Holdout& h = s.multi_term.holdout;
+  if (!h.ok) return;
+  for (const auto& p : h.points)
+    ho << csv_text(s.study.name) << ',' << csv_num(p.n) << ',' << csv_num(h.train_max_n) << ','
+       << csv_text(s.multi_term.time_unit) << ',' << csv_num(p.measured) << ',' << csv_num(p.amdahl)
+       << ',' << rel_error(p.amdahl, p.measured) << ',' << csv_num(p.gustafson) << ','
+       << rel_error(p.gustafson, p.measured) << ',' << csv_num(p.multiterm) << ','
+       << rel_error(p.multiterm, p.measured) << ','
+       << csv_text(h.multiterm_mask ? terms_text(h.multiterm_mask) : "") << "\n";
+}
+
 }  // namespace
 
 ReportCsv report_csv(const std::vector<ReportStudy>& studies) {
-  std::ostringstream table, fit, pred, comm;
+  std::ostringstream table, fit, pred, comm, mt, ho;
   table
       << "study,mode,n,ranks,threads,nodes,repeats,time_s_median,time_s_min,time_s_max,rate_median,"
          "rate_min,rate_max,rate_unit,speedup,speedup_min,speedup_max,efficiency,karp_flatt,"
@@ -85,13 +114,18 @@ ReportCsv report_csv(const std::vector<ReportStudy>& studies) {
          "max_n_target_lo,max_n_target_hi,max_n_unbounded\n";
   pred << "study,law,n,speedup,speedup_lo,speedup_hi,efficiency,efficiency_lo,efficiency_hi\n";
   comm << "study,variant,n,ranks,measured,efficiency_measured,step_s_model,efficiency_model\n";
+  mt << "study,terms,chosen,time_unit,a,b,c,d,cv_rms_rel_error,rms_rel_error,points\n";
+  ho << "study,n,train_max_n,time_unit,measured,amdahl,amdahl_rel_error,gustafson,"
+        "gustafson_rel_error,multiterm,multiterm_rel_error,multiterm_terms\n";
   for (const auto& rs : studies) {
+    multiterm_rows(mt, rs.result);
+    holdout_rows(ho, rs.result);
     table_rows(table, rs.result);
     fit_row(fit, rs.result);
     prediction_rows(pred, rs.result);
     comm_rows(comm, rs.result, rs.comm);
   }
-  return {table.str(), fit.str(), pred.str(), comm.str()};
+  return {table.str(), fit.str(), pred.str(), comm.str(), mt.str(), ho.str()};
 }
 
 }  // namespace hpcml::analysis

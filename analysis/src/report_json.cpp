@@ -87,6 +87,57 @@ json comm_json(const CommModelResult& cm) {
   return jc;
 }
 
+json multiterm_json(const MultiTermResult& m) {
+  json j = {{"ok", m.fit.ok}, {"time_unit", m.time_unit}, {"points", m.fit.points}};
+  auto coef_json = [](unsigned mask, const std::array<double, kTermCount>& coef) {
+    static const char* names[] = {"a", "b", "c", "d"};
+    json c = json::object();
+    for (int k = 0; k < kTermCount; ++k)
+      c[names[k]] = (mask & (1u << k)) ? jnum(coef[static_cast<std::size_t>(k)]) : json(nullptr);
+    return c;
+  };
+  if (!m.fit.ok) {
+    j["why_not"] = m.fit.why_not;
+  } else {
+    j["terms"] = terms_text(m.fit.mask);
+    j["coefficients"] = coef_json(m.fit.mask, m.fit.coef);
+    j["cv_rms_rel_error"] = jnum(m.fit.cv_rms_rel);
+    j["rms_rel_error"] = jnum(m.fit.rms_rel);
+    j["candidates"] = json::array();
+    for (const auto& c : m.fit.candidates)
+      j["candidates"].push_back({{"terms", terms_text(c.mask)},
+                                 {"coefficients", coef_json(c.mask, c.coef)},
+                                 {"cv_rms_rel_error", jnum(c.cv_rms_rel)},
+                                 {"rms_rel_error", jnum(c.rms_rel)}});
+  }
+  const Holdout& h = m.holdout;
+  json jh = {{"ok", h.ok}, {"held_out", h.held_out}};
+  if (!h.ok) {
+    jh["why_not"] = h.why_not;
+  } else {
+    jh["train_max_n"] = jnum(h.train_max_n);
+    jh["amdahl_p"] = jnum(h.amdahl_p);
+    jh["gustafson_p"] = jnum(h.gustafson_p);
+    jh["multiterm_terms"] = h.multiterm_mask ? json(terms_text(h.multiterm_mask)) : json(nullptr);
+    jh["multiterm_coefficients"] = coef_json(h.multiterm_mask, h.multiterm_coef);
+    jh["points"] = json::array();
+    auto rel = [](double p, double meas) {
+      return finite(p) && finite(meas) && meas > 0 ? json(p / meas - 1.0) : json(nullptr);
+    };
+    for (const auto& p : h.points)
+      jh["points"].push_back({{"n", jnum(p.n)},
+                              {"measured", jnum(p.measured)},
+                              {"amdahl", jnum(p.amdahl)},
+                              {"amdahl_rel_error", rel(p.amdahl, p.measured)},
+                              {"gustafson", jnum(p.gustafson)},
+                              {"gustafson_rel_error", rel(p.gustafson, p.measured)},
+                              {"multiterm", jnum(p.multiterm)},
+                              {"multiterm_rel_error", rel(p.multiterm, p.measured)}});
+  }
+  j["holdout"] = jh;
+  return j;
+}
+
 json study_json(const ReportStudy& rs, const std::vector<PlotFile>& plots) {
   const StudyResult& s = rs.result;
   json jst;
@@ -117,6 +168,7 @@ json study_json(const ReportStudy& rs, const std::vector<PlotFile>& plots) {
   jst["max_n_target_hi"] = jnum(s.max_n_target_hi);
   jst["max_n_unbounded"] = std::isinf(s.max_n_target);
   jst["comm_model"] = comm_json(rs.comm);
+  if (s.multi_term.evaluated) jst["multi_term"] = multiterm_json(s.multi_term);
   jst["plots"] = json::array();
   for (const auto& f : plots) {
     jst["plots"].push_back(f.name + ".svg");

@@ -109,6 +109,71 @@ void predictions(std::ostream& md, const StudyResult& s) {
   md << ".\n\n";
 }
 
+std::string coef_list(unsigned mask, const std::array<double, kTermCount>& coef) {
+  static const char* names[] = {"a", "b", "c", "d"};
+  std::string out;
+  for (int j = 0; j < kTermCount; ++j)
+    if (mask & (1u << j))
+      out += (out.empty() ? "" : ", ") + std::string(names[j]) + " = " +
+             format_number(coef[static_cast<std::size_t>(j)]);
+  return out;
+}
+
+// A prediction with its error relative to the measurement: "1.23 (+4.5 %)".
+std::string with_error(double predicted, double measured) {
+  if (!finite(predicted)) return "n/a";
+  std::string out = format_number(predicted);
+  if (finite(measured) && measured > 0) {
+    const double e = predicted / measured - 1.0;
+    out += " (" + std::string(e >= 0 ? "+" : "") + format_number(100.0 * e, 3) + " %)";
+  }
+  return out;
+}
+
+void multi_term(std::ostream& md, const StudyResult& s) {
+  const MultiTermResult& m = s.multi_term;
+  if (!m.evaluated) return;
+  md << "### Multi-term model\n\n";
+  md << "time(N) = a + b/N + c*log2 N + d*N fitted to one time per N (t = " << m.time_unit
+     << "; the median over the points at that N): least squares on the relative error, every "
+        "coefficient >= 0, terms chosen by leave-one-N-out cross-validation. Its numbers are in "
+        "`multiterm.csv`, `holdout.csv` and `report.json` (`multi_term`).\n\n";
+  if (!m.fit.ok) {
+    md << "Not fitted: " << m.fit.why_not << ".\n\n";
+  } else {
+    md << "- chosen terms: **" << terms_text(m.fit.mask) << "**; "
+       << coef_list(m.fit.mask, m.fit.coef) << "\n"
+       << "- cross-validation error (rms relative, leave one N out): **" << pct(m.fit.cv_rms_rel)
+       << "**; in-sample rms relative error " << pct(m.fit.rms_rel) << "\n\n";
+    md << "| terms | coefficients | CV error | in-sample error |\n|---|---|---:|---:|\n";
+    for (const auto& c : m.fit.candidates)
+      md << "| " << terms_text(c.mask) << (c.mask == m.fit.mask ? " (chosen)" : "") << " | "
+         << coef_list(c.mask, c.coef) << " | " << pct(c.cv_rms_rel) << " | " << pct(c.rms_rel)
+         << " |\n";
+    md << "\n";
+  }
+  const Holdout& h = m.holdout;
+  md << "#### Held-out prediction\n\n";
+  if (!h.ok) {
+    md << "Not computed: " << h.why_not << ".\n\n";
+    return;
+  }
+  md << "Every model fitted to N <= " << n_text(h.train_max_n) << " only, predicting the largest "
+     << h.held_out << " N (t in " << m.time_unit
+     << "; relative error in brackets). Amdahl P = " << format_number(h.amdahl_p, 4)
+     << ", Gustafson P = " << format_number(h.gustafson_p, 4) << ", multi-term: "
+     << (h.multiterm_mask
+             ? terms_text(h.multiterm_mask) + "; " + coef_list(h.multiterm_mask, h.multiterm_coef)
+             : std::string("not fitted"))
+     << ".\n\n";
+  md << "| N | measured | Amdahl | Gustafson | multi-term |\n|---:|---:|---:|---:|---:|\n";
+  for (const auto& p : h.points)
+    md << "| " << n_text(p.n) << " | " << format_number(p.measured) << " | "
+       << with_error(p.amdahl, p.measured) << " | " << with_error(p.gustafson, p.measured) << " | "
+       << with_error(p.multiterm, p.measured) << " |\n";
+  md << "\n";
+}
+
 void comm_model(std::ostream& md, const CommModelResult& cm) {
   md << "### Communication model (alpha-beta)\n\n";
   if (!cm.ok) {
@@ -170,6 +235,7 @@ std::string report_markdown(const std::vector<ReportStudy>& studies, const Repor
     measurements(md, s);
     fit(md, s);
     predictions(md, s);
+    multi_term(md, s);
     comm_model(md, studies[i].comm);
     plot_links(md, i < plots.studies.size() ? plots.studies[i] : std::vector<PlotFile>{});
   }

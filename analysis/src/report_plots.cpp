@@ -177,6 +177,61 @@ std::string split_svg(const StudyResult& s) {
   return render_stacked_bars(b);
 }
 
+// The multi-term model against the measured time per N, with the fits made
+// without the held-out N extended over them (only when the model was fitted).
+std::string time_model_svg(const StudyResult& s) {
+  const MultiTermResult& m = s.multi_term;
+  LineChart c;
+  c.title = s.study.name + ": time per N and the multi-term model";
+  c.x_label = "N = ranks x threads per rank (processing elements, log2 scale)";
+  c.y_label = "t(N) (" + m.time_unit + ", log2 scale)";
+  c.log2_y = true;
+  const auto grid = model_grid(m.n.front(), std::max(m.n.back(), 2 * m.n.front()));
+  Series all;
+  all.label = "multi-term, all N: " + terms_text(m.fit.mask);
+  all.color = "#d62728";
+  for (double n : grid) {
+    all.x.push_back(n);
+    all.y.push_back(m.fit.predict(n));
+  }
+  c.series.push_back(all);
+  const Holdout& h = m.holdout;
+  if (h.ok) {
+    const std::string upto = " fitted to N <= " + n_text(h.train_max_n);
+    if (h.multiterm_mask) {
+      Series mt;
+      mt.label = "multi-term" + upto + ": " + terms_text(h.multiterm_mask);
+      mt.color = "#ff7f0e";
+      mt.dash = "8,3";
+      for (double n : grid) {
+        mt.x.push_back(n);
+        mt.y.push_back(multiterm_time(h.multiterm_coef, n));
+      }
+      c.series.push_back(mt);
+    }
+    for (bool gus : {false, true}) {
+      Series law;
+      law.label = std::string(gus ? "Gustafson" : "Amdahl") + upto;
+      law.color = gus ? "#8c564b" : "#2ca02c";
+      law.dash = gus ? "2,3" : "5,3";
+      for (double n : grid) {
+        law.x.push_back(n);
+        law.y.push_back(h.law_time(gus, n));
+      }
+      c.series.push_back(law);
+    }
+  }
+  Series meas;
+  meas.label = "measured (median per N)";
+  meas.color = "#1f77b4";
+  meas.line = false;
+  meas.markers = true;
+  meas.x = m.n;
+  meas.y = m.t;
+  c.series.push_back(meas);
+  return render_line_chart(c);
+}
+
 }  // namespace
 
 ReportPlots write_plots(const std::string& dir, const std::vector<ReportStudy>& studies, bool png,
@@ -203,6 +258,7 @@ ReportPlots write_plots(const std::string& dir, const std::vector<ReportStudy>& 
     std::vector<std::pair<std::string, std::string>> svgs = {
         {prefix + "speedup", speedup_svg(s)}, {prefix + "efficiency", efficiency_svg(s, rs.comm)}};
     if (has_split(s)) svgs.push_back({prefix + "time-split", split_svg(s)});
+    if (s.multi_term.fit.ok) svgs.push_back({prefix + "time-model", time_model_svg(s)});
     auto& files = plots.studies.emplace_back();
     for (const auto& [name, svg] : svgs) {
       const std::string svg_path = (fs::path(dir) / (name + ".svg")).string();

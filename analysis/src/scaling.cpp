@@ -413,6 +413,27 @@ StudyResult analyse(const Study& study, const StudyOptions& options) {
     out.warnings.push_back(std::to_string(left_out) +
                            " oversubscribed measurement(s) are shown but left out of the fit");
   out.fit = fit_law(law, fit_n, fit_rate, options.fit);
+  {
+    // Multi-term model: one time per distinct N (median over the points at
+    // that N): the median step time when every point has one, else derived
+    // from the rate as t = 1/rate (strong) or N/rate (weak).
+    bool step_times = true;
+    for (const auto& row : out.rows) step_times = step_times && finite(row.time_med);
+    std::map<double, std::vector<double>> by_n;
+    for (const auto& row : out.rows)
+      if (options.fit_oversubscribed || !row.oversubscribed)
+        by_n[row.n].push_back(
+            step_times ? row.time_med : (study.mode == Mode::kWeak ? row.n : 1.0) / row.rate_med);
+    std::vector<double> mn, mt;
+    for (const auto& [n, ts] : by_n) {
+      mn.push_back(n);
+      mt.push_back(median(ts));
+    }
+    out.multi_term = analyse_multiterm(mn, mt, study.mode == Mode::kWeak, options.holdout);
+    out.multi_term.time_unit = step_times                  ? "s per step"
+                               : study.mode == Mode::kWeak ? "N/throughput"
+                                                           : "1/throughput";
+  }
   const double n_top = out.rows.back().n;
   out.max_n = options.max_n > 0 ? options.max_n : 64.0 * n_top;
   if (!out.fit.ok) {

@@ -1,6 +1,8 @@
 // `hpcml report --csv` end to end through the executable.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
@@ -86,6 +88,48 @@ TEST(AnalysisCli, DegenerateCsvGivesWarningsNotNaN) {
   // Throughput-only input has no time per step, so the alpha-beta model says why it is skipped.
   EXPECT_NE(md.find("no time per step"), std::string::npos);
   expect_clean(out);
+}
+
+TEST(AnalysisCli, HoldoutOptionPredictsTheLargestNAndRefusesTooFew) {
+  ASSERT_FALSE(hpcml_exe().empty());
+  TempDir d("report-cli-holdout");
+  // Time with a linear overhead: t = 1 + 20/N + 0.05 N (the a + b/N + d*N terms).
+  std::string csv = "n,time_s\n";
+  for (int n : {1, 2, 4, 8, 16, 32})
+    csv += std::to_string(n) + "," + std::to_string(1.0 + 20.0 / n + 0.05 * n) + "\n";
+  write_text(d.path() / "lin.csv", csv);
+  const auto out = d.path() / "out";
+  auto r = run(hpcml_exe() + " report --csv " + (d.path() / "lin.csv").string() + " --out " +
+               out.string() + " --holdout 2 --no-png --bootstrap 50");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = report_json(out)["studies"][0]["multi_term"];
+  ASSERT_TRUE(j["ok"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["terms"], "a + b/N + d*N");
+  EXPECT_NEAR(j["coefficients"]["d"].get<double>(), 0.05, 1e-4);
+  const auto& h = j["holdout"];
+  ASSERT_TRUE(h["ok"].get<bool>()) << h.dump();
+  EXPECT_EQ(h["train_max_n"].get<double>(), 8.0);
+  ASSERT_EQ(h["points"].size(), 2u);
+  EXPECT_EQ(h["points"][1]["n"].get<double>(), 32.0);
+  // The multi-term model has the right terms; Amdahl cannot rise with N.
+  EXPECT_LT(std::fabs(h["points"][1]["multiterm_rel_error"].get<double>()), 1e-4);
+  EXPECT_LT(h["points"][1]["amdahl_rel_error"].get<double>(), -0.2);
+  for (const char* f : {"multiterm.csv", "holdout.csv"}) EXPECT_TRUE(fs::exists(out / f)) << f;
+  expect_clean(out);
+
+  // Three N cannot hold out two: the report says so and still succeeds.
+  write_text(d.path() / "three.csv", "n,time_s\n1,1.0\n2,0.6\n4,0.4\n");
+  const auto out3 = d.path() / "out3";
+  r = run(hpcml_exe() + " report --csv " + (d.path() / "three.csv").string() + " --out " +
+          out3.string() + " --holdout 2 --no-png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(slurp(out3 / "report.md")
+                .find("Not computed: needs at least 5 distinct N (3 to fit, 2 to predict), got 3"),
+            std::string::npos);
+  expect_clean(out3);
+  r = run(hpcml_exe() + " report --csv " + (d.path() / "three.csv").string() + " --holdout -1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--holdout"), std::string::npos) << r.output;
 }
 
 namespace {

@@ -33,9 +33,9 @@ struct ReportOutput {
 };
 
 /// Creates `out_dir` if needed and writes report.md, report.json, table.csv,
-/// fit.csv, predictions.csv, comm_model.csv and the plots: write_plots first,
-/// then the CSV, JSON and Markdown writers below. Throws DataError when the
-/// directory or a file cannot be written.
+/// fit.csv, predictions.csv, comm_model.csv, multiterm.csv, holdout.csv and the plots: write_plots
+/// first, then the CSV, JSON and Markdown writers below. Throws DataError when the directory or a
+/// file cannot be written.
 ReportOutput write_report(const std::string& out_dir, const std::vector<ReportStudy>& studies,
                           const ReportOptions& options);
 
@@ -67,6 +67,8 @@ struct ReportCsv {
   std::string fit;          // fit.csv: one row per study
   std::string predictions;  // predictions.csv
   std::string comm_model;   // comm_model.csv: one row per N and model variant
+  std::string multiterm;    // multiterm.csv: one row per admissible subset of the terms
+  std::string holdout;      // holdout.csv: one row per held-out N, every model's prediction
 };
 ReportCsv report_csv(const std::vector<ReportStudy>& studies);
 

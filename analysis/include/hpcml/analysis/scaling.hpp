@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/analysis/multiterm.hpp"
+
 namespace hpcml::analysis {
 
 inline constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
@@ -136,6 +138,7 @@ struct StudyOptions {
   double max_n = 0;                // 0: 64 x the largest measured N
   bool fit_oversubscribed = true;  // false: oversubscribed points stay in the table, not in the fit
   FitOptions fit;
+  int holdout = 1;  // largest N left out for the held-out check of the models (0: none)
 };
 
 struct StudyResult {
@@ -149,6 +152,7 @@ struct StudyResult {
   double max_n = kUnknown;                                        // the prediction range used
   double target_efficiency = 0.8;
   std::vector<std::string> warnings;
+  MultiTermResult multi_term;  // time(N) = a + b/N + c log2 N + d N and the held-out check
 };
 
 /// Builds the table, fit and predictions of one study. Throws DataError when
