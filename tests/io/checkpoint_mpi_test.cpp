@@ -11,34 +11,16 @@
 
 #include "hpcml/core/error.hpp"
 #include "hpcml/io/checkpoint.hpp"
+#include "mpi_test_util.hpp"
 
 namespace hpcml::io {
 namespace {
 
+using hpcml::testing::shared_dir;
+using hpcml::testing::world_rank;
+using hpcml::testing::world_size;
+
 namespace fs = std::filesystem;
-
-int rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-
-// One directory for the whole job (rank 0 names it).
-std::string shared_dir(const std::string& name) {
-  std::string dir = (fs::temp_directory_path() / ("hpcml-ckpt-mpi-" + name)).string();
-  if (rank() == 0) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  return dir;
-}
 
 // A 5-4-3 model's worth of values (39) where this rank's momentum is right only
 // in its owned ranges (two pieces per rank, as a sharded update may own).
@@ -50,9 +32,10 @@ struct Sharded {
     for (std::size_t i = 0; i < n; ++i) {
       params.push_back(static_cast<float>(i));
       truth.push_back(0.5f * static_cast<float>(i) + 1.0f);
-      momentum.push_back(ranges ? -100.0f * static_cast<float>(rank() + 1) : truth.back());
+      momentum.push_back(ranges ? -100.0f * static_cast<float>(world_rank() + 1) : truth.back());
     }
-    const auto r = static_cast<std::size_t>(rank()), s = static_cast<std::size_t>(size());
+    const auto r = static_cast<std::size_t>(world_rank()),
+               s = static_cast<std::size_t>(world_size());
     const std::size_t lo = r * n / s, hi = (r + 1) * n / s, mid = (lo + hi) / 2;
     if (ranges) {
       state.momentum_ranges = {{lo, mid}, {mid, hi}};
@@ -61,7 +44,7 @@ struct Sharded {
     state.parameters = params;
     state.momentum = momentum;
     state.seed = 1;
-    state.ranks = size();
+    state.ranks = world_size();
     state.local_batch = 2;
     state.steps_per_epoch = 10;
     state.total_steps = 100;
@@ -82,7 +65,7 @@ CheckpointInfo info() {
 TEST(CheckpointMpi, MomentumOfASharedUpdateIsGatheredFromItsOwners) {
   Sharded s(true);
   const auto full = gather_momentum(MPI_COMM_WORLD, s.state);
-  if (rank() == 0) {
+  if (world_rank() == 0) {
     EXPECT_EQ(full, s.truth);
   } else {
     EXPECT_TRUE(full.empty());
@@ -92,14 +75,14 @@ TEST(CheckpointMpi, MomentumOfASharedUpdateIsGatheredFromItsOwners) {
 TEST(CheckpointMpi, WithoutRangesRankZerosMomentumIsTaken) {
   Sharded s(false);
   const auto full = gather_momentum(MPI_COMM_WORLD, s.state);
-  if (rank() == 0) {
+  if (world_rank() == 0) {
     EXPECT_EQ(full, s.truth);
   }
 }
 
 TEST(CheckpointMpi, SavesEveryNStepsKeepsTheNewestAndReportsOnRankZero) {
   const std::string dir = shared_dir("keep");
-  if (rank() == 0) std::ofstream(fs::path(dir) / "ckpt-000000000001.h5.tmp") << "left over";
+  if (world_rank() == 0) std::ofstream(fs::path(dir) / "ckpt-000000000001.h5.tmp") << "left over";
   MPI_Barrier(MPI_COMM_WORLD);
   Sharded s(true);
   std::vector<CheckpointMetrics> written;
@@ -114,7 +97,7 @@ TEST(CheckpointMpi, SavesEveryNStepsKeepsTheNewestAndReportsOnRankZero) {
   c.after_training(s.state, summary);  // the same step again: no second write
   EXPECT_EQ(c.last_path(), (fs::path(dir) / checkpoint_file_name(10)).string());
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank() == 0) {
+  if (world_rank() == 0) {
     ASSERT_EQ(written.size(), 4u);  // steps 3, 6, 9, 10
     EXPECT_EQ(written[0].reason, "steps");
     EXPECT_EQ(written[3].reason, "end");
@@ -128,7 +111,7 @@ TEST(CheckpointMpi, SavesEveryNStepsKeepsTheNewestAndReportsOnRankZero) {
     EXPECT_FALSE(fs::exists(fs::path(dir) / "ckpt-000000000001.h5.tmp"));
     const auto loaded = read_checkpoint(c.last_path());
     EXPECT_EQ(loaded.state.momentum_data, s.truth);
-    EXPECT_EQ(loaded.state.view().ranks, size());
+    EXPECT_EQ(loaded.state.view().ranks, world_size());
   } else {
     EXPECT_TRUE(written.empty());
   }
@@ -137,7 +120,7 @@ TEST(CheckpointMpi, SavesEveryNStepsKeepsTheNewestAndReportsOnRankZero) {
 TEST(CheckpointMpi, AWriteFailureIsRaisedOnEveryRank) {
   const std::string dir = shared_dir("fail");
   const std::string blocked = (fs::path(dir) / "file").string();
-  if (rank() == 0) std::ofstream(blocked) << "not a directory";
+  if (world_rank() == 0) std::ofstream(blocked) << "not a directory";
   MPI_Barrier(MPI_COMM_WORLD);
   Sharded s(false);
   s.at_step(4);
@@ -175,7 +158,7 @@ TEST(CheckpointMpi, AsyncSavesWriteWhatSyncSavesWrite) {
   sync.after_training(s.state, summary);  // step 9: "end"
   async.after_training(s.state, summary);
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank() != 0) {
+  if (world_rank() != 0) {
     EXPECT_TRUE(async_written.empty());
     return;
   }
@@ -210,7 +193,7 @@ TEST(CheckpointMpi, AsyncSavesWriteWhatSyncSavesWrite) {
 TEST(CheckpointMpi, AnAsyncWriteFailureIsRaisedOnEveryRankAtTheNextAgreement) {
   const std::string dir = shared_dir("async-fail");
   const std::string tmp = (fs::path(dir) / (checkpoint_file_name(4) + ".tmp")).string();
-  if (rank() == 0) {
+  if (world_rank() == 0) {
     fs::create_directories(tmp);
     std::ofstream(fs::path(tmp) / "in-the-way") << "x";
   }
@@ -221,7 +204,7 @@ TEST(CheckpointMpi, AnAsyncWriteFailureIsRaisedOnEveryRankAtTheNextAgreement) {
   c.save(s.state, "steps");  // returns at once: the write runs in the background
   // The trainer's agreement: rank 0 asks once its writer has failed.
   int asked = 0;
-  if (rank() == 0) {
+  if (world_rank() == 0) {
     for (int i = 0; i < 3000 && !asked; ++i) {
       asked = c.request(s.state) ? 1 : 0;
       if (!asked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -244,7 +227,7 @@ TEST(CheckpointMpi, AnAsyncWriteFailureIsRaisedOnEveryRankAtTheNextAgreement) {
 TEST(CheckpointMpi, OnlyRankZeroAsksForATimedSave) {
   Sharded s(false);
   Checkpointer c(MPI_COMM_WORLD, {0, 1e-9, 2, shared_dir("timed")}, info(), {});
-  EXPECT_EQ(c.request(s.state), rank() == 0);
+  EXPECT_EQ(c.request(s.state), world_rank() == 0);
   Checkpointer off(MPI_COMM_WORLD, {0, 0, 2, "unused"}, info(), {});
   EXPECT_FALSE(off.request(s.state));
 }

@@ -14,38 +14,16 @@
 #include "hpcml/io/dataset.hpp"
 #include "hpcml/io/writer.hpp"
 #include "io_test_util.hpp"
+#include "mpi_test_util.hpp"
 
 namespace hpcml::io {
 namespace {
 
+using hpcml::testing::shared_dir;
+using hpcml::testing::world_rank;
+using hpcml::testing::world_size;
+
 namespace fs = std::filesystem;
-
-int rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-
-// One directory shared by all ranks (rank 0's pid), created by rank 0.
-std::string shared_dir(const std::string& tag) {
-  long pid = static_cast<long>(::getpid());
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const fs::path p =
-      fs::temp_directory_path() /
-      ("hpcml-test-coll-" + tag + "-" + std::to_string(pid) + "-" + std::to_string(size()));
-  if (rank() == 0) {
-    fs::remove_all(p);
-    fs::create_directories(p);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  return p.string();
-}
 
 bool same_bytes(const Batch& a, const Batch& b) {
   return a.rows == b.rows && a.cols == b.cols && a.x.size() == b.x.size() &&
@@ -81,7 +59,7 @@ class Collective : public ::testing::Test {
     shards_.reset();
     single_.reset();  // collective close
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank() == 0) fs::remove_all(dir_);
+    if (world_rank() == 0) fs::remove_all(dir_);
   }
 
   // Reads `indices` in batches of `rows` from both layouts; every batch must
@@ -98,7 +76,7 @@ class Collective : public ::testing::Test {
       EXPECT_EQ(ga, gb) << what << " batch " << n;
       if (!ga || !gb) break;
       EXPECT_TRUE(same_bytes(ba, bb))
-          << what << " batch " << n << " differs (rank " << rank() << ")";
+          << what << " batch " << n << " differs (rank " << world_rank() << ")";
       ++n;
     }
     // Further calls stay at the end and make no collective call.
@@ -138,11 +116,11 @@ TEST_F(Collective, TrainingBatchesMatchStepByStepEpochByEpoch) {
     single_->set_read_method(local_batch == 5 ? ReadMethod::kHyperslab : ReadMethod::kAuto);
     std::size_t steps = 0;
     for (int epoch = 0; epoch < 3; ++epoch) {
-      const auto idx = epoch_indices(kSamples, 42, epoch, rank(), size(), local_batch);
+      const auto idx = epoch_indices(kSamples, 42, epoch, world_rank(), world_size(), local_batch);
       steps = compare(idx, local_batch,
                       "batch " + std::to_string(local_batch) + " epoch " + std::to_string(epoch));
     }
-    EXPECT_EQ(steps, steps_per_epoch(kSamples, size(), local_batch));
+    EXPECT_EQ(steps, steps_per_epoch(kSamples, world_size(), local_batch));
   }
 }
 
@@ -151,21 +129,21 @@ class CollectiveMethods : public Collective, public ::testing::WithParamInterfac
 TEST_P(CollectiveMethods, ShortLastBatchesAndUnevenRanks) {
   single_->set_read_method(GetParam());
   // Evaluation blocks with a short last batch.
-  auto [begin, end] = block_range(kSamples, rank(), size());
+  auto [begin, end] = block_range(kSamples, world_rank(), world_size());
   std::vector<std::size_t> block(end - begin);
   std::iota(block.begin(), block.end(), begin);
   EXPECT_EQ(compare(block, 16, "eval block"), (block.size() + 15) / 16);
   // Ranks with very different batch counts, repeated and unsorted indices.
   std::vector<std::size_t> mine;
-  for (std::size_t i = 0; i < static_cast<std::size_t>(rank()) * 13 + 5; ++i)
-    mine.push_back((i * 37 + static_cast<std::size_t>(rank())) % kSamples);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(world_rank()) * 13 + 5; ++i)
+    mine.push_back((i * 37 + static_cast<std::size_t>(world_rank())) % kSamples);
   mine.push_back(mine.front());
   EXPECT_EQ(compare(mine, 8, "uneven"), (mine.size() + 7) / 8);
   // The last rank has no rows: it still joins every collective read.
   std::vector<std::size_t> some;
-  if (rank() != size() - 1)
+  if (world_rank() != world_size() - 1)
     for (std::size_t i = 0; i < 21; ++i) some.push_back(kSamples - 1 - 3 * i);
-  EXPECT_EQ(compare(some, 4, "empty rank"), rank() == size() - 1 ? 0u : 6u);
+  EXPECT_EQ(compare(some, 4, "empty rank"), world_rank() == world_size() - 1 ? 0u : 6u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, CollectiveMethods,
@@ -173,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(Methods, CollectiveMethods,
 
 TEST_F(Collective, ReadRowsIsOneCollectiveRead) {
   std::vector<std::size_t> idx;
-  for (std::size_t i = 0; i < 10 * static_cast<std::size_t>(rank()); ++i)
+  for (std::size_t i = 0; i < 10 * static_cast<std::size_t>(world_rank()); ++i)
     idx.push_back((i * 11) % kSamples);
   Batch a, b;
   shards_->read_rows(idx, a);
@@ -181,7 +159,7 @@ TEST_F(Collective, ReadRowsIsOneCollectiveRead) {
   EXPECT_TRUE(same_bytes(a, b));
   // A bad index on one rank is one agreed error, not a hang.
   std::vector<std::size_t> bad = idx;
-  if (rank() == 0) bad.push_back(kSamples);
+  if (world_rank() == 0) bad.push_back(kSamples);
   try {
     single_->read_rows(bad, b);
     ADD_FAILURE() << "out-of-range index accepted";

@@ -10,42 +10,20 @@
 #include "hpcml/io/writer.hpp"
 #include "hpcml/mpi/agree.hpp"
 #include "io_test_util.hpp"
+#include "mpi_test_util.hpp"
 
 namespace hpcml::io {
 namespace {
 
+using hpcml::testing::shared_dir;
+using hpcml::testing::world_rank;
+using hpcml::testing::world_size;
+
 namespace fs = std::filesystem;
-
-int rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-
-// One directory name shared by all ranks (rank 0's pid), created by rank 0.
-std::string shared_dir(const std::string& tag) {
-  long pid = static_cast<long>(::getpid());
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const fs::path p =
-      fs::temp_directory_path() /
-      ("hpcml-test-mpi-" + tag + "-" + std::to_string(pid) + "-" + std::to_string(size()));
-  if (rank() == 0) {
-    fs::remove_all(p);
-    fs::create_directories(p);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  return p.string();
-}
 
 void remove_shared(const std::string& dir) {
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank() == 0) fs::remove_all(dir);
+  if (world_rank() == 0) fs::remove_all(dir);
 }
 
 TEST(IoParallel, RanksWriteInterleavedShardsAndRank0TheManifest) {
@@ -63,15 +41,15 @@ TEST(IoParallel, RanksWriteInterleavedShardsAndRank0TheManifest) {
   ASSERT_EQ(info.shards.size(), 5u);
   // This rank reported exactly its own shards (plus the manifest on rank 0).
   std::size_t mine = 0;
-  for (int i = rank(); i < 5; i += size()) {
+  for (int i = world_rank(); i < 5; i += world_size()) {
     ++mine;
     bool found = false;
     for (const auto& l : written)
       found = found ||
               l.find(shard_file_name("train", static_cast<std::size_t>(i), 5)) != std::string::npos;
-    EXPECT_TRUE(found) << "rank " << rank() << " did not write shard " << i;
+    EXPECT_TRUE(found) << "rank " << world_rank() << " did not write shard " << i;
   }
-  EXPECT_EQ(written.size(), mine + (rank() == 0 ? 1 : 0));
+  EXPECT_EQ(written.size(), mine + (world_rank() == 0 ? 1 : 0));
 
   // Every rank sees the same complete, checksummed dataset.
   auto ds = open_dataset(dir, "train");
@@ -106,9 +84,9 @@ TEST(IoParallel, ErrorsAreAgreedOnByEveryRank) {
     EXPECT_NE(std::string(e.what()).find("4 samples into 9 shards"), std::string::npos);
   }
   // Only the last rank fails: everyone gets its message, prefixed by its rank.
-  const int last = size() - 1;
+  const int last = world_size() - 1;
   std::exception_ptr local;
-  if (rank() == last) local = std::make_exception_ptr(DataError("shard-x.h5: broken"));
+  if (world_rank() == last) local = std::make_exception_ptr(DataError("shard-x.h5: broken"));
   try {
     mpi::agree(MPI_COMM_WORLD, local);
     ADD_FAILURE() << "agree() returned although rank " << last << " failed";
@@ -119,7 +97,7 @@ TEST(IoParallel, ErrorsAreAgreedOnByEveryRank) {
   // Every rank fails: rank 0's message, no prefix, the error type kept.
   try {
     mpi::agree(MPI_COMM_WORLD,
-               std::make_exception_ptr(ConfigError("rank-" + std::to_string(rank()))));
+               std::make_exception_ptr(ConfigError("rank-" + std::to_string(world_rank()))));
     ADD_FAILURE() << "agree() returned although every rank failed";
   } catch (const ConfigError& e) {
     EXPECT_TRUE(e.collective());
