@@ -9,6 +9,7 @@
 #   full_disk.sh HPCML_EXE WORK_DIR
 # Needs root (mount -t tmpfs); skipped (exit 77) otherwise or when mounting fails.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 hpcml=$1 work=$2
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: needs root to mount a small tmpfs (running as uid $(id -u))"
@@ -26,12 +27,8 @@ trap 'cd /; umount "$mnt" 2>/dev/null' EXIT
 out=/dev/null
 fail() { echo "FAIL: $*"; echo "---- job output"; grep -v '^epoch\|^checkpoint' "$out" | tail -30; exit 1; }
 
-awk 'BEGIN { srand(7); for (i = 0; i < 4000; i++) { y = i % 3; line = y;
-       for (j = 0; j < 16; j++) line = line "," sprintf("%.3f", rand() + y); print line } }' > data.csv
-for split in train test; do
-  "$hpcml" shard csv --file data.csv --split $split --classes 3 --no-header --out data --shards 2 \
-    > /dev/null || fail "hpcml shard failed"
-done
+source "$here/common.sh"
+make_dataset "$hpcml"
 cat > job.toml <<TOML
 [data]
 path = "data"

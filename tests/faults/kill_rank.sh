@@ -17,6 +17,7 @@
 # it kills whatever is left of its process group (and scancels its job); the
 # resume is bounded to 120 s.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 hpcml=$1 launcher=$2 work=$3
 limit=${HPCML_FAULT_EXIT_S:-60}
 name="faults-kill-$launcher-$$-$RANDOM"
@@ -36,12 +37,8 @@ if [ "$launcher" = srun ]; then
 fi
 
 # A small learnable dataset: 3 classes, 16 features, 4000 samples.
-awk 'BEGIN { srand(7); for (i = 0; i < 4000; i++) { y = i % 3; line = y;
-       for (j = 0; j < 16; j++) line = line "," sprintf("%.3f", rand() + y); print line } }' > data.csv
-for split in train test; do
-  "$hpcml" shard csv --file data.csv --split $split --classes 3 --no-header --out data --shards 2 \
-    > /dev/null || fail "hpcml shard failed"
-done
+source "$here/common.sh"
+make_dataset "$hpcml"
 cat > job.toml <<TOML
 [data]
 path = "data"
