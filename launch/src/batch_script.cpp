@@ -171,7 +171,9 @@ std::string render_batch_script(const ScriptPlan& p) {
   // Hydra's mpiexec often exits 0 after SIGUSR1 although every rank exited with the
   // preemption code: what the ranks recorded decides, not the launcher's exit code.
   // Rank 0 writes summary.json atomically in the run directory the trainer created
-  // under $TASK_DIR; one newer than the state file written just before the step counts.
+  // under $TASK_DIR; one not older than the state file written just before the step
+  // counts (not older, rather than newer: file times tick in jiffies, so a fast step
+  // can leave both with the same time).
   o << "# The launcher's exit code is not trusted for a stop: Hydra's mpiexec often exits 0\n"
        "# after SIGUSR1 although every rank exited "
     << kPreemptedExitCode
@@ -180,7 +182,7 @@ std::string render_batch_script(const ScriptPlan& p) {
   o << "hpcml_stopped_by_signal() {\n"
        "  local f\n"
        "  for f in \"$TASK_DIR\"/*/summary.json; do\n"
-       "    if [ -f \"$f\" ] && [ \"$f\" -nt \"$TASK_DIR/state\" ] &&\n"
+       "    if [ -f \"$f\" ] && ! [ \"$TASK_DIR/state\" -nt \"$f\" ] &&\n"
        "      grep -Eq '\"stopped_by_signal\"[[:space:]]*:[[:space:]]*true' \"$f\"; then\n"
        "      return 0\n"
        "    fi\n"
