@@ -37,7 +37,6 @@ LrSchedule::LrSchedule(const TrainConfig::Optimizer& opt, std::size_t global_bat
                        std::size_t steps_per_epoch, std::size_t total_steps)
     : opt_(opt),
       global_batch_(global_batch),
-      steps_per_epoch_(steps_per_epoch),
       total_steps_(total_steps),
       warmup_steps_(opt.warmup_steps > 0 ? static_cast<std::size_t>(opt.warmup_steps)
                                          : epochs_to_steps(opt.warmup_epochs, steps_per_epoch)),

@@ -42,7 +42,7 @@ class LrSchedule {
 
  private:
   TrainConfig::Optimizer opt_;
-  std::size_t global_batch_, steps_per_epoch_, total_steps_, warmup_steps_;
+  std::size_t global_batch_, total_steps_, warmup_steps_;
   double peak_;
   std::vector<std::size_t> milestones_;
 };

@@ -127,7 +127,7 @@ class Trainer {
   Evaluation evaluate();
   RunInfo run_info() const;
 
-  const TrainConfig& config_;
+  const TrainConfig config_;  // a copy: a caller may pass a temporary
   Backend& backend_;
   Collectives& comm_;
   Dataset& train_;
