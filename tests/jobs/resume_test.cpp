@@ -16,40 +16,18 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
+
 #include <vector>
+#include "shell_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;  // exit status of the whole command
-  std::string out;  // stdout + stderr
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result run(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
-
-std::string args_string(const std::vector<std::string>& args) {
-  std::string s;
-  for (const auto& a : args) s += " " + quote(a);
-  return s;
-}
+using shell_test::args_string;
+using shell_test::quote;
+using shell_test::Result;
+using shell_test::run;
 
 int count(const std::string& text, const std::string& what) {
   int n = 0;
