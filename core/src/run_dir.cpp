@@ -7,8 +7,10 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "hpcml/core/error.hpp"
 
@@ -112,11 +114,21 @@ RunDirLock::RunDirLock(const std::string& dir) {
   if (fd < 0) fail(path, "open", errno);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    std::string holder(256, '\0');
-    const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
+    if (err != EWOULDBLOCK) {
+      ::close(fd);
+      fail(path, "flock", err);
+    }
+    // The holder writes its pid and host right after taking the lock: a run
+    // refused in between waits for that line (up to 1 s) to name the holder.
+    std::string holder;
+    for (int tries = 0; tries < 50; ++tries) {
+      holder.assign(256, '\0');
+      const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
+      holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+      if (holder.find('\n') != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     ::close(fd);
-    if (err != EWOULDBLOCK) fail(path, "flock", err);
-    holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
     for (char& c : holder)
       if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
