@@ -7,8 +7,54 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "hpcml/core/error.hpp"
 
 namespace hpcml {
+
+namespace {
+void* aligned_zeroed(std::size_t bytes) {
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  return p;
+}
+}  // namespace
+
+void* Backend::allocate(std::size_t bytes) { return aligned_zeroed(bytes); }
+void Backend::deallocate(void* p) noexcept { std::free(p); }
+void* Backend::allocate_host(std::size_t bytes) { return aligned_zeroed(bytes); }
+void Backend::deallocate_host(void* p) noexcept { std::free(p); }
+void Backend::copy_from_host(void* dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+void Backend::copy_to_host(void* dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+void Backend::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+void Backend::fill_zero(void* p, std::size_t bytes) {
+  if (bytes) std::memset(p, 0, bytes);
+}
+BatchView Backend::upload_batch(const Batch& batch) { return {batch.x.data(), batch.y.data()}; }
+
+void Backend::set_gemm_precision(GemmPrecision p) {
+  if (p != GemmPrecision::fp32) {
+    HPCML_THROW(NotAvailableError, "train.precision: the " + name() +
+                                       " backend computes in fp32 only; bf16, fp16 and tf32 need "
+                                       "parallel.backend = \"cuda\"");
+  }
+  gemm_precision_ = p;
+}
+
+void Backend::scale(float* x, std::size_t n, float alpha) {
+  for (std::size_t i = 0; i < n; ++i) x[i] *= alpha;
+}
 
 double Backend::sum_squares(const float* x, std::size_t n) {
   double s = 0;

@@ -13,11 +13,62 @@
 #include <cstdint>
 #include <string>
 
+#include "hpcml/core/data.hpp"
+
 namespace hpcml {
+
+/// Where a backend's buffers live. Kernels take pointers into the backend's
+/// own memory only; host code reaches that memory through copy_to_host() /
+/// copy_from_host() (host backends: plain memcpy, so nothing changes for them).
+enum class MemorySpace { host, device };
+
+/// Arithmetic of the GEMMs (train.precision). fp32 everywhere is the default;
+/// bf16 / fp16 round the GEMM inputs and accumulate in fp32 (master weights
+/// and every other kernel stay fp32). Host backends implement fp32 only.
+enum class GemmPrecision { fp32, tf32, bf16, fp16 };
+
+/// The batch's inputs where the backend's kernels can read them.
+struct BatchView {
+  const float* x = nullptr;
+  const std::int32_t* y = nullptr;
+};
 
 class Backend {
  public:
   virtual ~Backend() = default;
+
+  // ---- memory ---------------------------------------------------------------
+  // Host defaults: 64-byte aligned, zeroed host memory and memcpy. A device
+  // backend overrides all of them (and every kernel below).
+
+  virtual MemorySpace memory_space() const { return MemorySpace::host; }
+  /// `bytes` of zeroed memory in this backend's space (never null; bytes may be 0).
+  virtual void* allocate(std::size_t bytes);
+  virtual void deallocate(void* p) noexcept;
+  /// Host memory to stage transfers through (device backends: pinned).
+  virtual void* allocate_host(std::size_t bytes);
+  virtual void deallocate_host(void* p) noexcept;
+  /// Copies in ordered with the kernels: a copy to the host returns when the
+  /// values are there (it waits for the kernels queued before it).
+  virtual void copy_from_host(void* dst, const void* src, std::size_t bytes);
+  virtual void copy_to_host(void* dst, const void* src, std::size_t bytes);
+  virtual void copy(void* dst, const void* src, std::size_t bytes);
+  virtual void fill_zero(void* p, std::size_t bytes);
+  /// Waits for every kernel and copy queued so far (host backends: nothing).
+  virtual void synchronize() {}
+  /// The batch's x and y in this backend's memory, valid until the next call.
+  /// Host backends return the batch's own vectors. Device backends copy them in
+  /// (reusing a copy prefetch_batch() started for this very batch).
+  virtual BatchView upload_batch(const Batch& batch);
+  /// Starts copying `batch` in ahead of its upload_batch() (device backends: on
+  /// a copy stream from pinned memory, overlapping the current step). The batch
+  /// must stay unchanged until then. Host backends: nothing.
+  virtual void prefetch_batch(const Batch& /*batch*/) {}
+
+  /// GEMM arithmetic; throws NotAvailableError for a precision this backend
+  /// does not implement (host backends: everything but fp32).
+  virtual void set_gemm_precision(GemmPrecision p);
+  GemmPrecision gemm_precision() const { return gemm_precision_; }
 
   /// Short name as used in configs: "reference", "omp", ...
   virtual std::string name() const = 0;
@@ -112,6 +163,60 @@ class Backend {
   /// keep(i) a hash of (seed, i) >= rate, so the same seed gives the same mask
   /// (forward and backward use it, and a resumed run draws the same masks).
   virtual void dropout(float* y, std::size_t n, float rate, std::uint64_t seed);
+
+  /// x *= alpha (loss-scale removal, accumulation averaging).
+  virtual void scale(float* x, std::size_t n, float alpha);
+
+ protected:
+  GemmPrecision gemm_precision_ = GemmPrecision::fp32;
+};
+
+/// An array of T in a backend's memory (RAII; move-only). Empty when default
+/// constructed. data() is a backend pointer: only kernels and the backend's
+/// copies may touch it.
+template <class T>
+class BackendArray {
+ public:
+  BackendArray() = default;
+  BackendArray(Backend& be, std::size_t n)
+      : be_(&be), p_(static_cast<T*>(be.allocate(n * sizeof(T)))), n_(n) {}
+  ~BackendArray() { reset(); }
+  BackendArray(BackendArray&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) {
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
+  BackendArray& operator=(BackendArray&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_;
+      p_ = o.p_;
+      n_ = o.n_;
+      o.p_ = nullptr;
+      o.n_ = 0;
+    }
+    return *this;
+  }
+  BackendArray(const BackendArray&) = delete;
+  BackendArray& operator=(const BackendArray&) = delete;
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  /// Grows (never shrinks) to at least n elements; contents are not kept.
+  void reserve_discard(Backend& be, std::size_t n) {
+    if (n > n_ || be_ != &be) *this = BackendArray(be, n);
+  }
+  void reset() noexcept {
+    if (p_ && be_) be_->deallocate(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+
+ private:
+  Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
 };
 
 }  // namespace hpcml
