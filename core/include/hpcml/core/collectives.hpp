@@ -22,6 +22,11 @@ class Collectives {
   virtual ~Collectives() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  /// True when the float buffers given to average(), broadcast() and
+  /// begin_gradients() may be the compute backend's device memory (an NCCL
+  /// transport). False (MPI over host memory): a trainer on a device backend
+  /// stages them through host buffers.
+  virtual bool accepts_device_memory() const { return false; }
 
   /// Replaces each buffer by its element-wise mean over all ranks. Buffers are
   /// given in the same order on every rank. After the call every rank holds
