@@ -117,7 +117,11 @@ int run_train(const TrainArgs& args) {
   std::unique_ptr<Backend> backend;
   comm::agree(world, [&] {
     backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
+    backend->set_gemm_precision(gemm_precision(cfg.train));
   });
+  // A device backend's buffers are not node-shared memory: no sharded update.
+  const bool device_backend = backend->memory_space() == MemorySpace::kDevice;
+  if (device_backend) reducer_options.sharded_update = false;
 
   const auto prefetch =
       choose_prefetch(cfg.data.prefetch, layout.threads_per_rank, layout.hardware_threads,
@@ -279,6 +283,8 @@ int run_train(const TrainArgs& args) {
                  : std::string("all-reduce of the gradients, full optimizer step on every rank") +
                        (optimizer_is_layer_wise(cfg.optimizer.name)
                             ? " (" + cfg.optimizer.name + " needs whole layers: no sharded update)"
+                        : device_backend
+                            ? " (" + backend->name() + " backend: device memory, no sharded update)"
                             : std::string()))
          << "\n"
          << std::flush;

@@ -44,12 +44,52 @@ void Backend::fill_zero(void* p, std::size_t bytes) {
 BatchView Backend::upload_batch(const Batch& batch) { return {batch.x.data(), batch.y.data()}; }
 
 void Backend::set_gemm_precision(GemmPrecision p) {
-  if (p != GemmPrecision::fp32) {
+  if (p == GemmPrecision::kTf32) {
+    HPCML_THROW(NotAvailableError, "train.tf32: the " + name() +
+                                       " backend computes in fp32 only; TF32 GEMMs need "
+                                       "parallel.backend = \"cuda\"");
+  }
+  if (p != GemmPrecision::kFp32) {
     HPCML_THROW(NotAvailableError, "train.precision: the " + name() +
-                                       " backend computes in fp32 only; bf16, fp16 and tf32 need "
+                                       " backend computes in fp32 only; bf16 and fp16 need "
                                        "parallel.backend = \"cuda\"");
   }
   gemm_precision_ = p;
+}
+
+namespace {
+// Host memory with no kernels: where a model's buffers live before it is bound.
+class HostMemory final : public Backend {
+ public:
+  std::string name() const override { return "host memory"; }
+  int threads() const override { return 1; }
+  [[noreturn]] static void no_kernels(const char* kernel) {
+    HPCML_THROW(Error, std::string("host_memory(): no kernels (") + kernel +
+                           "); bind the model to a backend first");
+  }
+  void gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
+            const float*, std::size_t, float, float*, std::size_t) override {
+    no_kernels("gemm");
+  }
+  void add_bias(float*, const float*, std::size_t, std::size_t) override { no_kernels("add_bias"); }
+  void relu(float*, std::size_t) override { no_kernels("relu"); }
+  void relu_backward(float*, const float*, std::size_t) override { no_kernels("relu_backward"); }
+  void column_sums(const float*, std::size_t, std::size_t, float*) override {
+    no_kernels("column_sums");
+  }
+  double softmax_xent(const float*, const std::int32_t*, std::size_t, std::size_t, float, float*,
+                      std::size_t*) override {
+    no_kernels("softmax_xent");
+  }
+  void sgd_momentum(float*, const float*, float*, std::size_t, float, float, float) override {
+    no_kernels("sgd_momentum");
+  }
+};
+}  // namespace
+
+Backend& host_memory() {
+  static HostMemory m;
+  return m;
 }
 
 void Backend::scale(float* x, std::size_t n, float alpha) {

@@ -11,11 +11,13 @@
 
 namespace hpcml {
 
-/// The parameters and gradients a layer's tensors live in (Model's flat buffers).
+/// The parameters and gradients a layer's tensors live in (Model's flat
+/// buffers, in the backend's memory).
 struct LayerParams {
   const std::vector<TensorView>* tensors;
   float* params;
   float* grads;
+  Backend* memory;  // where buffers are allocated: Model::memory()
   const TensorView& t(std::size_t i) const { return (*tensors)[i]; }
   float* p(std::size_t i) const { return params + t(i).offset; }
   float* g(std::size_t i) const { return grads + t(i).offset; }
@@ -47,7 +49,7 @@ class Layer {
                           std::uint64_t seed) = 0;
 
  protected:
-  std::vector<float> y_;  // the output of layers that are not in place
+  BackendArray<float> y_;  // the output of layers that are not in place (backend memory)
 };
 
 }  // namespace hpcml

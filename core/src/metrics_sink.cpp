@@ -58,6 +58,10 @@ void RunDirSink::step(const StepMetrics& m) {
                       {"comm_overlapped_s", p.comm_overlapped_s},
                       {"io_s", p.io_s},
                       {"idle_s", p.idle_s}};
+  if (m.loss_scale > 0) {  // fp16 loss scaling
+    j["loss_scale"] = m.loss_scale;
+    j["skipped_steps"] = m.skipped_steps;
+  }
   write_line(j.dump(), false);
 }
 

@@ -68,7 +68,7 @@ class Dense final : public Layer {
   float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams& p,
                  std::uint64_t) override {
     const std::size_t i = in.size(), o = out.size();
-    y_.resize(n * o);
+    y_.reserve_discard(*p.memory, n * o);
     be.gemm(false, false, n, o, i, 1.0f, x, i, p.p(tensors[0]), o, 0.0f, y_.data(), o);
     be.add_bias(y_.data(), p.p(tensors[1]), n, o);
     return y_.data();
@@ -101,9 +101,9 @@ class Conv2d final : public Layer {
   float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams& p,
                  std::uint64_t) override {
     const std::size_t rows = n * out.h * out.w, kkc = k * k * in.c, f = out.c;
-    cols_.resize(rows * kkc);
+    cols_.reserve_discard(*p.memory, rows * kkc);
     be.im2col(x, geometry(n), cols_.data());
-    y_.resize(rows * f);
+    y_.reserve_discard(*p.memory, rows * f);
     be.gemm(false, false, rows, f, kkc, 1.0f, cols_.data(), kkc, p.p(tensors[0]), f, 0.0f,
             y_.data(), f);
     be.add_bias(y_.data(), p.p(tensors[1]), rows, f);
@@ -115,7 +115,7 @@ class Conv2d final : public Layer {
     be.gemm(true, false, kkc, f, rows, 1.0f, cols_.data(), kkc, dy, f, 0.0f, p.g(tensors[0]), f);
     be.column_sums(dy, rows, f, p.g(tensors[1]));
     if (need_dx) {
-      dcols_.resize(rows * kkc);
+      dcols_.reserve_discard(*p.memory, rows * kkc);
       be.gemm(false, true, rows, kkc, f, 1.0f, dy, f, p.p(tensors[0]), f, 0.0f, dcols_.data(), kkc);
       be.col2im(dcols_.data(), geometry(n), dx);
     }
@@ -123,20 +123,20 @@ class Conv2d final : public Layer {
   }
 
  private:
-  std::vector<float> cols_, dcols_;
+  BackendArray<float> cols_, dcols_;
 };
 
 class MaxPool2d final : public Layer {
  public:
   std::size_t size = 2;
   std::string describe() const override { return "maxpool2d " + std::to_string(size); }
-  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams&,
+  float* forward(Backend& be, float* x, std::size_t n, bool, const LayerParams& p,
                  std::uint64_t) override {
     HPCML_REQUIRE(n * in.size() <= std::numeric_limits<std::uint32_t>::max(), Error,
                   "maxpool2d: a batch of " + std::to_string(n) + " x " + in.text() +
                       " exceeds 2^32 values; lower train.batch_size");
-    y_.resize(n * out.size());
-    argmax_.resize(n * out.size());
+    y_.reserve_discard(*p.memory, n * out.size());
+    argmax_.reserve_discard(*p.memory, n * out.size());
     be.maxpool(x, n, in.h, in.w, in.c, size, y_.data(), argmax_.data());
     return y_.data();
   }
@@ -147,7 +147,7 @@ class MaxPool2d final : public Layer {
   }
 
  private:
-  std::vector<std::uint32_t> argmax_;
+  BackendArray<std::uint32_t> argmax_;
 };
 
 class Relu final : public Layer {
@@ -303,35 +303,89 @@ void Model::build(const std::vector<LayerSpec>& specs) {
     shape = out;
     layers_.push_back(std::move(layer));
   }
-  own_params_.assign(off, 0.0f);
-  params_ = own_params_;
-  own_grads_.assign(off, 0.0f);
-  grads_ = own_grads_;
+  own_params_ = BackendArray<float>(host_memory(), off);  // zeroed
+  params_ = {own_params_.data(), off};
+  own_grads_ = BackendArray<float>(host_memory(), off);
+  grads_ = {own_grads_.data(), off};
 }
 
 void Model::init(std::uint64_t seed) {
+  std::vector<float> host(params_.size(), 0.0f);
   SplitMix64 rng(seed * 0x2545f4914f6cdd1dULL + 1);
   for (const auto& t : tensors_) {
-    float* p = params_.data() + t.offset;
-    if (t.is_bias) {
-      std::fill(p, p + t.size(), 0.0f);
-      continue;
-    }
+    if (t.is_bias) continue;  // zero
+    float* p = host.data() + t.offset;
     const double std_dev = std::sqrt(2.0 / static_cast<double>(t.rows));
     for (std::size_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(rng.normal() * std_dev);
   }
+  load_parameters(host);
 }
 
-void Model::adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
-                          const char* what) {
+void Model::bind(Backend& be) {
+  if (be_ == &be) return;
+  Backend& old = memory();
+  if (be.memory_space() != MemorySpace::kHost || old.memory_space() != MemorySpace::kHost) {
+    HPCML_REQUIRE(params_.data() == own_params_.data() && grads_.data() == own_grads_.data(), Error,
+                  "a model whose parameters or gradients live in storage given by the comm layer "
+                  "cannot move to the " +
+                      be.name() + " backend's memory");
+    const std::size_t n = params_.size();
+    std::vector<float> host(n);
+    Backend& target = be.memory_space() == MemorySpace::kDevice ? be : host_memory();
+    auto move = [&](BackendArray<float>& own, std::span<float>& view) {
+      old.copy_to_host(host.data(), view.data(), n * sizeof(float));
+      BackendArray<float> fresh(target, n);
+      target.copy_from_host(fresh.data(), host.data(), n * sizeof(float));
+      own = std::move(fresh);
+      view = {own.data(), n};
+    };
+    move(own_params_, params_);
+    move(own_grads_, grads_);
+    // Activation buffers follow on their next use (BackendArray::reserve_discard).
+  }
+  be_ = &be;
+}
+
+void Model::copy_parameters_to_host(std::span<float> out) const {
+  HPCML_REQUIRE(out.size() == params_.size(), Error,
+                "copy_parameters_to_host: " + std::to_string(out.size()) + " values for " +
+                    std::to_string(params_.size()) + " parameters");
+  memory().copy_to_host(out.data(), params_.data(), out.size_bytes());
+}
+
+void Model::load_parameters(std::span<const float> in) {
+  HPCML_REQUIRE(in.size() == params_.size(), Error,
+                "load_parameters: " + std::to_string(in.size()) + " values for " +
+                    std::to_string(params_.size()) + " parameters");
+  memory().copy_from_host(params_.data(), in.data(), in.size_bytes());
+}
+
+void Model::copy_gradients_to_host(std::span<float> out) const {
+  HPCML_REQUIRE(out.size() == grads_.size(), Error,
+                "copy_gradients_to_host: " + std::to_string(out.size()) + " values for " +
+                    std::to_string(grads_.size()) + " gradients");
+  memory().copy_to_host(out.data(), grads_.data(), out.size_bytes());
+}
+
+void Model::load_gradients(std::span<const float> in) {
+  HPCML_REQUIRE(in.size() == grads_.size(), Error,
+                "load_gradients: " + std::to_string(in.size()) + " values for " +
+                    std::to_string(grads_.size()) + " gradients");
+  memory().copy_from_host(grads_.data(), in.data(), in.size_bytes());
+}
+
+void Model::adopt_storage(BackendArray<float>& own, std::span<float>& view,
+                          std::span<float> storage, const char* what) {
   HPCML_REQUIRE(storage.size() == params_.size(), Error,
                 std::string(what) + " storage of " + std::to_string(storage.size()) +
                     " elements given to a model with " + std::to_string(params_.size()) +
                     " parameters");
+  HPCML_REQUIRE(memory().memory_space() == MemorySpace::kHost, Error,
+                std::string(what) + " storage in host memory given to a model in the " +
+                    memory().name() + " backend's device memory");
   std::copy(view.begin(), view.end(), storage.begin());
   view = storage;
-  own.clear();
-  own.shrink_to_fit();
+  own.reset();
 }
 
 void Model::use_gradient_storage(std::span<float> storage) {
@@ -371,18 +425,21 @@ std::vector<Shape> Model::shapes() const {
   return s;
 }
 
-// The activations: outs_[i] is layer i's output (layer i+1's input).
-void Model::forward(Backend& be, const Batch& batch, bool training) {
+void Model::check_batch(const Batch& batch) const {
   HPCML_REQUIRE(batch.cols == input_.size(), DataError,
                 "batch has " + std::to_string(batch.cols) + " features, the model expects " +
                     std::to_string(input_.size()));
-  const std::size_t n = batch.rows;
-  const LayerParams p{&tensors_, params_.data(), grads_.data()};
-  float* x = const_cast<float*>(batch.x.data());  // read only: see the in-place copy below
+}
+
+// The activations: outs_[i] is layer i's output (layer i+1's input).
+void Model::forward(Backend& be, const BatchView& in, std::size_t n, bool training) {
+  const LayerParams p{&tensors_, params_.data(), grads_.data(), &memory()};
+  float* x = const_cast<float*>(in.x);  // read only: see the in-place copy below
   outs_.clear();
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     if (i == 0 && layers_[i]->in_place()) {  // never modify the batch
-      input_copy_.assign(batch.x.begin(), batch.x.end());
+      input_copy_.reserve_discard(*p.memory, n * input_.size());
+      be.copy(input_copy_.data(), in.x, n * input_.size() * sizeof(float));
       x = input_copy_.data();
     }
     x = layers_[i]->forward(be, x, n, training, p, dropout_seed_ + i * 0x9e3779b97f4a7c15ULL);
@@ -392,14 +449,17 @@ void Model::forward(Backend& be, const Batch& batch, bool training) {
 
 BatchResult Model::train_batch(Backend& be, const Batch& batch, float grad_scale,
                                const std::function<void(std::size_t)>& ready) {
-  forward(be, batch, true);
+  bind(be);
+  check_batch(batch);
+  const BatchView in = be.upload_batch(batch);
   const std::size_t n = batch.rows;
-  const LayerParams p{&tensors_, params_.data(), grads_.data()};
+  forward(be, in, n, true);
+  const LayerParams p{&tensors_, params_.data(), grads_.data(), &memory()};
   BatchResult r;
   r.rows = n;
-  delta_.resize(n * classes_);
-  r.loss_sum = be.softmax_xent(outs_.back(), batch.y.data(), n, classes_, grad_scale, delta_.data(),
-                               &r.correct);
+  delta_.reserve_discard(memory(), n * classes_);
+  r.loss_sum =
+      be.softmax_xent(outs_.back(), in.y, n, classes_, grad_scale, delta_.data(), &r.correct);
   // The first layer with parameters needs no input gradient, nor do layers before it.
   std::size_t first_param = layers_.size();
   for (std::size_t i = 0; i < layers_.size(); ++i)
@@ -410,12 +470,12 @@ BatchResult Model::train_batch(Backend& be, const Batch& batch, float grad_scale
   float* dy = delta_.data();
   for (std::size_t li = layers_.size(); li-- > 0;) {
     Layer& l = *layers_[li];
-    const float* x = li == 0 ? batch.x.data() : outs_[li - 1];
+    const float* x = li == 0 ? in.x : outs_[li - 1];
     const bool need_dx = li > first_param;
     float* dx = nullptr;
     if (need_dx && !l.in_place()) {
       auto& buf = dy == delta_.data() ? delta_prev_ : delta_;
-      buf.resize(n * l.in.size());
+      buf.reserve_discard(memory(), n * l.in.size());
       dx = buf.data();
     }
     float* out = l.backward(be, x, outs_[li], dy, dx, n, need_dx, p,
@@ -430,11 +490,13 @@ BatchResult Model::train_batch(Backend& be, const Batch& batch, float grad_scale
 }
 
 BatchResult Model::evaluate(Backend& be, const Batch& batch) {
-  forward(be, batch, false);
+  bind(be);
+  check_batch(batch);
+  const BatchView in = be.upload_batch(batch);
+  forward(be, in, batch.rows, false);
   BatchResult r;
   r.rows = batch.rows;
-  r.loss_sum = be.softmax_xent(outs_.back(), batch.y.data(), batch.rows, classes_, 1.0f, nullptr,
-                               &r.correct);
+  r.loss_sum = be.softmax_xent(outs_.back(), in.y, batch.rows, classes_, 1.0f, nullptr, &r.correct);
   return r;
 }
 

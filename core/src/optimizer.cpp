@@ -8,7 +8,34 @@
 namespace hpcml {
 
 Optimizer::Optimizer(Model& model, std::size_t slots)
-    : model_(model), slots_(slots), state_(slots * model.parameters().size(), 0.0f) {}
+    : model_(model),
+      slots_(slots),
+      memory_(&model.memory()),
+      state_(model.memory(), slots * model.parameters().size()) {}
+
+void Optimizer::check_memory() const {
+  Backend& now = model_.memory();
+  const bool same = &now == memory_ || (now.memory_space() == MemorySpace::kHost &&
+                                        memory_->memory_space() == MemorySpace::kHost);
+  HPCML_REQUIRE(same, Error,
+                "optimizer " + name() + ": its state is in the " + memory_->name() +
+                    " backend's memory, the model's buffers in the " + now.name() +
+                    " backend's (bind the model before creating the optimizer)");
+}
+
+void Optimizer::copy_state_to_host(std::span<float> out) const {
+  HPCML_REQUIRE(out.size() == state_.size(), Error,
+                "copy_state_to_host: " + std::to_string(out.size()) + " values for " +
+                    std::to_string(state_.size()) + " state values");
+  memory_->copy_to_host(out.data(), state_.data(), out.size_bytes());
+}
+
+void Optimizer::load_state(std::span<const float> in) {
+  HPCML_REQUIRE(in.size() == state_.size(), Error,
+                "load_state: " + std::to_string(in.size()) + " values for " +
+                    std::to_string(state_.size()) + " state values");
+  memory_->copy_from_host(state_.data(), in.data(), in.size_bytes());
+}
 
 template <class F>
 void Optimizer::for_each_cut(std::size_t lo, std::size_t hi, F&& f) const {
@@ -31,6 +58,7 @@ void Optimizer::step_range(Backend& be, double lr, std::size_t t, std::size_t lo
                     std::to_string(n) + " parameters");
   HPCML_REQUIRE(!layer_wise(), Error,
                 "optimizer " + name() + " needs whole tensors and cannot take a sharded update");
+  check_memory();
   for_each_cut(lo, hi, [&](const TensorView& tv, std::size_t a, std::size_t b) {
     update_elementwise(be, tv, a, b, mean_grad + (a - lo), lr, t);
   });
@@ -60,6 +88,7 @@ void SgdMomentum::update_elementwise(Backend& be, const TensorView& t, std::size
 }
 
 void SgdMomentum::step(Backend& be, double lr, std::size_t t) {
+  check_memory();
   const float* g = model_.gradients().data();
   for (const auto& tv : model_.tensors())
     update_elementwise(be, tv, tv.offset, tv.offset + tv.size(), g + tv.offset, lr, t);
@@ -83,7 +112,7 @@ Adam::Adam(Model& model, const TrainConfig::Optimizer& o, bool decoupled)
       eps_(static_cast<float>(o.eps)),
       weight_decay_(static_cast<float>(o.weight_decay)),
       decoupled_(decoupled),
-      dir_(model.parameters().size()) {}
+      dir_(model.memory(), model.parameters().size()) {}
 
 void Adam::update_elementwise(Backend& be, const TensorView& tv, std::size_t a, std::size_t b,
                               const float* g, double lr, std::size_t t) {
@@ -97,6 +126,7 @@ void Adam::update_elementwise(Backend& be, const TensorView& tv, std::size_t a, 
 }
 
 void Adam::step(Backend& be, double lr, std::size_t t) {
+  check_memory();
   const float* g = model_.gradients().data();
   for (const auto& tv : model_.tensors())
     update_elementwise(be, tv, tv.offset, tv.offset + tv.size(), g + tv.offset, lr, t);
@@ -112,6 +142,7 @@ Lars::Lars(Model& model, const TrainConfig::Optimizer& o)
       exclude_bias_(o.exclude_bias) {}
 
 void Lars::step(Backend& be, double lr, std::size_t) {
+  check_memory();
   float* w = model_.parameters().data();
   const float* g = model_.gradients().data();
   for (const auto& tv : model_.tensors()) {
@@ -137,9 +168,10 @@ Lamb::Lamb(Model& model, const TrainConfig::Optimizer& o)
       eps_(static_cast<float>(o.eps)),
       weight_decay_(static_cast<float>(o.weight_decay)),
       exclude_bias_(o.exclude_bias),
-      dir_(model.parameters().size()) {}
+      dir_(model.memory(), model.parameters().size()) {}
 
 void Lamb::step(Backend& be, double lr, std::size_t t) {
+  check_memory();
   HPCML_REQUIRE(t >= 1, Error, "lamb: update numbers start at 1");
   float* w = model_.parameters().data();
   const float* g = model_.gradients().data();

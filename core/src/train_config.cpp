@@ -113,6 +113,20 @@ TrainConfig read_train_config(ConfigDoc& doc) {
       doc.get_int("train.seed", static_cast<std::int64_t>(c.train.seed), 0));
   c.train.max_steps = doc.get_int("train.max_steps", c.train.max_steps, 0);
   c.train.evaluate = doc.get_bool("train.evaluate", c.train.evaluate);
+  c.train.precision =
+      doc.get_choice("train.precision", c.train.precision, {"fp32", "bf16", "fp16"});
+  c.train.tf32 = doc.get_bool("train.tf32", c.train.tf32);
+  if (c.train.tf32 && c.train.precision != "fp32")
+    doc.fail("train.tf32",
+             "TF32 applies to train.precision = \"fp32\" only, not \"" + c.train.precision + "\"");
+  c.train.loss_scale = doc.get_double("train.loss_scale", c.train.loss_scale, 1.0, 0x1p64);
+  c.train.loss_scale_window =
+      doc.get_int("train.loss_scale_window", c.train.loss_scale_window, 1, std::int64_t{1} << 40);
+  for (const char* key : {"train.loss_scale", "train.loss_scale_window"}) {
+    if (doc.has(key) && c.train.precision != "fp16")
+      doc.fail(key, std::string("loss scaling is for train.precision = \"fp16\" only, not \"") +
+                        c.train.precision + "\"");
+  }
 
   c.parallel.backend = doc.get_string("parallel.backend", c.parallel.backend);
   c.parallel.threads =
@@ -139,6 +153,12 @@ TrainConfig read_train_config(ConfigDoc& doc) {
     doc.fail("run.name", "'" + c.run.name + "' is not a run name");
   c.run.progress = doc.get_choice("run.progress", c.run.progress, {"auto", "always", "never"});
   return c;
+}
+
+GemmPrecision gemm_precision(const TrainConfig::Train& t) {
+  if (t.precision == "bf16") return GemmPrecision::kBf16;
+  if (t.precision == "fp16") return GemmPrecision::kFp16;
+  return t.tf32 ? GemmPrecision::kTf32 : GemmPrecision::kFp32;
 }
 
 PrefetchChoice choose_prefetch(int prefetch, int threads_per_rank, int hardware_threads,

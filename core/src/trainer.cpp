@@ -67,32 +67,64 @@ Trainer::Trainer(const TrainConfig& config, Backend& backend, Collectives& comm,
       train_(train),
       test_(test),
       model_(
-          build_model(config.model, train.features(), static_cast<std::size_t>(train.classes()))),
-      optimizer_(make_optimizer(config.optimizer, model_)) {
+          build_model(config.model, train.features(), static_cast<std::size_t>(train.classes()))) {
   if (test_) {
     HPCML_REQUIRE(test_->features() == train_.features() && test_->classes() == train_.classes(),
                   DataError,
                   "test split (" + test_->describe() + ") does not match the train split (" +
                       train_.describe() + ") in features or classes");
   }
+  // Parameters, gradients, activations and the optimizer's state in the
+  // backend's memory.
+  model_.bind(backend_);
+  optimizer_ = make_optimizer(config_.optimizer, model_);
+  device_ = backend_.memory_space() == MemorySpace::kDevice;
+  stage_ = device_ && !comm_.accepts_device_memory();
+  loss_scaling_ = config_.train.precision == "fp16";
   model_.init(config_.train.seed);
-  if (auto storage = comm_.gradient_storage(model_.parameters().size()); !storage.empty())
-    model_.use_gradient_storage(storage);
-  if (auto storage = comm_.parameter_storage(model_.parameters().size()); !storage.empty())
-    model_.use_parameter_storage(storage);
+  const std::size_t n = model_.parameters().size();
+  if (!device_) {  // node-shared storage is host memory
+    if (auto storage = comm_.gradient_storage(n); !storage.empty())
+      model_.use_gradient_storage(storage);
+    if (auto storage = comm_.parameter_storage(n); !storage.empty())
+      model_.use_parameter_storage(storage);
+  }
   // Identical by construction; the broadcast makes it a guarantee.
-  comm_.broadcast(model_.parameters(), 0);
+  if (stage_) {
+    HostArray<float> staged(backend_, n);
+    model_.copy_parameters_to_host(staged.span());
+    comm_.broadcast(staged.span(), 0);
+    model_.load_parameters(staged.span());
+    host_grads_ = HostArray<float>(backend_, n);
+  } else {
+    comm_.broadcast(model_.parameters(), 0);
+  }
   grads_ = model_.gradient_buffers();
+  if (stage_) {
+    for (const TensorView& t : model_.tensors())
+      comm_grads_.emplace_back(host_grads_.data() + t.offset, t.size());
+  } else {
+    comm_grads_ = grads_;
+  }
 
   TrainState& s = state_;
-  s.parameters = model_.parameters();
-  s.momentum = optimizer_->state();
+  if (device_) {
+    host_params_.resize(n);
+    host_momentum_.resize(optimizer_->state().size());
+    s.parameters = host_params_;
+    s.momentum = host_momentum_;
+    sync_state_to_host();
+  } else {
+    s.parameters = model_.parameters();
+    s.momentum = optimizer_->state();
+  }
+  if (loss_scaling_) s.loss_scale = config_.train.loss_scale;
   s.seed = config_.train.seed;
   s.ranks = comm_.size();
   // Rows a rank takes per optimizer step: accumulate micro-batches of batch_size.
   s.local_batch = static_cast<std::size_t>(config_.train.batch_size) *
                   static_cast<std::size_t>(config_.train.accumulate);
-  if (config_.train.accumulate > 1) accumulated_.assign(model_.parameters().size(), 0.0f);
+  if (config_.train.accumulate > 1) accumulated_ = BackendArray<float>(model_.memory(), n);
   s.steps_per_epoch = steps_per_epoch(train_.samples(), s.ranks, s.local_batch);
   s.total_steps = s.steps_per_epoch * static_cast<std::size_t>(config_.train.epochs);
   if (config_.train.max_steps > 0)
@@ -152,6 +184,15 @@ void Trainer::restore(const TrainState& in, RestoreOptions options) {
     std::copy(in.parameters.begin(), in.parameters.end(), state_.parameters.begin());
   if (in.momentum.data() != s.momentum.data())
     std::copy(in.momentum.begin(), in.momentum.end(), state_.momentum.begin());
+  if (device_) {  // the mirrors into the device buffers
+    model_.load_parameters(state_.parameters);
+    optimizer_->load_state(state_.momentum);
+  }
+  if (loss_scaling_ && in.loss_scale > 0) {
+    state_.loss_scale = in.loss_scale;
+    state_.loss_scale_good_steps = in.loss_scale_good_steps;
+    state_.skipped_steps = in.skipped_steps;
+  }
   state_.momentum_ranges.clear();
   state_.global_step = in.global_step;
   state_.epoch = in.epoch;
@@ -206,6 +247,34 @@ RunInfo Trainer::run_info() const {
   return i;
 }
 
+void Trainer::sync_state_to_host() {
+  if (!device_) return;
+  model_.copy_parameters_to_host(host_params_);
+  optimizer_->copy_state_to_host(host_momentum_);
+}
+
+void Trainer::apply_update(double lr) {
+  if (!loss_scaling_) {
+    optimizer_->step(backend_, lr, state_.global_step + 1);
+    return;
+  }
+  const auto g = model_.gradients();
+  const double scale = state_.loss_scale;
+  // One reduction; its scalar is the only thing that comes back.
+  if (!std::isfinite(backend_.sum_squares(g.data(), g.size()))) {
+    ++state_.skipped_steps;  // inf/NaN: no update, a smaller scale
+    state_.loss_scale = std::max(scale / 2, 0x1p-24);
+    state_.loss_scale_good_steps = 0;
+    return;
+  }
+  backend_.scale(g.data(), g.size(), static_cast<float>(1.0 / scale));
+  optimizer_->step(backend_, lr, state_.global_step + 1);
+  if (++state_.loss_scale_good_steps >= static_cast<std::size_t>(config_.train.loss_scale_window)) {
+    state_.loss_scale = scale * 2;
+    state_.loss_scale_good_steps = 0;
+  }
+}
+
 StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r) {
   timer_.begin_step();
   const bool got = timer_.measure(Phase::kIo, [&] { return reader.next(batch); });
@@ -216,7 +285,11 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   }
   // Gradient accumulation: the first K-1 micro-batches' gradients are summed
   // locally; communication starts only in the last one's backprop.
-  const float grad_scale = 1.0f / static_cast<float>(batch.rows);
+  // fp16: the loss gradient times the loss scale (undone in apply_update).
+  const double loss_scale = state_.loss_scale;
+  const float grad_scale = loss_scaling_
+                               ? static_cast<float>(loss_scale) / static_cast<float>(batch.rows)
+                               : 1.0f / static_cast<float>(batch.rows);
   const std::size_t micro_batches = static_cast<std::size_t>(config_.train.accumulate);
   Batch* last = &batch;
   r = BatchResult{};
@@ -232,7 +305,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
         r.rows += part.rows;
         const auto g = model_.gradients();
         if (k == 0)
-          std::copy(g.begin(), g.end(), accumulated_.begin());
+          backend_.copy(accumulated_.data(), g.data(), g.size_bytes());
         else
           backend_.axpy(accumulated_.data(), g.data(), g.size(), 1.0f);
       }
@@ -241,7 +314,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   }
   // Compute and communication interleave during backprop: time spent inside
   // the comm hooks counts as communication, the rest as compute.
-  timer_.measure(Phase::kComm, [&] { comm_.begin_gradients(grads_); });
+  timer_.measure(Phase::kComm, [&] { comm_.begin_gradients(comm_grads_); });
   model_.set_dropout_seed(dropout_seed(micro_batches - 1));
   double lr = 0;
   timer_.measure(Phase::kCompute, [&] {
@@ -250,7 +323,12 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
         const TensorView& t = model_.tensors()[i];
         backend_.axpy(grads_[i].data(), accumulated_.data() + t.offset, t.size(), 1.0f);
       }
-      timer_.measure(Phase::kComm, [&] { comm_.gradient_ready(i); });
+      timer_.measure(Phase::kComm, [&] {
+        if (stage_) {  // the comm layer reduces the host copy
+          backend_.copy_to_host(comm_grads_[i].data(), grads_[i].data(), grads_[i].size_bytes());
+        }
+        comm_.gradient_ready(i);
+      });
     });
     r.loss_sum += part.loss_sum;
     r.correct += part.correct;
@@ -259,9 +337,13 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   });
   // Sharded: the comm layer calls the update for this rank's ranges in
   // between reducing and exchanging; that time counts as compute.
+  // Not with a device backend (its buffers are not node-shared memory) nor
+  // with loss scaling (which checks all gradients): the full update.
   owned_ranges_.clear();
+  const bool try_sharded = !device_ && !loss_scaling_;
   const bool sharded = timer_.measure(Phase::kComm, [&] {
     const bool done =
+        try_sharded &&
         comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
           // The same range in every slot of the optimizer's state.
           const std::size_t n = model_.parameters().size();
@@ -272,14 +354,19 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
           });
         });
     if (!done) comm_.finish_gradients();
+    if (stage_) {  // the averages back into the device buffers
+      const auto g = model_.gradients();
+      backend_.copy_from_host(g.data(), host_grads_.data(), g.size_bytes());
+    }
     return done;
   });
   if (sharded) {
     state_.momentum_ranges.swap(owned_ranges_);
   } else {
     state_.momentum_ranges.clear();
-    timer_.measure(Phase::kCompute,
-                   [&] { optimizer_->step(backend_, lr, state_.global_step + 1); });
+    if (loss_scaling_) scale_records_.emplace_back(loss_scale, 0);
+    timer_.measure(Phase::kCompute, [&] { apply_update(lr); });
+    if (loss_scaling_) scale_records_.back().second = state_.skipped_steps;
   }
   StepRecord rec;
   rec.step_s = timer_.step_seconds();
@@ -315,6 +402,7 @@ Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<doub
                 indices.begin() + static_cast<std::ptrdiff_t>(state_.step_in_epoch * b));
   auto reader = train_.read(std::move(indices), b);
   const bool progress = comm_.rank() == 0 && !sinks_.empty();
+  scale_records_.clear();
   EpochOutcome o;
   Batch batch;
   while (state_.step_in_epoch < spe) {
@@ -330,6 +418,11 @@ Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<doub
     ++state_.global_step;
     ++state_.step_in_epoch;
     ++o.steps;
+    if (device_) {  // host mirrors only for a hook that reads them
+      bool needed = false;
+      for (StepHook* h : hooks_) needed = h->needs_tensors(state_) || needed;
+      if (needed) sync_state_to_host();
+    }
     for (StepHook* h : hooks_) h->after_step(state_);
     const Agreement a = agree_at_step();
     if (a.stop) {
@@ -337,8 +430,10 @@ Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<doub
       o.signal_number = a.signal;
       break;
     }
-    if (a.request)
+    if (a.request) {
+      sync_state_to_host();
       for (StepHook* h : hooks_) h->on_request(state_);
+    }
     if (progress) {
       const StepProgress p{state_.epoch + 1, config_.train.epochs, state_.step_in_epoch, spe,
                            r.loss_sum / static_cast<double>(r.rows)};
@@ -365,8 +460,12 @@ void Trainer::finish_epoch(const EpochOutcome& o, const EpochTotals& local,
     for (std::size_t st = 0; st < steps.size(); ++st) {
       e.add(steps[st]);
       const std::size_t global_step = state_.global_step - o.steps + st + 1;
-      const StepMetrics m{epoch, first_step + st + 1, global_step, steps[st],
-                          lr_schedule_->lr(global_step - 1)};
+      StepMetrics m{epoch, first_step + st + 1, global_step, steps[st],
+                    lr_schedule_->lr(global_step - 1)};
+      if (st < scale_records_.size()) {
+        m.loss_scale = scale_records_[st].first;
+        m.skipped_steps = scale_records_[st].second;
+      }
       for (auto& sink : sinks_) sink->step(m);
     }
     timing_.add_steps(steps, e);
@@ -436,6 +535,7 @@ TrainSummary Trainer::run() {
     if (state_.step_in_epoch == state_.steps_per_epoch) {
       s.epochs_completed = ++state_.epoch;
       state_.step_in_epoch = 0;
+      if (!hooks_.empty()) sync_state_to_host();
       for (StepHook* h : hooks_) h->after_epoch(state_);
     }
   }
@@ -455,6 +555,7 @@ TrainSummary Trainer::run() {
   s.idle_s_per_step = t.idle_s / nsteps;
   s.comm_overlapped_s_per_step = t.comm_overlapped_s / nsteps;
 
+  sync_state_to_host();  // the mirrors of a device backend, for the digest and the hooks
   s.params_digest = digest_of(state_.parameters);
 
   for (StepHook* h : hooks_) h->after_training(state_, s);

@@ -126,6 +126,48 @@ TEST(TrainConfig, DefaultsAndValidation) {
   EXPECT_NE(error_of([&] { hpcml::read_train_config(name); }).find("run.name"), std::string::npos);
 }
 
+TEST(TrainConfig, PrecisionAndLossScaling) {
+  auto d = ConfigDoc::parse("", "empty.toml");
+  auto c = hpcml::read_train_config(d);
+  EXPECT_EQ(c.train.precision, "fp32");
+  EXPECT_FALSE(c.train.tf32);
+  EXPECT_EQ(c.train.loss_scale, 65536.0);
+  EXPECT_EQ(c.train.loss_scale_window, 2000);
+  EXPECT_EQ(hpcml::gemm_precision(c.train), hpcml::GemmPrecision::kFp32);
+
+  auto fp16 = ConfigDoc::parse(
+      "[train]\nprecision = \"fp16\"\nloss_scale = 1024\nloss_scale_window = 10\n", "h.toml");
+  c = hpcml::read_train_config(fp16);
+  EXPECT_EQ(c.train.loss_scale, 1024.0);
+  EXPECT_EQ(c.train.loss_scale_window, 10);
+  EXPECT_EQ(hpcml::gemm_precision(c.train), hpcml::GemmPrecision::kFp16);
+  auto tf32 = ConfigDoc::parse("[train]\ntf32 = true\n", "t.toml");
+  EXPECT_EQ(hpcml::gemm_precision(hpcml::read_train_config(tf32).train),
+            hpcml::GemmPrecision::kTf32);
+  auto bf16 = ConfigDoc::parse("[train]\nprecision = \"bf16\"\n", "b.toml");
+  EXPECT_EQ(hpcml::gemm_precision(hpcml::read_train_config(bf16).train),
+            hpcml::GemmPrecision::kBf16);
+
+  auto fp8 = ConfigDoc::parse("[train]\nprecision = \"fp8\"\n", "p.toml");
+  EXPECT_EQ(error_of([&] { hpcml::read_train_config(fp8); }),
+            "p.toml: key 'train.precision': expected one of 'fp32', 'bf16', 'fp16', got 'fp8'");
+  auto both = ConfigDoc::parse("[train]\nprecision = \"bf16\"\ntf32 = true\n", "b.toml");
+  EXPECT_EQ(error_of([&] { hpcml::read_train_config(both); }),
+            "b.toml: key 'train.tf32': TF32 applies to train.precision = \"fp32\" only, not "
+            "\"bf16\"");
+  auto scale32 = ConfigDoc::parse("[train]\nloss_scale = 128\n", "s.toml");
+  EXPECT_EQ(error_of([&] { hpcml::read_train_config(scale32); }),
+            "s.toml: key 'train.loss_scale': loss scaling is for train.precision = \"fp16\" "
+            "only, not \"fp32\"");
+  auto window =
+      ConfigDoc::parse("[train]\nprecision = \"fp16\"\nloss_scale_window = 0\n", "w.toml");
+  EXPECT_NE(error_of([&] { hpcml::read_train_config(window); }).find("train.loss_scale_window"),
+            std::string::npos);
+  auto small = ConfigDoc::parse("[train]\nprecision = \"fp16\"\nloss_scale = 0.5\n", "x.toml");
+  EXPECT_NE(error_of([&] { hpcml::read_train_config(small); }).find("train.loss_scale"),
+            std::string::npos);
+}
+
 TEST(TrainConfig, PrefetchAutoNeedsASpareCore) {
   constexpr int kAuto = hpcml::TrainConfig::Data::kAutoPrefetch;
   // 2 ranks x 1 thread on 4 CPUs: a core is left for each reader thread.

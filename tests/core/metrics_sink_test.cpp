@@ -178,6 +178,28 @@ TEST(RunDirSink, WritesStepEpochAndSummaryLines) {
   EXPECT_EQ(names, (std::set<std::string>{"metrics.jsonl", "summary.json"}));
 }
 
+// fp16 loss scaling adds the scale and the skipped steps to each step line
+// (and only then: fp32 lines keep kStepKeys).
+TEST(RunDirSink, StepLinesCarryTheLossScaleWhenScaling) {
+  TempDir t;
+  {
+    hpcml::RunDirSink sink(t.path.string(), {});
+    auto m = step(1, 1.5);
+    m.loss_scale = 32768;
+    m.skipped_steps = 3;
+    sink.step(m);
+    sink.step(step(2, 1.25));
+  }
+  const auto lines = read_lines(t.path / "metrics.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  auto with = kStepKeys;
+  with.insert({"loss_scale", "skipped_steps"});
+  EXPECT_EQ(keys(lines[0]), with);
+  EXPECT_EQ(lines[0]["loss_scale"], 32768.0);
+  EXPECT_EQ(lines[0]["skipped_steps"], 3);
+  EXPECT_EQ(keys(lines[1]), kStepKeys);
+}
+
 TEST(RunDirSink, NoTestKeysWithoutEvaluation) {
   TempDir t;
   {

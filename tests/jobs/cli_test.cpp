@@ -329,6 +329,18 @@ TEST_F(Cli, HostileConfigsAreOneLineErrors) {
                        "--set train.seed: integer 9223372036854775808 does not fit in 64 bits");
 }
 
+// Issue 11: bf16/fp16/TF32 GEMMs need a device backend; a host backend refuses
+// them at start with one line naming the key, on every rank.
+TEST_F(Cli, LowPrecisionOnAHostBackendIsOneLineError) {
+  auto r = hpcml_mpi(2, {"train", config(), "--set", "train.precision=bf16"});
+  expect_clean_failure(r, 2, "train.precision: the omp backend computes in fp32 only");
+  r = hpcml_mpi(2, {"train", config(), "--set", "train.precision=fp16", "--set",
+                    "parallel.backend=reference"});
+  expect_clean_failure(r, 2, "train.precision: the reference backend computes in fp32 only");
+  r = hpcml_mpi(2, {"train", config(), "--set", "train.tf32=true"});
+  expect_clean_failure(r, 2, "train.tf32: the omp backend computes in fp32 only");
+}
+
 // Issue 10: CSV header auto-detection says which row it took as the header and
 // never drops a numeric first row; a huge field is echoed short.
 TEST_F(Cli, CsvHeaderDetectionSaysWhichRowItTook) {

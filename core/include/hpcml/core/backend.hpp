@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "hpcml/core/data.hpp"
@@ -20,12 +21,12 @@ namespace hpcml {
 /// Where a backend's buffers live. Kernels take pointers into the backend's
 /// own memory only; host code reaches that memory through copy_to_host() /
 /// copy_from_host() (host backends: plain memcpy, so nothing changes for them).
-enum class MemorySpace { host, device };
+enum class MemorySpace { kHost, kDevice };
 
 /// Arithmetic of the GEMMs (train.precision). fp32 everywhere is the default;
 /// bf16 / fp16 round the GEMM inputs and accumulate in fp32 (master weights
 /// and every other kernel stay fp32). Host backends implement fp32 only.
-enum class GemmPrecision { fp32, tf32, bf16, fp16 };
+enum class GemmPrecision { kFp32, kTf32, kBf16, kFp16 };
 
 /// The batch's inputs where the backend's kernels can read them.
 struct BatchView {
@@ -41,7 +42,7 @@ class Backend {
   // Host defaults: 64-byte aligned, zeroed host memory and memcpy. A device
   // backend overrides all of them (and every kernel below).
 
-  virtual MemorySpace memory_space() const { return MemorySpace::host; }
+  virtual MemorySpace memory_space() const { return MemorySpace::kHost; }
   /// `bytes` of zeroed memory in this backend's space (never null; bytes may be 0).
   virtual void* allocate(std::size_t bytes);
   virtual void deallocate(void* p) noexcept;
@@ -168,7 +169,7 @@ class Backend {
   virtual void scale(float* x, std::size_t n, float alpha);
 
  protected:
-  GemmPrecision gemm_precision_ = GemmPrecision::fp32;
+  GemmPrecision gemm_precision_ = GemmPrecision::kFp32;
 };
 
 /// An array of T in a backend's memory (RAII; move-only). Empty when default
@@ -218,5 +219,53 @@ class BackendArray {
   T* p_ = nullptr;
   std::size_t n_ = 0;
 };
+
+/// An array of T in host memory to stage transfers through (RAII; move-only):
+/// Backend::allocate_host(), pinned for a device backend.
+template <class T>
+class HostArray {
+ public:
+  HostArray() = default;
+  HostArray(Backend& be, std::size_t n)
+      : be_(&be), p_(static_cast<T*>(be.allocate_host(n * sizeof(T)))), n_(n) {}
+  ~HostArray() { reset(); }
+  HostArray(HostArray&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) {
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
+  HostArray& operator=(HostArray&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_;
+      p_ = o.p_;
+      n_ = o.n_;
+      o.p_ = nullptr;
+      o.n_ = 0;
+    }
+    return *this;
+  }
+  HostArray(const HostArray&) = delete;
+  HostArray& operator=(const HostArray&) = delete;
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  std::span<T> span() { return {p_, n_}; }
+  void reset() noexcept {
+    if (p_ && be_) be_->deallocate_host(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+
+ private:
+  Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+/// The memory of a model or optimizer that no backend has been bound to yet
+/// (Model::bind): the host defaults above. Its kernels throw Error; use it
+/// for allocation and copies only.
+Backend& host_memory();
 
 }  // namespace hpcml

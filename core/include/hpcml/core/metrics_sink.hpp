@@ -76,6 +76,11 @@ struct StepMetrics {
   std::size_t global_step = 0;  // 1-based over the run
   StepPhases phases;
   double lr = 0;  // the learning rate this step's update used
+  // fp16 loss scaling (train.precision = "fp16"; 0 otherwise, and then not
+  // written): the scale this step's loss gradient was multiplied by, and the
+  // steps skipped for inf/NaN gradients so far in the run, this one included.
+  double loss_scale = 0;
+  std::size_t skipped_steps = 0;
 };
 
 /// One epoch combined over ranks (an "epoch" line of metrics.jsonl).

@@ -4,6 +4,15 @@
 // gradient all-reduce and checkpoints see one contiguous array. Activations
 // are channels-last (HWC) per sample; a convolution is im2col + one GEMM, so
 // every backend that has the interface's kernels runs every layer.
+//
+// Memory: parameters, gradients and activations live in the memory of the
+// backend the model is bound to (bind(); train_batch() and evaluate() bind
+// it to the backend they are given). Before that they live in host memory
+// (host_memory()), so a model can be built, checked and initialised without
+// a backend. parameters() and gradients() are spans of that memory: with a
+// device backend (Backend::memory_space() == device) only its kernels and
+// copies may touch them; host code goes through copy_parameters_to_host() /
+// load_parameters() and their gradient twins.
 #pragma once
 
 #include <cstddef>
@@ -70,23 +79,48 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   /// He-normal weights (std = sqrt(2 / fan_in)) from a splitmix64 stream seeded by
-  /// `seed`, zero biases. Same seed, same weights, on every platform.
+  /// `seed`, zero biases. Same seed, same weights, on every platform. Computed
+  /// on the host and copied in.
   void init(std::uint64_t seed);
+
+  /// Keeps parameters, gradients and activations in `be`'s memory from now on
+  /// (the current values are copied over when the memory space changes; a
+  /// host backend keeps the host buffers as they are). Bind before creating
+  /// the optimizer (its state is allocated where the model's memory is).
+  /// Throws Error when the model uses storage given by use_*_storage() and
+  /// `be` is a device backend.
+  void bind(Backend& be);
+  /// Allocates and copies the buffers: the bound backend when its memory is
+  /// device memory, else host_memory() (host memory is host memory: a model
+  /// on a host backend does not depend on the backend object's lifetime; on
+  /// a device backend, the backend must outlive the model).
+  Backend& memory() const {
+    return be_ && be_->memory_space() == MemorySpace::kDevice ? *be_ : host_memory();
+  }
+
+  /// Host copies of the backend buffers (out/in: parameters().size() floats).
+  /// A copy to the host waits for the kernels queued before it.
+  void copy_parameters_to_host(std::span<float> out) const;
+  void load_parameters(std::span<const float> in);
+  void copy_gradients_to_host(std::span<float> out) const;
+  void load_gradients(std::span<const float> in);
 
   std::size_t inputs() const { return input_.size(); }
   std::size_t classes() const { return classes_; }
+  /// The flat parameters and gradients, in the memory of memory(): host code
+  /// may read or write them only when memory().memory_space() is host.
   std::span<float> parameters() { return params_; }
   std::span<const float> parameters() const { return params_; }
   std::span<float> gradients() { return grads_; }
   /// Keeps the gradients in `storage` (parameters().size() elements, owned by
   /// the caller and alive as long as this model) instead of own memory, so a
   /// communication layer can reduce them where they lie. Current gradients
-  /// are copied over.
+  /// are copied over. Host memory only (Error when bound to a device backend).
   void use_gradient_storage(std::span<float> storage);
   /// The same for the parameters (current values copied over).
   void use_parameter_storage(std::span<float> storage);
   const std::vector<TensorView>& tensors() const { return tensors_; }
-  /// Gradient buffer of each tensor, in tensors() order.
+  /// Gradient buffer of each tensor, in tensors() order (backend memory).
   std::vector<std::span<float>> gradient_buffers();
   /// Floating-point operations of one training sample (forward + backward GEMMs).
   double train_flops_per_sample() const;
@@ -99,10 +133,12 @@ class Model {
   /// seed, the step and the rank, so a resumed run draws the same masks).
   void set_dropout_seed(std::uint64_t seed) { dropout_seed_ = seed; }
 
-  /// Forward and backward pass on a batch. Gradients (overwritten, not
+  /// Forward and backward pass on a batch (bind(be) first, then the batch
+  /// through be.upload_batch()). Gradients (overwritten, not
   /// accumulated) are of the mean loss times `grad_scale * rows` — pass
   /// grad_scale = 1/rows for the batch mean. `ready(i)` is called as soon as the
-  /// gradient of tensor i is final (last layer first), so communication can start.
+  /// gradient of tensor i is final (last layer first), so communication can
+  /// start; only the loss and the correct count come back to the host.
   BatchResult train_batch(Backend& be, const Batch& batch, float grad_scale,
                           const std::function<void(std::size_t)>& ready = {});
 
@@ -111,21 +147,23 @@ class Model {
 
  private:
   void build(const std::vector<LayerSpec>& layers);
-  void forward(Backend& be, const Batch& batch, bool training);
+  void check_batch(const Batch& batch) const;
+  void forward(Backend& be, const BatchView& in, std::size_t rows, bool training);
   // Moves `view` (which shows `own`) to `storage`, copying the values over.
-  void adopt_storage(std::vector<float>& own, std::span<float>& view, std::span<float> storage,
+  void adopt_storage(BackendArray<float>& own, std::span<float>& view, std::span<float> storage,
                      const char* what);
 
   Shape input_;
   std::size_t classes_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<TensorView> tensors_;
-  std::vector<float> own_params_, own_grads_;
+  Backend* be_ = nullptr;  // bound backend (memory()); null: host_memory()
+  BackendArray<float> own_params_, own_grads_;
   std::span<float> params_;  // own_params_ or storage given by use_parameter_storage
   std::span<float> grads_;   // own_grads_ or storage given by use_gradient_storage
-  std::vector<float> delta_, delta_prev_;
-  std::vector<float*> outs_;       // each layer's output of the last forward pass
-  std::vector<float> input_copy_;  // the batch, when the first layer works in place
+  BackendArray<float> delta_, delta_prev_;
+  std::vector<float*> outs_;        // each layer's output of the last forward pass
+  BackendArray<float> input_copy_;  // the batch, when the first layer works in place
   std::uint64_t dropout_seed_ = 0;
 };
 

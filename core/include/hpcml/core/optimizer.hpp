@@ -5,7 +5,9 @@
 // update owns the same [lo, hi) range in every slot. Biases are never decayed;
 // LARS and LAMB leave them out of the trust ratio too (optimizer.exclude_bias).
 // The arithmetic is in the backend's kernels (backend.hpp), so every backend
-// runs every optimizer.
+// runs every optimizer. The state lives where the model's buffers live
+// (Model::memory(), fixed when the optimizer is created: bind the model
+// first); host code reaches it through copy_state_to_host() / load_state().
 #pragma once
 
 #include <cstddef>
@@ -35,8 +37,12 @@ class Optimizer {
 
   /// Floats of state per parameter.
   std::size_t slots() const { return slots_; }
-  /// All state, slots() x parameters, slot-major.
-  std::span<float> state() { return state_; }
+  /// All state, slots() x parameters, slot-major, in the model's memory
+  /// (host code may touch it only when that is host memory).
+  std::span<float> state() { return {state_.data(), state_.size()}; }
+  /// Host copies of the state (slots() x parameters floats).
+  void copy_state_to_host(std::span<float> out) const;
+  void load_state(std::span<const float> in);
 
   /// The update number `t` (1-based: Adam's bias correction) with rate `lr`,
   /// on the model's own (averaged) gradients.
@@ -57,10 +63,14 @@ class Optimizer {
   virtual void update_elementwise(Backend& be, const TensorView& t, std::size_t a, std::size_t b,
                                   const float* g, double lr, std::size_t step);
   float* slot(std::size_t k) { return state_.data() + k * model_.parameters().size(); }
+  /// Throws Error unless the model's buffers are still in the memory the
+  /// state was allocated in (the model was bound after the optimizer was made).
+  void check_memory() const;
 
   Model& model_;
   std::size_t slots_;
-  std::vector<float> state_;
+  Backend* memory_;  // Model::memory() when the state was allocated
+  BackendArray<float> state_;
 };
 
 /// Plain SGD with momentum and L2 weight decay on weights:
@@ -97,7 +107,7 @@ class Adam : public Optimizer {
  private:
   float b1_, b2_, eps_, weight_decay_;
   bool decoupled_;
-  std::vector<float> dir_;  // scratch: the update direction
+  BackendArray<float> dir_;  // scratch: the update direction
 };
 
 /// LARS (You, Gitman, Ginsburg 2017): per layer a local rate
@@ -128,7 +138,7 @@ class Lamb : public Optimizer {
  private:
   float b1_, b2_, eps_, weight_decay_;
   bool exclude_bias_;
-  std::vector<float> dir_;
+  BackendArray<float> dir_;
 };
 
 /// The optimizer optimizer.name names ("sgd", "adam", "adamw", "lars", "lamb").

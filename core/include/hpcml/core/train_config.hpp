@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/core/backend.hpp"
 #include "hpcml/core/config_doc.hpp"
 
 namespace hpcml {
@@ -72,6 +73,14 @@ struct TrainConfig {
     std::uint64_t seed = 42;
     std::int64_t max_steps = 0;  // stop after this many optimizer steps in total (0 = no limit)
     bool evaluate = true;        // evaluate on the test split after each epoch
+    // GEMM arithmetic: fp32 | bf16 | fp16 (low-precision GEMM inputs, fp32
+    // accumulation and master weights; bf16/fp16 need a device backend).
+    std::string precision = "fp32";
+    bool tf32 = false;  // fp32 only: allow TF32 tensor-core GEMMs (device backends)
+    // fp16 only: dynamic loss scaling. The initial scale, and the number of
+    // good steps (finite gradients) after which the scale doubles.
+    double loss_scale = 65536.0;
+    std::int64_t loss_scale_window = 2000;
   } train;
   struct Parallel {
     std::string backend = "omp";  // reference | omp
@@ -90,6 +99,9 @@ struct TrainConfig {
     std::string progress = "auto";  // auto (only on a terminal) | always | never
   } run;
 };
+
+/// The GemmPrecision of train.precision and train.tf32 (fp32 + tf32 = tf32).
+GemmPrecision gemm_precision(const TrainConfig::Train& t);
 
 /// How batches are read: the reader thread's depth (0 = read on the training
 /// thread) and a line for the log saying why.

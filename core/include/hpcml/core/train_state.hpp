@@ -15,12 +15,13 @@
 // differs after a resume: the time figures, and the training loss/accuracy of
 // the epoch the run resumes in (they cover the steps taken since the resume).
 //
-// Memory: parameters and momentum are views of the live buffers (no copies),
-// host memory today. This is where a device backend (cuda/, not written yet)
-// takes over: it will own parameter, gradient and activation memory on the
-// device, and these spans will become host mirrors that it fills before a
-// StepHook runs and copies back to the device in Trainer::restore(); the loop
-// keeps working on device memory and copies only at those boundaries.
+// Memory: with a host backend, parameters and momentum are views of the live
+// buffers (no copies). With a device backend (Backend::memory_space() ==
+// device) they are host mirrors that the trainer fills only where a hook may
+// read them: before after_step() when a hook's needs_tensors() says so,
+// before after_epoch(), on_request() and after_training(), and after
+// restore(); Trainer::restore() copies a state in. The loop works on device
+// memory and copies only at those boundaries.
 #pragma once
 
 #include <cstddef>
@@ -59,6 +60,15 @@ struct TrainState {
   std::size_t steps_per_epoch = 0;
   std::size_t total_steps = 0;   // the LR schedule's length (epochs or train.max_steps)
   std::size_t warmup_steps = 0;  // the LR schedule's warmup
+
+  // ---- fp16 dynamic loss scaling (train.precision = "fp16") ---------------
+  // The scale the next step's loss gradient is multiplied by, the good steps
+  // (finite gradients) since the scale last changed, and the steps skipped for
+  // inf/NaN gradients so far. loss_scale 0: no loss scaling (fp32, bf16), or a
+  // state that did not record it (restore() then keeps train.loss_scale).
+  double loss_scale = 0;
+  std::size_t loss_scale_good_steps = 0;
+  std::size_t skipped_steps = 0;
 };
 
 /// Called by the trainer at step and epoch boundaries on every rank, in the
@@ -71,6 +81,11 @@ class StepHook {
   virtual ~StepHook() = default;
   /// After every optimizer step.
   virtual void after_step(const TrainState& /*state*/) {}
+  /// Asked before after_step() on every rank: false when that after_step()
+  /// will not read the state's parameters or momentum, so a trainer on a
+  /// device backend need not copy them to the host for it. The default (true)
+  /// is always correct; a checkpoint hook returns whether it saves.
+  virtual bool needs_tensors(const TrainState& /*state*/) { return true; }
   /// After each completed epoch, its evaluation and metrics; the state points at the first
   /// step of the next epoch.
   virtual void after_epoch(const TrainState& /*state*/) {}

@@ -12,13 +12,27 @@
 // - TrainState and StepHook (train_state.hpp): what a resume needs, and the
 //   step/epoch boundaries where checkpointing plugs in.
 //
-// Memory: the model (Model) owns parameters, gradients and activations in host
-// memory; the comm layer may place parameters and gradients itself
-// (Collectives::gradient_storage / parameter_storage). A device backend
-// (cuda/) is where this changes: it will own the parameter, gradient and
-// activation memory on the device, Model's spans become views of it for kernels
-// only, and TrainState's spans host mirrors synchronised at hook boundaries
-// (see train_state.hpp). The loop itself stays the same.
+// Memory: the model (Model) keeps parameters, gradients and activations, and
+// the optimizer its state, in the backend's memory (Backend::allocate). One
+// code path for every backend; what differs with a device backend
+// (memory_space() == device):
+// - host backends: the comm layer may place parameters and gradients itself
+//   (Collectives::gradient_storage / parameter_storage, the sharded update),
+//   TrainState's spans view the live buffers, nothing is copied;
+// - device backends: no node-shared storage and no sharded update (the full
+//   update on every rank). A comm layer that does not accept_device_memory()
+//   gets the gradients staged through pinned host buffers (each tensor copied
+//   out in its ready() callback, the averages copied back in one copy after
+//   finish_gradients()); the initial broadcast goes through a host copy too.
+//   TrainState's spans are host mirrors filled at hook boundaries only (see
+//   train_state.hpp), and the digest at the end of run() reads them.
+// Mixed precision: with train.precision = "fp16" the trainer does dynamic
+// loss scaling (docs/gpu.md): the loss gradient is multiplied by the scale;
+// after the reduction, inf/NaN gradients (sum_squares not finite) skip the
+// update and halve the scale, finite ones are unscaled (Backend::scale) and
+// applied, and train.loss_scale_window good steps double it. The decision is
+// taken on the averaged gradients, identical on every rank: no extra
+// collective.
 #pragma once
 
 #include <cstddef>
@@ -79,7 +93,9 @@ class Trainer {
   /// Collective.
   TrainSummary run();
 
-  /// The live state (spans view the model's and optimizer's buffers).
+  /// The live state (spans view the model's and optimizer's buffers; with a
+  /// device backend host mirrors, current at hook boundaries and after run()
+  /// and restore()).
   const TrainState& state() const { return state_; }
   /// The learning rate of every step (scaling rule, warmup, decay).
   const LrSchedule& lr_schedule() const { return *lr_schedule_; }
@@ -122,6 +138,11 @@ class Trainer {
   EpochOutcome train_epoch(EpochTotals& totals, std::vector<double>& records);
   StepRecord train_step(BatchReader& reader, Batch& batch, BatchResult& result);
   Agreement agree_at_step();
+  // The optimizer update of a step whose gradients are averaged; with fp16
+  // loss scaling the finiteness check, unscaling and scale update.
+  void apply_update(double lr);
+  // Device backends: fills TrainState's host mirrors (host backends: nothing).
+  void sync_state_to_host();
   void finish_epoch(const EpochOutcome& outcome, const EpochTotals& totals,
                     const std::vector<double>& records, double epoch_s, TrainSummary& s);
   Evaluation evaluate();
@@ -140,10 +161,18 @@ class Trainer {
   RunTiming timing_;
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::vector<StepHook*> hooks_;
-  std::vector<std::span<float>> grads_;
+  std::vector<std::span<float>> grads_;       // the model's gradient buffers (backend memory)
+  std::vector<std::span<float>> comm_grads_;  // what the comm layer reduces: grads_ or host_grads_
+  bool device_ = false;                       // the backend's memory is device memory
+  bool stage_ = false;           // device_ and a comm layer that takes host memory only
+  bool loss_scaling_ = false;    // train.precision = "fp16"
+  HostArray<float> host_grads_;  // stage_: the gradients, staged
+  std::vector<float> host_params_, host_momentum_;  // device_: TrainState's mirrors
+  // Per step of the current epoch (loss scaling): the scale used, skipped steps so far.
+  std::vector<std::pair<double, std::size_t>> scale_records_;
   std::uint64_t dropout_seed(std::size_t micro_batch) const;
-  std::vector<float> accumulated_;  // train.accumulate > 1: the earlier micro-batches' gradients
-  Batch micro_;                     // the micro-batch being computed
+  BackendArray<float> accumulated_;  // train.accumulate > 1: the earlier micro-batches' gradients
+  Batch micro_;                      // the micro-batch being computed
   std::vector<std::pair<std::size_t, std::size_t>> owned_ranges_;  // of the step in progress
   // The usual sinks, created at the start of run() (see the second constructor).
   std::string run_dir_;
