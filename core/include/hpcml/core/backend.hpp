@@ -174,7 +174,7 @@ class Backend {
 
 /// An array of T in a backend's memory (RAII; move-only). Empty when default
 /// constructed. data() is a backend pointer: only kernels and the backend's
-/// copies may touch it.
+/// copies may touch it. The backend must outlive the array (it frees it).
 template <class T>
 class BackendArray {
  public:

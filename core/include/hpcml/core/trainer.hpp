@@ -27,12 +27,11 @@
 //   TrainState's spans are host mirrors filled at hook boundaries only (see
 //   train_state.hpp), and the digest at the end of run() reads them.
 // Mixed precision: with train.precision = "fp16" the trainer does dynamic
-// loss scaling (docs/gpu.md): the loss gradient is multiplied by the scale;
-// after the reduction, inf/NaN gradients (sum_squares not finite) skip the
-// update and halve the scale, finite ones are unscaled (Backend::scale) and
-// applied, and train.loss_scale_window good steps double it. The decision is
-// taken on the averaged gradients, identical on every rank: no extra
-// collective.
+// loss scaling (docs/config-reference.md, train.loss_scale): the loss gradient is multiplied by the
+// scale; after the reduction, inf/NaN gradients (sum_squares not finite) skip the update and halve
+// the scale, finite ones are unscaled (Backend::scale) and applied, and train.loss_scale_window
+// good steps double it. The decision is taken on the averaged gradients, identical on every rank:
+// no extra collective.
 #pragma once
 
 #include <cstddef>
