@@ -140,17 +140,30 @@ NcclComm::NcclComm(const Communicator& world, const Communicator& local, double 
 NcclComm::~NcclComm() {
   if (comm_) {
     if (!aborted_) {
-      // Drain, then finalize (non-blocking: poll) and destroy; on any failure abort.
-      bool clean = cudaStreamSynchronize(stream_) == cudaSuccess;
+      // Drain the stream and finalize (non-blocking: poll), never waiting
+      // unboundedly: a peer that died must not hang the exit. Any failure aborts.
+      const double limit = stall_timeout_s_ > 0 ? stall_timeout_s_ : 60.0;
+      const auto t0 = std::chrono::steady_clock::now();
+      auto expired = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit;
+      };
+      bool clean = true;
+      for (;;) {
+        const cudaError_t q = cudaStreamQuery(stream_);
+        if (q == cudaSuccess) break;
+        ncclResult_t state = ncclSuccess;
+        if (q != cudaErrorNotReady || ncclCommGetAsyncError(comm_, &state) != ncclSuccess ||
+            (state != ncclSuccess && state != ncclInProgress) || expired()) {
+          clean = false;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
       if (clean) {
         ncclResult_t r = ncclCommFinalize(comm_);
-        const auto t0 = std::chrono::steady_clock::now();
         while (r == ncclInProgress) {
           std::this_thread::sleep_for(std::chrono::microseconds(50));
-          if (ncclCommGetAsyncError(comm_, &r) != ncclSuccess) r = ncclInternalError;
-          if (timed_out(
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()))
-            r = ncclInternalError;
+          if (ncclCommGetAsyncError(comm_, &r) != ncclSuccess || expired()) r = ncclInternalError;
         }
         clean = r == ncclSuccess;
       }
