@@ -7,6 +7,7 @@ execute_process(COMMAND ${MPIEXEC} -n 2 sh -c "\"$0\" \"$@\"; echo \"[rank-exit=
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 50)
 set(all "${out}${err}")
 message("${all}")
+string(REPLACE ";" "," all "${all}")  # a ';' in a message would split the lists below
 string(REGEX MATCHALL "\\[rank-exit=[1-9][0-9]*\\]" failed "${all}")
 list(LENGTH failed nfailed)
 string(REGEX MATCHALL "hpcml: error[^\n]*" errors "${all}")
