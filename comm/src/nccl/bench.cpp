@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -194,8 +195,14 @@ std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
     max_count = bytes / sizeof(T);
     if (bytes > hi / factor) break;
   }
-  nccl::NcclComm nccl(comm, local, comm.options().stall_timeout_s);
-  NcclBench<T> bench(comm, nccl, spec, max_count);
+  // Set-up failures (more ranks than GPUs, a CUDA or NCCL error) are one agreed error.
+  std::unique_ptr<nccl::NcclComm> nccl;
+  std::unique_ptr<NcclBench<T>> owned;
+  agree(comm, [&] {
+    nccl = std::make_unique<nccl::NcclComm>(comm, local, comm.options().stall_timeout_s);
+    owned = std::make_unique<NcclBench<T>>(comm, *nccl, spec, max_count);
+  });
+  NcclBench<T>& bench = *owned;
   std::vector<AllreduceBenchRow> rows;
   for (std::size_t bytes = lo; bytes <= hi; bytes *= factor) {
     const std::size_t count = bytes / sizeof(T);

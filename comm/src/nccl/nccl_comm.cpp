@@ -8,6 +8,7 @@
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/comm/nccl.hpp"
 #include "hpcml/config.hpp"
+#include "hpcml/core/exit_codes.hpp"
 
 namespace hpcml::comm {
 
@@ -178,6 +179,21 @@ NcclComm::~NcclComm() {
   (void)cudaGetLastError();
 }
 
+void NcclComm::stalled(const char* what, double waited_s) {
+  // The stall inspector's outcome for NCCL: the communicator is aborted and the
+  // job ends with the stall exit status, as for an MPI collective.
+  if (comm_ && !aborted_) {
+    aborted_ = true;
+    (void)ncclCommAbort(comm_);
+  }
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "hpcml: stall: NCCL %s waited %.1f s (parallel.stall_timeout_s) on rank %d: a peer "
+                "has failed or stalled; NCCL communicator aborted (aborting the job)",
+                what, waited_s, rank_);
+  abort_job(line, exit_code::kStalled);
+}
+
 void NcclComm::ensure_alive() const {
   HPCML_REQUIRE(!aborted_, Error,
                 "NCCL transport: the communicator was aborted after an earlier error");
@@ -218,12 +234,7 @@ void NcclComm::settle(const char* what) {
     }
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (timed_out(waited)) {
-      abort_with(
-          std::string("NCCL ") + what + " has not completed after " +
-          std::to_string(static_cast<int>(waited)) +
-          " s (parallel.stall_timeout_s): a peer has failed or stalled; communicator aborted");
-    }
+    if (timed_out(waited)) stalled(what, waited);
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }
@@ -250,12 +261,7 @@ void NcclComm::wait(const char* what) {
     }
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (timed_out(waited)) {
-      abort_with(
-          std::string("NCCL ") + what + " has not completed after " +
-          std::to_string(static_cast<int>(waited)) +
-          " s (parallel.stall_timeout_s): a peer has failed or stalled; communicator aborted");
-    }
+    if (timed_out(waited)) stalled(what, waited);
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }

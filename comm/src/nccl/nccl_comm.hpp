@@ -66,8 +66,8 @@ class NcclComm {
 
   void check(ncclResult_t result, const char* call, const char* file, int line);
   /// Waits for everything queued on stream(), polling the stream and
-  /// ncclCommGetAsyncError; after stall_timeout_s the communicator is aborted
-  /// and an Error names `what`.
+  /// ncclCommGetAsyncError (an error aborts the communicator and throws);
+  /// after stall_timeout_s the communicator and the job are aborted (stalled()).
   void wait(const char* what);
   /// Throws (and aborts the communicator first) with `message`.
   [[noreturn]] void abort_with(const std::string& message);
@@ -76,6 +76,9 @@ class NcclComm {
 
  private:
   void settle(const char* what);
+  /// After stall_timeout_s: aborts the communicator and the job (exit status
+  /// kStalled, one "hpcml: stall: NCCL ..." line).
+  [[noreturn]] void stalled(const char* what, double waited_s);
   bool timed_out(double waited_s) const {
     return stall_timeout_s_ > 0 && waited_s > stall_timeout_s_;
   }
