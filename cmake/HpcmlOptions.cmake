@@ -20,12 +20,49 @@ endif()
 
 # CUDA and NCCL backends are not written yet: the options exist so that
 # builds scripts stay stable, but turning them ON is refused with a clear message.
-foreach(_opt CUDA NCCL)
+foreach(_opt CUDA)
   option(HPCML_ENABLE_${_opt} "${_opt} backend (not implemented yet)" OFF)
   if(HPCML_ENABLE_${_opt})
     message(FATAL_ERROR "HPCML_ENABLE_${_opt}=ON: the ${_opt} backend is not implemented in this version of hpcml")
   endif()
 endforeach()
+
+# NCCL transport (parallel.transport = "nccl", docs/communication.md).
+# AUTO: built when nccl.h, libnccl and the CUDA runtime are found (no GPU needed
+# to build); ON: required; OFF: not looked for. NCCL_ROOT points at a site's NCCL.
+if(DEFINED CACHE{HPCML_ENABLE_NCCL})
+  # A build directory configured before the transport existed cached OFF from
+  # the old placeholder option: start it at AUTO like a fresh one.
+  get_property(_hpcml_nccl_help CACHE HPCML_ENABLE_NCCL PROPERTY HELPSTRING)
+  if(_hpcml_nccl_help MATCHES "not implemented yet")
+    unset(HPCML_ENABLE_NCCL CACHE)
+  endif()
+endif()
+set(HPCML_ENABLE_NCCL AUTO CACHE STRING "NCCL transport: AUTO, ON or OFF")
+set_property(CACHE HPCML_ENABLE_NCCL PROPERTY STRINGS AUTO ON OFF)
+string(TOUPPER "${HPCML_ENABLE_NCCL}" _hpcml_nccl_mode)
+if(_hpcml_nccl_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
+  set(_hpcml_nccl_mode ON)
+elseif(_hpcml_nccl_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
+  set(_hpcml_nccl_mode OFF)
+elseif(NOT _hpcml_nccl_mode STREQUAL "AUTO")
+  message(FATAL_ERROR "HPCML_ENABLE_NCCL='${HPCML_ENABLE_NCCL}': expected AUTO, ON or OFF")
+endif()
+set(HPCML_HAS_NCCL "")
+if(NOT _hpcml_nccl_mode STREQUAL "OFF")
+  find_package(HpcmlNccl QUIET)
+  if(HpcmlNccl_FOUND)
+    set(HPCML_HAS_NCCL 1)
+    message(STATUS "NCCL transport: NCCL ${HpcmlNccl_VERSION} (${HpcmlNccl_LIBRARY}), "
+                   "CUDA runtime ${CUDAToolkit_VERSION}")
+  elseif(_hpcml_nccl_mode STREQUAL "ON")
+    message(FATAL_ERROR "HPCML_ENABLE_NCCL=ON but NCCL was not found: nccl.h, libnccl and the "
+                        "CUDA runtime (find_package(CUDAToolkit)) are needed; set NCCL_ROOT")
+  else()
+    message(STATUS "NCCL transport: not built (nccl.h, libnccl or the CUDA runtime not found; "
+                   "set NCCL_ROOT)")
+  endif()
+endif()
 
 # Kokkos kernel backend (parallel.backend = "kokkos", docs/kernels.md).
 # AUTO: built when Kokkos is found; ON: Kokkos required; OFF: not looked for.

@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "hpcml/comm/bench.hpp"
 #include "hpcml/comm/mpi.hpp"
+#include "hpcml/comm/nccl.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/strings.hpp"
 
@@ -19,6 +21,7 @@ namespace hpcml::jobs {
 namespace {
 
 struct BenchArgs {
+  std::string transport = "mpi";  // mpi (host buffers) or nccl (device buffers)
   std::string algo = "all";
   std::string min_bytes = "4";
   std::string max_bytes = "256M";
@@ -53,8 +56,23 @@ int run(const BenchArgs& args) {
                       args.min_bytes + " and " + args.max_bytes);
     HPCML_REQUIRE(args.factor >= 2, ConfigError, "--factor: expected an integer >= 2");
     spec.factor = args.factor;
-    spec.algos = comm::parse_bench_algos(args.algo, "--algo");
     spec.op = comm::parse_reduce_op(args.op, "--op");
+    if (args.transport == "nccl") {
+      // Device buffers: ncclAllReduce against MPI staged through host memory.
+      comm::require_nccl("--transport nccl: ");
+      if (args.algo == "all")
+        spec.algos = {comm::Algo::kNccl, comm::Algo::kMpi};
+      else if (args.algo == "nccl" || args.algo == "mpi")
+        spec.algos = {comm::parse_algo(args.algo, "--algo")};
+      else
+        HPCML_THROW(ConfigError, "--algo " + args.algo +
+                                     ": with --transport nccl the rows are all, nccl or mpi "
+                                     "(MPI staged through host memory)");
+    } else {
+      spec.algos = comm::parse_bench_algos(args.algo, "--algo");
+      if (spec.algos.size() == 1 && spec.algos[0] == comm::Algo::kNccl)
+        HPCML_THROW(ConfigError, "--algo nccl: runs on device buffers: add --transport nccl");
+    }
   });
   comm.set_options(options);
   spec.target_ms = args.target_ms;
@@ -69,10 +87,20 @@ int run(const BenchArgs& args) {
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
   };
-  print(comm::allreduce_bench_header(comm, nodes, args.dtype, spec));
   auto on_row = [&](const auto& row) { print(comm::format_allreduce_bench_row(row, ranks)); };
-  const auto rows = args.dtype == "double" ? comm::run_allreduce_bench<double>(comm, spec, on_row)
-                                           : comm::run_allreduce_bench<float>(comm, spec, on_row);
+  std::vector<comm::AllreduceBenchRow> rows;
+  if (args.transport == "nccl") {
+    comm::Communicator local = comm.split_shared();
+    print(comm::nccl_bench_header(comm, nodes, args.dtype, spec,
+                                  comm::gpu_for_local_rank(local.rank())));
+    rows = args.dtype == "double"
+               ? comm::run_nccl_allreduce_bench<double>(comm, local, spec, on_row)
+               : comm::run_nccl_allreduce_bench<float>(comm, local, spec, on_row);
+  } else {
+    print(comm::allreduce_bench_header(comm, nodes, args.dtype, spec));
+    rows = args.dtype == "double" ? comm::run_allreduce_bench<double>(comm, spec, on_row)
+                                  : comm::run_allreduce_bench<float>(comm, spec, on_row);
+  }
   print(comm::allreduce_bench_summary(rows, spec, ranks));
   std::size_t wrong = 0;
   for (const auto& r : rows) wrong += r.oop_wrong + r.inp_wrong;
@@ -85,7 +113,14 @@ void add_bench_allreduce(CLI::App& app, Action& action) {
   auto args = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand(
       "allreduce", "All-reduce bandwidth per algorithm (nccl-tests style); run under mpiexec");
-  cmd->add_option("--algo", args->algo, "all, auto, mpi, ring, recursive_doubling, hierarchical")
+  cmd->add_option("--transport", args->transport,
+                  "mpi: host buffers; nccl: device buffers, ncclAllReduce against MPI staged "
+                  "through host memory")
+      ->check(CLI::IsMember({"mpi", "nccl"}))
+      ->capture_default_str();
+  cmd->add_option("--algo", args->algo,
+                  "all, auto, mpi, ring, recursive_doubling, hierarchical (--transport nccl: "
+                  "all, nccl, mpi)")
       ->capture_default_str();
   cmd->add_option("--min-bytes,-b", args->min_bytes, "Smallest message (4, 64K, 1M, ...)")
       ->capture_default_str();

@@ -9,9 +9,11 @@
 
 #include "commands.hpp"
 #include "hpcml/comm/mpi.hpp"
+#include "hpcml/comm/nccl.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "hpcml/launch/environment.hpp"
+#include "layout.hpp"
 
 #ifdef HPCML_HAS_OPENMP
 #include <omp.h>
@@ -32,6 +34,22 @@ std::string hdf5_description() {
   os << " (serial)";
 #endif
   return os.str();
+}
+
+// The multi-level layout (launch/placement.hpp): every rank's node, cores,
+// OpenMP threads and GPU, the transport by message size and the warnings.
+// Collective; rank 0 prints.
+void print_layout_lines(comm::Communicator& world, const launch::RuntimeLayout& layout) {
+  LayoutReportOptions options;
+  options.indent = "  ";
+  options.transport =
+      comm::describe_transport_by_size(world, comm::Transport::kMpi, comm::Algo::kAuto);
+  const std::string report = layout_report(world, layout, options);
+  if (world.rank() == 0) {
+    std::fputs(("layout (parallel.transport = \"auto\" on a CPU backend: mpi)\n" + report).c_str(),
+               stdout);
+    std::fflush(stdout);
+  }
 }
 
 int run_info(bool all_ranks) {
@@ -62,7 +80,7 @@ int run_info(bool all_ranks) {
       backends += (backends.empty() ? "" : ", ") + b;
     os << "  backends          " << backends << "\n";
     os << "  CUDA              not compiled in (backend not implemented yet)\n";
-    os << "  NCCL              not compiled in (backend not implemented yet)\n";
+    os << "  NCCL              " << comm::nccl_description() << "\n";
     os << "  Kokkos            " << kernels::kokkos_description() << "\n";
 #ifdef HPCML_HAS_SLURM
     os << "  libslurm          yes\n";
@@ -86,6 +104,8 @@ int run_info(bool all_ranks) {
         std::fflush(stdout);
       }
     }
+    world.barrier();
+    print_layout_lines(world, layout);
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "hpcml/comm/mpi.hpp"
+#include "hpcml/comm/nccl.hpp"
 #include "hpcml/comm/reducer.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
@@ -28,6 +29,7 @@
 #include "hpcml/io/resume.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "hpcml/launch/environment.hpp"
+#include "layout.hpp"
 
 namespace hpcml::jobs {
 
@@ -108,6 +110,14 @@ int run_train(const TrainArgs& args) {
     // which the sharded update (ranges that cut tensors) does not give.
     if (optimizer_is_layer_wise(cfg.optimizer.name)) reducer_options.sharded_update = false;
     doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
+  });
+
+  // parallel.transport: refused here, before any data is opened, when NCCL is
+  // chosen but cannot run (one line, every rank exits non-zero).
+  const comm::Transport transport = comm::resolve_transport(
+      reducer_options.transport, cfg.parallel.backend, comm::is_built(comm::Transport::kNccl));
+  comm::agree(world, [&] {
+    if (transport == comm::Transport::kNccl) comm::require_nccl("parallel.transport = \"nccl\": ");
   });
 
   auto local = world.split_shared();
@@ -215,9 +225,35 @@ int run_train(const TrainArgs& args) {
     *out << os.str() << std::flush;
   }
 
-  // Gradient averaging with fusion buckets, overlap and optional compression.
-  comm::GradientReducer reducer(world, reducer_options);
-  if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
+  // Gradient averaging: NCCL on GPU buffers (parallel.transport), or MPI with
+  // fusion buckets, overlap and optional compression.
+  std::unique_ptr<comm::GradientReducer> mpi_reducer;
+  std::unique_ptr<Collectives> nccl_reducer;
+  if (transport == comm::Transport::kNccl) {
+    comm::NcclOptions nccl_options;
+    nccl_options.fusion_mb = reducer_options.fusion_mb;
+    nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
+    // The backend interface has no stream accessor: gradients are ordered
+    // after the legacy default stream (docs/communication.md, "NCCL transport").
+    comm::agree(world,
+                [&] { nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options); });
+    if (out)
+      *out << "  comm: transport=nccl fusion_mb=" << nccl_options.fusion_mb
+           << " stall_timeout_s=" << nccl_options.stall_timeout_s << "\n"
+           << std::flush;
+  } else {
+    mpi_reducer = std::make_unique<comm::GradientReducer>(world, reducer_options);
+    if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
+  }
+  Collectives& reducer = mpi_reducer ? static_cast<Collectives&>(*mpi_reducer) : *nccl_reducer;
+  {
+    LayoutReportOptions lo;
+    lo.indent = "  ";
+    lo.with_gpu = transport == comm::Transport::kNccl || cfg.parallel.backend == "cuda";
+    lo.transport = comm::describe_transport_by_size(world, transport, reducer_options.algo);
+    const std::string report = layout_report(world, layout, lo);
+    if (out) *out << report << std::flush;
+  }
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
   Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
@@ -277,7 +313,7 @@ int run_train(const TrainArgs& args) {
   trainer.add_hook(checkpointer);
   if (out && world.size() > 1) {
     *out << "  update: "
-         << (reducer.sharded()
+         << (mpi_reducer && mpi_reducer->sharded()
                  ? "sharded: gradients averaged in node-shared memory, each rank updates 1/" +
                        std::to_string(world.size()) + " of the parameters"
                  : std::string("all-reduce of the gradients, full optimizer step on every rank") +

@@ -25,6 +25,34 @@ ReducerOptions read_reducer_options(ConfigDoc& doc) {
   o.topk_ratio = doc.get_double("parallel.topk_ratio", o.topk_ratio, 1e-6, 1);
   o.stall_timeout_s = doc.get_double("parallel.stall_timeout_s", o.stall_timeout_s, 0);
   o.thresholds = doc.get_string("parallel.allreduce_thresholds", "");
+  o.transport =
+      parse_transport_choice(doc.get_choice("parallel.transport", "auto", {"auto", "mpi", "nccl"}));
+  if (o.transport == TransportChoice::kNccl && !is_built(Transport::kNccl)) {
+    doc.fail("parallel.transport",
+             "'nccl' is not compiled in (this hpcml was built without NCCL: configure with "
+             "-DHPCML_ENABLE_NCCL=ON and NCCL_ROOT; docs/communication.md)");
+  }
+  if (o.algo == Algo::kNccl) {
+    // The NCCL transport's own algorithm: it selects the transport.
+    if (o.transport == TransportChoice::kMpi)
+      doc.fail("parallel.algo",
+               "'nccl' reduces GPU buffers through NCCL: it needs parallel.transport = \"nccl\" "
+               "or \"auto\", not \"mpi\"");
+    o.transport = TransportChoice::kNccl;
+  }
+  if (o.transport == TransportChoice::kNccl) {
+    if (o.algo != Algo::kAuto && o.algo != Algo::kNccl)
+      doc.fail("parallel.algo",
+               "'" + to_string(o.algo) +
+                   "' is an MPI algorithm; with parallel.transport = \"nccl\" use \"auto\" or "
+                   "\"nccl\" (NCCL inside the node with MPI between node leaders is not built "
+                   "yet)");
+    if (o.compression != Codec::kNone)
+      doc.fail("parallel.compression",
+               "'" + to_string(o.compression) +
+                   "' is not available with parallel.transport = \"nccl\" (the GPU codecs are "
+                   "not built yet): use \"none\"");
+  }
   o.sharded_update = doc.get_bool("parallel.sharded_update", o.sharded_update);
   try {
     (void)Thresholds::parse(o.thresholds, Thresholds{}, "parallel.allreduce_thresholds");
@@ -36,7 +64,7 @@ ReducerOptions read_reducer_options(ConfigDoc& doc) {
 
 std::string describe(const ReducerOptions& o, const Communicator& comm) {
   std::ostringstream s;
-  s << "comm: algo=" << to_string(o.algo) << " fusion_mb=" << o.fusion_mb
+  s << "comm: transport=mpi algo=" << to_string(o.algo) << " fusion_mb=" << o.fusion_mb
     << " compression=" << to_string(o.compression);
   if (o.compression == Codec::kTopk) s << " topk_ratio=" << o.topk_ratio;
   s << " sharded_update=" << (o.sharded_update ? "true" : "false");
@@ -72,6 +100,9 @@ GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& optio
     co.stall_timeout_s = CommOptions::from_environment().stall_timeout_s;
   comm.set_options(co);
   require_built(transport_of(options.algo));
+  HPCML_REQUIRE(transport_of(options.algo) != Transport::kNccl, NotAvailableError,
+                "all-reduce algorithm 'nccl' reduces GPU buffers through parallel.transport = "
+                "\"nccl\" (make_nccl_collectives), not the MPI gradient reducer");
 }
 
 GradientReducer::~GradientReducer() {

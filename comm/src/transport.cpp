@@ -106,8 +106,11 @@ std::vector<std::string> algo_names() {
 
 std::vector<Algo> concrete_algos() {
   std::vector<Algo> algos;
+  // The NCCL transport's algorithm reduces device buffers through its own
+  // Collectives (hpcml/comm/nccl.hpp), never the host communicator's calls.
   for (const AlgoInfo& a : kAlgoTable)
-    if (a.algo != Algo::kAuto && is_built(a.transport)) algos.push_back(a.algo);
+    if (a.algo != Algo::kAuto && is_built(a.transport) && a.transport != Transport::kNccl)
+      algos.push_back(a.algo);
   return algos;
 }
 

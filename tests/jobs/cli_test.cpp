@@ -220,8 +220,14 @@ TEST_F(Cli, MoreRanksThanSamples) {
 TEST_F(Cli, BenchAllreduceBadArgumentsFailOnceOnEveryRank) {
   expect_clean_failure(hpcml_mpi(2, {"bench", "allreduce", "--min-bytes", "1Q"}), 2,
                        "--min-bytes: unknown size suffix in '1Q'");
+#if HPCML_NCCL_BUILT
+  // The NCCL algorithm runs on device buffers: it is asked for with --transport nccl.
+  expect_clean_failure(hpcml_mpi(2, {"bench", "allreduce", "--algo", "nccl"}), 2,
+                       "--algo nccl: runs on device buffers: add --transport nccl");
+#else
   expect_clean_failure(hpcml_mpi(2, {"bench", "allreduce", "--algo", "nccl"}), 2,
                        "'nccl' is not available in this build");
+#endif
 }
 
 TEST_F(Cli, MissingDataPath) {

@@ -25,7 +25,7 @@ enum class Algo {
   kRing,               // reduce-scatter + all-gather ring over MPI point-to-point, pipelined
   kRecursiveDoubling,  // log2(n) exchanges of the whole vector: for small messages
   kHierarchical,       // node-local shared-memory reduction, leader ring, node-local copy-out
-  kNccl,               // the NCCL transport (GPU): not available in this build
+  kNccl,               // the NCCL transport (GPU buffers, hpcml/comm/nccl.hpp; HPCML_ENABLE_NCCL)
 };
 
 /// One row of the algorithm table: the name the config, the CLI and to_string
@@ -50,7 +50,9 @@ Algo parse_algo(const std::string& name, const std::string& what = "algo");
 std::string to_string(Algo algo);
 /// Every name of algo_table() (aliases excluded), e.g. for a config choice list.
 std::vector<std::string> algo_names();
-/// The algorithms that run in this build (kAuto and unbuilt transports' ones excluded).
+/// The algorithms the host communicator runs in this build (kAuto, unbuilt
+/// transports' ones and kNccl, which runs on device buffers through
+/// parallel.transport = "nccl", excluded).
 std::vector<Algo> concrete_algos();
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };

@@ -34,6 +34,10 @@ class ConfigDoc;
 namespace hpcml::comm {
 
 struct ReducerOptions {
+  /// parallel.transport. read_reducer_options() turns "auto" with algo "nccl"
+  /// into kNccl; otherwise "auto" is resolved against the backend by the job
+  /// (resolve_transport in transport.hpp).
+  TransportChoice transport = TransportChoice::kAuto;
   Algo algo = Algo::kAuto;  // parallel.algo
   double fusion_mb = 1;     // parallel.fusion_mb (MiB per bucket; 0 = one bucket per buffer)
   Codec compression = Codec::kNone;  // parallel.compression
@@ -44,7 +48,9 @@ struct ReducerOptions {
 };
 
 /// Reads the comm keys of the `parallel` table (defaults as above), validating
-/// each. Throws ConfigError naming the key.
+/// each. Throws ConfigError naming the key: parallel.transport = "nccl" in a
+/// build without NCCL ("... not compiled in ..."), parallel.algo = "nccl" with
+/// transport "mpi", an MPI algorithm or a codec with transport "nccl".
 ReducerOptions read_reducer_options(ConfigDoc& doc);
 
 /// One line for the start-of-run log: "algo=auto fusion_mb=1 compression=none ...".

@@ -12,7 +12,7 @@ namespace hpcml::comm {
 
 enum class Transport {
   kMpi,   // MPI point-to-point, collectives and node-shared memory (comm/src/mpi/)
-  kNccl,  // NVIDIA NCCL on GPU buffers: not written yet (HPCML_ENABLE_NCCL)
+  kNccl,  // NVIDIA NCCL on GPU buffers (comm/src/nccl/, HPCML_ENABLE_NCCL; hpcml/comm/nccl.hpp)
 };
 
 std::string to_string(Transport transport);
@@ -21,5 +21,20 @@ bool is_built(Transport transport);
 /// Throws NotAvailableError "'nccl' is not available in this build (...)" unless
 /// `transport` is built.
 void require_built(Transport transport);
+
+/// parallel.transport: which transport carries the gradients.
+enum class TransportChoice {
+  kAuto,  // nccl when the backend is "cuda" and NCCL is built in, else mpi
+  kMpi,
+  kNccl,
+};
+std::string to_string(TransportChoice choice);
+/// Parses "auto", "mpi", "nccl". Throws ConfigError naming `what` otherwise.
+TransportChoice parse_transport_choice(const std::string& name,
+                                       const std::string& what = "parallel.transport");
+/// The transport `choice` means for compute backend `backend` ("cuda", "omp",
+/// ...) when NCCL is (`nccl_built`) or is not in the binary. Pure: an explicit
+/// choice is returned as it is (its errors come from require_nccl()).
+Transport resolve_transport(TransportChoice choice, const std::string& backend, bool nccl_built);
 
 }  // namespace hpcml::comm

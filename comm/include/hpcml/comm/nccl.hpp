@@ -1,0 +1,95 @@
+// The NCCL transport: gradient all-reduce on GPU buffers through NVIDIA NCCL
+// (docs/communication.md, "NCCL transport"), and the choice between it and MPI
+// (parallel.transport). This header needs neither CUDA nor NCCL: every function
+// exists in every build; without NCCL (HPCML_ENABLE_NCCL) the ones that would
+// use it throw NotAvailableError "... not compiled in ...".
+//
+// One NCCL communicator per process over all ranks of the job, one GPU per rank
+// (device = node-local rank, from Communicator::split_shared()); the unique id
+// travels over MPI (rank 0 ncclGetUniqueId, MPI_Bcast). The communicator is
+// non-blocking: every wait polls ncclCommGetAsyncError and gives up after
+// parallel.stall_timeout_s, aborting the communicator (ncclCommAbort), so a
+// failed or stalled peer ends the job instead of hanging it.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hpcml/comm/bench.hpp"
+#include "hpcml/comm/mpi.hpp"
+#include "hpcml/core/collectives.hpp"
+
+namespace hpcml::comm {
+
+/// Why NCCL cannot run in this process, in one line, or "" when it can:
+/// "the NCCL transport is not compiled in (...)" without NCCL, or
+/// "no GPU for the NCCL transport: cudaGetDeviceCount returned ..." without a
+/// usable device. Needs no MPI.
+std::string nccl_unavailable_reason();
+/// Throws NotAvailableError with nccl_unavailable_reason() (prefixed by
+/// `what`, e.g. "parallel.transport = \"nccl\": ") unless NCCL can run here.
+void require_nccl(const std::string& what);
+
+/// For `hpcml info`: "2.28.9 (runtime 2.28.9), CUDA runtime 13.0, 1 GPU(s)"
+/// or "not compiled in (...)" / the no-GPU reason.
+std::string nccl_description();
+
+/// This rank's GPU for the layout lines: device index and PCI bus id
+/// ("0000:3b:00.0", lower case as in /sys/bus/pci/devices), or index -1 and
+/// "none" (no CUDA runtime, no device). `local_rank` picks the device as the
+/// NCCL transport does (local_rank % device count).
+struct GpuPlacement {
+  int device = -1;
+  std::string pci_bus_id = "none";
+  std::string name;  // device name, "" when none
+};
+GpuPlacement gpu_for_local_rank(int local_rank);
+
+/// The algorithm each message size gets, one line for the layout report:
+/// "mpi: <= 64K recursive_doubling, <= 1M hierarchical, larger ring",
+/// "mpi: every size ring (parallel.algo)", "nccl: every size (ncclAllReduce ...)".
+/// For kMpi with algo kAuto it asks comm.choose(): collective on first use.
+std::string describe_transport_by_size(Communicator& comm, Transport transport, Algo algo);
+
+/// Options of the NCCL gradient path (from ReducerOptions and the job).
+struct NcclOptions {
+  double fusion_mb = 1;        // bucket size, as parallel.fusion_mb
+  double stall_timeout_s = 0;  // 0: wait forever (still polling async errors)
+  /// The compute stream (a cudaStream_t) whose work produces the gradients:
+  /// gradient_ready(i) records an event on it and the communication stream
+  /// waits for that event. nullptr: the legacy default stream
+  /// (cudaStreamLegacy), which orders after every blocking stream's work.
+  void* compute_stream = nullptr;
+};
+
+/// Core's Collectives over NCCL. accepts_device_memory() is true: average(),
+/// broadcast() and the gradient buffers may be device memory (host buffers are
+/// staged through a device scratch buffer). sum(), max() and gather() carry
+/// host scalars (losses, timings) and go through MPI on `world`.
+/// Collective over `world`; `local` is this node's communicator
+/// (world.split_shared()), which picks the GPU. Throws NotAvailableError
+/// (require_nccl) when NCCL cannot run here.
+std::unique_ptr<Collectives> make_nccl_collectives(Communicator& world, const Communicator& local,
+                                                   const NcclOptions& options);
+
+/// `hpcml bench allreduce --transport nccl`: the sweep of run_allreduce_bench
+/// on device buffers (cudaMalloc). Rows with Algo::kNccl are ncclAllReduce
+/// (out-of-place and in-place); rows with Algo::kMpi (when spec.algos has it)
+/// are MPI_Allreduce staged through host memory (device to host, MPI, host to
+/// device), the path a trainer without NCCL takes, so the summary's ratio
+/// footer compares the two. #wrong is checked on the copies back in host
+/// memory. Collective; throws NotAvailableError (require_nccl) first.
+template <class T>
+std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
+    Communicator& comm, const Communicator& local, const AllreduceBenchSpec& spec,
+    const std::function<void(const AllreduceBenchRow&)>& on_row = {});
+
+/// The bench header for the NCCL sweep (as allreduce_bench_header, with the
+/// NCCL version, the GPU and the buffers line saying what each row measures).
+std::string nccl_bench_header(const Communicator& comm, int nodes, const std::string& dtype,
+                              const AllreduceBenchSpec& spec, const GpuPlacement& gpu);
+
+}  // namespace hpcml::comm
