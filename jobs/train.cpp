@@ -113,23 +113,51 @@ void check_ps_config(const comm::PsOptions& ps, const comm::ReducerOptions& r,
                                          " (gradients go to the servers uncompressed); use "
                                          "\"none\"");
   if (cfg.parallel.backend == "cuda") doc.fail("parallel.backend", "\"cuda\" " + in_ps + " yet");
-  if (cfg.checkpoint.every_steps > 0)
-    doc.fail("checkpoint.every_steps",
-             "checkpoints are not built for parallel.mode = \"ps\" yet; set it to 0");
+  // Checkpoints hold one consistent state: a synchronous run has one between
+  // steps, a stale-synchronous one does not (the workers' parameters differ).
+  if (ps.staleness == 0) return;
+  const std::string no_ssp =
+      "checkpoints are not built for stale-synchronous ps (parallel.staleness > 0)";
+  if (cfg.checkpoint.every_steps > 0) doc.fail("checkpoint.every_steps", no_ssp + "; set it to 0");
   if (cfg.checkpoint.every_minutes > 0)
-    doc.fail("checkpoint.every_minutes",
-             "checkpoints are not built for parallel.mode = \"ps\" yet; set it to 0");
-  if (!args.resume.empty()) {
-    HPCML_THROW(ConfigError,
-                "--resume: not built for parallel.mode = \"ps\" (ps runs write no checkpoints)");
-  }
+    doc.fail("checkpoint.every_minutes", no_ssp + "; set it to 0");
+  if (!args.resume.empty()) HPCML_THROW(ConfigError, "--resume: " + no_ssp);
 }
+
+// Synchronous ps: the optimizer state lives on the servers. Before the
+// checkpointer (the next hook) saves, world rank 0 fetches it into the
+// trainer's state, so a ps checkpoint is the file an all-reduce run writes.
+class PsStateFetch final : public StepHook {
+ public:
+  PsStateFetch(comm::PsWorker& worker, const io::CheckpointOptions& o, std::size_t slots)
+      : worker_(worker),
+        every_steps_(o.every_steps),
+        minutes_(o.every_minutes > 0),
+        slots_(slots) {}
+  void after_step(const TrainState& state) override {
+    if (every_steps_ > 0 && state.global_step % every_steps_ == 0) fetch(state);
+  }
+  void on_request(const TrainState& state) override {
+    if (minutes_) fetch(state);
+  }
+  void after_training(const TrainState& state, const TrainSummary&) override { fetch(state); }
+
+ private:
+  void fetch(const TrainState& state) {
+    if (worker_.rank() == 0) worker_.fetch_optimizer_state(state.momentum, slots_);
+  }
+  comm::PsWorker& worker_;
+  std::size_t every_steps_;
+  bool minutes_;
+  std::size_t slots_;
+};
 
 // A parameter server: its shard of the model (the same initial values as the
 // workers': built and initialised from the seed), the optimizer and the
 // learning-rate schedule of the workers' run.
 int run_ps_server(comm::PsGroup& group, const std::vector<std::size_t>& bounds,
-                  const TrainConfig& cfg, const io::ShardDataset& train, Backend& backend) {
+                  const TrainConfig& cfg, const io::ShardDataset& train, Backend& backend,
+                  const TrainState* resume) {
   Model model = build_model(cfg.model, train.features(), static_cast<std::size_t>(train.classes()));
   model.init(cfg.train.seed);
   auto optimizer = make_optimizer(cfg.optimizer, model);
@@ -141,8 +169,9 @@ int run_ps_server(comm::PsGroup& group, const std::vector<std::size_t>& bounds,
     total = std::min(total, static_cast<std::size_t>(cfg.train.max_steps));
   const LrSchedule schedule(cfg.optimizer, local * static_cast<std::size_t>(group.workers()), spe,
                             total);
-  comm::run_server(group, bounds,
-                   comm::PsShard{model, *optimizer, schedule, backend, optimizer->layer_wise()});
+  comm::run_server(
+      group, bounds,
+      comm::PsShard{model, *optimizer, schedule, backend, optimizer->layer_wise(), resume});
   return 0;
 }
 
@@ -150,7 +179,7 @@ int run_ps_server(comm::PsGroup& group, const std::vector<std::size_t>& bounds,
 // and mode, servers, staleness and the PS timings into summary.json.
 void write_ps_results(const std::string& run_dir, const comm::PsOptions& ps, int world_size,
                       const std::vector<std::vector<comm::PsStepRecord>>& servers,
-                      const double worker_totals[3]) {
+                      const double worker_totals[3], std::size_t first_step) {
   using nlohmann::json;
   std::string lines;
   double wait = 0, push = 0, update = 0, pull = 0, stale_sum = 0, replies = 0;
@@ -168,7 +197,7 @@ void write_ps_results(const std::string& run_dir, const comm::PsOptions& ps, int
       replies += r.replies;
       stale_max = std::max(stale_max, r.staleness_max);
       json j{{"type", "ps_step"},
-             {"global_step", t + 1},
+             {"global_step", first_step + t + 1},
              {"server", k},
              {"wait_s", r.wait_s},
              {"push_s", r.push_s},
@@ -179,7 +208,15 @@ void write_ps_results(const std::string& run_dir, const comm::PsOptions& ps, int
       lines += j.dump() + "\n";
     }
   }
-  write_file_atomic(run_dir + "/ps.jsonl", lines);
+  // A resumed run appends, as metrics.jsonl does.
+  const std::string ps_path = run_dir + "/ps.jsonl";
+  if (first_step > 0) {
+    std::ifstream in(ps_path);
+    std::ostringstream before;
+    if (in) before << in.rdbuf();
+    lines = before.str() + lines;
+  }
+  write_file_atomic(ps_path, lines);
   const double per = static_cast<double>(std::max<std::size_t>(steps, 1)) *
                      static_cast<double>(std::max<std::size_t>(servers.size(), 1));
   const double worker_steps = std::max(worker_totals[2], 1.0);
@@ -358,7 +395,13 @@ int run_train(const TrainArgs& args) {
       for (const auto& t : m.tensors()) sizes.push_back(t.size());
       bounds = comm::plan_shards(sizes, ps.servers);
     });
-    if (server) return run_ps_server(*ps_group, bounds, cfg, train, *backend);
+    if (server) {
+      // The workers' setup agreements (making the trainer; the resume), then the loop.
+      comm::agree(world, [] {});
+      if (resume_from) comm::agree(world, [] {});
+      const TrainState* resume = resume_from ? &resume_from->state.view() : nullptr;
+      return run_ps_server(*ps_group, bounds, cfg, train, *backend, resume);
+    }
   }
 
   // Gradient averaging with fusion buckets, overlap and optional compression;
@@ -384,7 +427,16 @@ int run_train(const TrainArgs& args) {
   }
 
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
-  Trainer trainer(cfg, *backend, *collectives, train, test, run_dir, out, facts);
+  std::optional<Trainer> made;
+  auto make_trainer = [&] {
+    made.emplace(cfg, *backend, *collectives, train, test, run_dir, out, facts);
+  };
+  // In ps mode the servers wait in this agreement, so a failure here ends them too.
+  if (ps_group)
+    comm::agree(world, make_trainer);
+  else
+    make_trainer();
+  Trainer& trainer = *made;
   ckpt_info.model = trainer.model().describe();
   ckpt_info.layer_list = !cfg.model.layers.empty();
   if (out) {
@@ -421,6 +473,10 @@ int run_train(const TrainArgs& args) {
   if (const TrainState& st = trainer.state();
       !checkpoint_path.empty() &&
       (st.epoch >= cfg.train.epochs || st.global_step >= st.total_steps)) {
+    if (ps_worker) {  // the servers end their loop, with nothing to record
+      ps_worker->done();
+      if (rank == 0) (void)comm::collect_server_records(*ps_group);
+    }
     if (out) {
       *out << "hpcml: notice: the run is already complete at step " << st.global_step
            << "; nothing to train (summary.json is unchanged)\n"
@@ -435,11 +491,18 @@ int run_train(const TrainArgs& args) {
   ckpt_options.keep = cfg.checkpoint.keep;
   ckpt_options.dir = io::checkpoint_dir(cfg, run_dir);
   ckpt_options.async = cfg.checkpoint.async;
-  // PS mode writes no checkpoints (refused above): the optimizer state lives
-  // on the servers.
+  // PS mode: the workers checkpoint (rank 0 writes), with the servers'
+  // optimizer state fetched first; a stale-synchronous run keeps none.
   std::optional<io::Checkpointer> checkpointer;
-  if (!ps_group) {
-    checkpointer.emplace(world.get(), ckpt_options, ckpt_info,
+  std::optional<PsStateFetch> ps_fetch;
+  const std::size_t first_step = trainer.state().global_step;
+  if (!ps_group || ps.staleness == 0) {
+    if (ps_worker) {
+      ps_fetch.emplace(*ps_worker, ckpt_options, optimizer_slots(cfg.optimizer.name));
+      trainer.add_hook(*ps_fetch);
+    }
+    checkpointer.emplace(ps_group ? ps_group->worker_comm().get() : world.get(), ckpt_options,
+                         ckpt_info,
                          [&trainer](const CheckpointMetrics& m) { trainer.record_checkpoint(m); });
     trainer.add_hook(*checkpointer);
   }
@@ -471,7 +534,7 @@ int run_train(const TrainArgs& args) {
     ps_worker->sum(totals);
     if (rank == 0) {
       const auto records = comm::collect_server_records(*ps_group);
-      write_ps_results(run_dir, ps, world.size(), records, totals);
+      write_ps_results(run_dir, ps, world.size(), records, totals, first_step);
     }
   }
 
@@ -489,7 +552,7 @@ int run_train(const TrainArgs& args) {
                        (cfg.run.name.empty() ? " and run.name set, or --resume " + run_dir
                                              : std::string()) +
                        ")"
-                 : std::string("; parameter-server runs keep no checkpoint"))
+                 : std::string("; stale-synchronous ps runs keep no checkpoint"))
          << "\n";
     }
     *out << os.str() << std::flush;

@@ -29,6 +29,8 @@ constexpr int kTagGrad = 1;     // worker -> server: the shard's gradients of th
 constexpr int kTagParams = 2;   // server -> worker: the shard's parameters
 constexpr int kTagDone = 3;     // worker -> server: this worker has finished
 constexpr int kTagRecords = 4;  // server -> world rank 0: its step records
+constexpr int kTagStateReq = 5;  // world rank 0 -> server: send the shard's optimizer state
+constexpr int kTagState = 6;     // server -> world rank 0: the shard's optimizer state
 
 int checked_int(std::size_t n) {
   HPCML_REQUIRE(n <= static_cast<std::size_t>(std::numeric_limits<int>::max()), Error,
@@ -154,8 +156,23 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
   std::span<float> grads = shard.model.gradients();
   std::fill(grads.begin(), grads.end(), 0.0f);
 
+  // A resumed run starts at the checkpoint's step with its shard of the state.
+  const std::size_t first = shard.resume ? shard.resume->global_step : 0;
+  if (shard.resume) {
+    const TrainState& in = *shard.resume;
+    const std::size_t total = shard.model.parameters().size();
+    std::span<float> state = shard.optimizer.state();
+    HPCML_REQUIRE(in.parameters.size() == total && in.momentum.size() == state.size(), Error,
+                  "parameter server: the checkpoint's state does not fit the model");
+    std::copy_n(in.parameters.begin() + static_cast<std::ptrdiff_t>(lo), n, params.begin());
+    for (std::size_t slot = 0; slot < shard.optimizer.slots(); ++slot) {
+      std::copy_n(in.momentum.begin() + static_cast<std::ptrdiff_t>(slot * total + lo), n,
+                  state.begin() + static_cast<std::ptrdiff_t>(slot * total + lo));
+    }
+  }
   std::vector<PsStepRecord> records;
   auto record = [&](std::size_t step) -> PsStepRecord& {
+    step -= std::min(step, first);
     if (records.size() <= step) records.resize(step + 1);
     return records[step];
   };
@@ -163,9 +180,9 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
                                            std::vector<float>(n));
   std::vector<float> mean(n);
   std::vector<bool> have(static_cast<std::size_t>(W), false), done(static_cast<std::size_t>(W));
-  std::vector<std::size_t> clock(static_cast<std::size_t>(W), 0);  // pushes received per worker
-  std::vector<long> need(static_cast<std::size_t>(W), -1);         // SSP: pending pull's clock
-  std::size_t step = 0;                                            // sync: optimizer steps taken
+  std::vector<std::size_t> clock(static_cast<std::size_t>(W), first);  // pushes per worker
+  std::vector<long> need(static_cast<std::size_t>(W), -1);             // SSP: pending pull's clock
+  std::size_t step = first;  // sync: optimizer steps taken
   int done_count = 0;
 
   // Outgoing parameter messages: each owns a copy of the shard as sent.
@@ -234,6 +251,19 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
     HPCML_REQUIRE(w < W, Error,
                   "parameter server (rank " + std::to_string(me) +
                       "): unexpected message from rank " + std::to_string(w) + " (not a worker)");
+    if (st.MPI_TAG == kTagStateReq) {
+      HPCML_CHECK_MPI(MPI_Recv(nullptr, 0, MPI_BYTE, w, kTagStateReq, comm, MPI_STATUS_IGNORE));
+      const std::size_t total = shard.model.parameters().size();
+      std::span<const float> state = shard.optimizer.state();
+      Outgoing& o = out.emplace_back();
+      for (std::size_t slot = 0; slot < shard.optimizer.slots(); ++slot) {
+        o.data.insert(o.data.end(), state.begin() + static_cast<std::ptrdiff_t>(slot * total + lo),
+                      state.begin() + static_cast<std::ptrdiff_t>(slot * total + hi));
+      }
+      HPCML_CHECK_MPI(MPI_Isend(o.data.data(), checked_int(o.data.size()), MPI_FLOAT, w, kTagState,
+                                comm, &o.request));
+      continue;
+    }
     if (st.MPI_TAG == kTagDone) {
       HPCML_CHECK_MPI(MPI_Recv(nullptr, 0, MPI_BYTE, w, kTagDone, comm, MPI_STATUS_IGNORE));
       if (!done[wi]) ++done_count;
@@ -313,7 +343,7 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
     }
   }
   // The idle time after the last step belongs to the last step.
-  const std::size_t steps = sync ? step : *std::max_element(clock.begin(), clock.end());
+  const std::size_t steps = (sync ? step : *std::max_element(clock.begin(), clock.end())) - first;
   while (records.size() > steps && steps > 0) {
     records[steps - 1].wait_s += records.back().wait_s;
     records.pop_back();
@@ -489,6 +519,44 @@ bool PsWorker::finish_gradients_sharded(const RangeUpdate& /*update*/) {
 
 void PsWorker::finish_gradients() {
   HPCML_THROW(Error, "parameter server: finish_gradients() is not used in ps mode");
+}
+
+void PsWorker::fetch_optimizer_state(std::span<float> state, std::size_t slots) {
+  MPI_Comm comm = group_.messages().get();
+  const std::size_t total = bounds_.back();
+  HPCML_REQUIRE(state.size() == slots * total, Error,
+                "parameter server: an optimizer state of " + std::to_string(state.size()) +
+                    " values for " + std::to_string(total) + " parameters x " +
+                    std::to_string(slots) + " slots");
+  std::vector<MPI_Request> reqs;
+  std::vector<std::vector<float>> parts(sends_.size());
+  for (std::size_t k = 0; k < sends_.size(); ++k) {
+    const int server = group_.workers() + static_cast<int>(k);
+    HPCML_CHECK_MPI(MPI_Send(nullptr, 0, MPI_BYTE, server, kTagStateReq, comm));
+    parts[k].resize(slots * (bounds_[k + 1] - bounds_[k]));
+    HPCML_CHECK_MPI(MPI_Irecv(parts[k].data(), checked_int(parts[k].size()), MPI_FLOAT, server,
+                              kTagState, comm, &reqs.emplace_back()));
+  }
+  Poller poll(1.5 * group_.stall_timeout_s());
+  for (;;) {
+    int flag = 0;
+    HPCML_CHECK_MPI(
+        MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &flag, MPI_STATUSES_IGNORE));
+    if (flag) break;
+    if (poll.idle()) {
+      HPCML_THROW(Error, "worker rank " + std::to_string(group_.messages().rank()) +
+                             ": no optimizer state from the parameter servers for " +
+                             std::to_string(static_cast<int>(poll.silent_s())) +
+                             " s (1.5 x parallel.stall_timeout_s)");
+    }
+  }
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    const std::size_t lo = bounds_[k], m = bounds_[k + 1] - lo;
+    for (std::size_t j = 0; j < slots; ++j) {
+      std::copy_n(parts[k].begin() + static_cast<std::ptrdiff_t>(j * m), m,
+                  state.begin() + static_cast<std::ptrdiff_t>(j * total + lo));
+    }
+  }
 }
 
 void PsWorker::done() {

@@ -36,6 +36,7 @@
 
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
+#include "hpcml/core/train_state.hpp"
 
 namespace hpcml {
 class ConfigDoc;
@@ -102,7 +103,8 @@ class PsGroup {
 };
 
 /// One server step (sync: optimizer step t; SSP: the step of the workers'
-/// clock t), as the server saw it. Seconds.
+/// clock t), as the server saw it, from the run's (or resume's) first step on.
+/// Seconds.
 struct PsStepRecord {
   double wait_s = 0;         // idle: no message to handle
   double push_s = 0;         // receiving gradients (and summing them, sync)
@@ -125,6 +127,10 @@ struct PsShard {
   const LrSchedule& schedule;
   Backend& backend;
   bool layer_wise = false;
+  /// A resumed run (synchronous only): the checkpoint's state, whose shard of
+  /// parameters and optimizer state the server takes, and whose global step
+  /// is the server's first. Null: a fresh start at step 0.
+  const TrainState* resume = nullptr;
 };
 
 /// The server loop: answers workers until all have said they are done, then
@@ -170,6 +176,11 @@ class PsWorker final : public Collectives {
   /// Tells every server this worker has finished (orderly end). Call once,
   /// after training, on every worker.
   void done();
+  /// The servers' optimizer state (slots x parameters, slot-major, as
+  /// Optimizer::state()) into `state`, for a checkpoint: world rank 0 only,
+  /// between steps of a synchronous run (the state then is that of the last
+  /// step this worker pulled).
+  void fetch_optimizer_state(std::span<float> state, std::size_t slots);
   /// Seconds per step this worker spent pushing (waiting for its sends) and
   /// pulling (waiting for the parameters), and the steps counted.
   double push_s() const { return push_s_; }
