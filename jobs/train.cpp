@@ -508,10 +508,11 @@ int run_train(const TrainArgs& args) {
   }
   if (out && ps_group) {
     *out << "  update: on the " << ps.servers << " parameter server(s), "
-         << (ps.staleness == 0 ? "synchronous (the mean of all workers' gradients per step)"
-                               : "stale-synchronous (each worker's gradient / " +
-                                     std::to_string(readers) + " as it arrives, at most " +
-                                     std::to_string(ps.staleness) + " step(s) stale)")
+         << (ps.staleness == 0
+                 ? "synchronous (the mean of all workers' gradients per step)"
+                 : "stale-synchronous (each worker's gradient applied as it arrives at 1/" +
+                       std::to_string(readers) + " of the rate, at most " +
+                       std::to_string(ps.staleness) + " step(s) stale)")
          << "\n"
          << std::flush;
   } else if (out && world.size() > 1) {

@@ -205,8 +205,12 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
     HPCML_CHECK_MPI(
         MPI_Isend(o.data.data(), checked_int(n), MPI_FLOAT, worker, kTagParams, comm, &o.request));
   };
+  // SSP applies each worker's gradient as one step at 1/W of the rate: for
+  // sgd the same as a step on g/W, and for the optimizers that normalise the
+  // gradient (adam, lars, lamb) still 1/W of a synchronous step.
+  const double lr_scale = sync ? 1.0 : 1.0 / static_cast<double>(W);
   auto apply = [&](const float* g, std::size_t t) {
-    const double lr = shard.schedule.lr(t);
+    const double lr = shard.schedule.lr(t) * lr_scale;
     if (shard.layer_wise) {
       std::copy_n(g, n, grads.begin() + static_cast<std::ptrdiff_t>(lo));
       shard.optimizer.step(shard.backend, lr, t + 1);
@@ -316,12 +320,10 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
       const std::size_t c = clock[wi];
       HPCML_CHECK_MPI(
           MPI_Recv(incoming[0].data(), count, MPI_FLOAT, w, kTagGrad, comm, MPI_STATUS_IGNORE));
-      const float d = static_cast<float>(W);
-      for (std::size_t i = 0; i < n; ++i) mean[i] = incoming[0][i] / d;
       PsStepRecord& rec = record(c);
       rec.push_s += seconds_since(t0);
       t0 = Clock::now();
-      apply(mean.data(), c);
+      apply(incoming[0].data(), c);
       record(c).update_s += seconds_since(t0);
       clock[wi] = c + 1;
       need[wi] = static_cast<long>(c + 1);

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Stale-synchronous parallel (staleness 2) on 4 ranks = 1 server + 3 workers:
 # it trains (the train loss of the last epoch below the first's; test accuracy
-# at least 80 % on the small 3-class dataset) and no reply's parameters lag the
+# at least 85 % on the small 3-class dataset) and no reply's parameters lag the
 # asker by more than 2 steps (every record of ps.jsonl and the summary).
+# Momentum 0.5: with the default 0.9 the stale gradients add momentum of their
+# own and the run's accuracy after 3 epochs varies with the timing (64-98 %
+# measured); with 0.5 it tracks the synchronous run (93-94 % against 94.6 %).
 #   ssp_test.sh HPCML MPIEXEC WORK_DIR
 set -uo pipefail
 hpcml=$1 mpiexec=$2 work=$3
@@ -12,7 +15,7 @@ source "$here/common.sh"
 make_dataset "$hpcml"
 write_job
 "$mpiexec" -n 4 "$hpcml" train job.toml --set run.name=ssp --set parallel.mode=ps \
-  --set parallel.staleness=2 --set train.epochs=3 > ssp.out 2>&1 ||
+  --set parallel.staleness=2 --set train.epochs=3 --set optimizer.momentum=0.5 > ssp.out 2>&1 ||
   { cat ssp.out; fail "exited non-zero"; }
 grep -q 'staleness=2 (stale-synchronous)' ssp.out || { cat ssp.out; fail "no ssp mode line"; }
 python3 - runs/ssp <<'PY' || exit 1
@@ -28,7 +31,7 @@ if s["mode"] != "ps" or s["staleness"] != 2: fail("summary: mode/staleness %r/%r
 if len(epochs) != 3: fail("%d epoch lines" % len(epochs))
 first, last = epochs[0]["train_loss"], epochs[-1]["train_loss"]
 if not last < first: fail("train loss did not decrease: %g -> %g" % (first, last))
-if s["final_test_acc"] < 0.8: fail("test accuracy %g < 0.8" % s["final_test_acc"])
+if s["final_test_acc"] < 0.85: fail("test accuracy %g < 0.85" % s["final_test_acc"])
 worst = max(r["staleness_max"] for r in ps)
 if worst > 2 or s["ps"]["staleness_max"] > 2: fail("staleness %d > 2" % worst)
 if len(ps) != s["steps"]: fail("ps.jsonl has %d records for %d steps" % (len(ps), s["steps"]))

@@ -19,12 +19,13 @@
 //   in, they are summed in worker order and divided by W (the same bits as an
 //   all-reduce average on 2 workers), the shard takes one optimizer step with
 //   the schedule's rate of step t, and every worker gets the new shard;
-// - stale-synchronous (staleness s > 0): each worker's gradient is divided by
-//   W and applied as it arrives (one optimizer step with the rate of that
-//   worker's clock); a worker's pull after its push of clock c - 1 is answered
-//   once the slowest worker has pushed c - s steps.
-// Every message goes over a private duplicate of MPI_COMM_WORLD. A side that
-// waits longer than parallel.stall_timeout_s without a message throws an Error
+// - stale-synchronous (staleness s > 0): each worker's gradient is applied
+//   as it arrives (one optimizer step at 1/W of the rate of that worker's
+//   clock); a worker's pull after its push of clock c is answered once every
+//   worker's clock is at least c - s.
+// Every message goes over a private duplicate of MPI_COMM_WORLD. A server
+// that waits longer than parallel.stall_timeout_s without a message (a worker
+// 1.5 x that, so the server speaks first) throws an Error
 // naming the silent ranks (the top-level handler aborts the job), so a dead
 // worker never leaves the servers waiting forever.
 #pragma once
