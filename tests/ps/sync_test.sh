@@ -4,6 +4,9 @@
 # 2 servers on 4 ranks end with the same weights, bit for bit (params_digest:
 # the server sums the 2 workers' gradients and divides by 2, the bits of the
 # all-reduce average; docs/parameter-server.md). Also with accumulation (sgd).
+# With 3 workers the sum of 3 depends on the order: PS (1 server on 4 ranks)
+# adds in worker order, as the hierarchical all-reduce does on one node, so
+# 3-rank all-reduce with parallel.algo = "hierarchical" gives the same bits.
 # The summary names the mode; ps.jsonl has one record per step and server,
 # with staleness 0.
 #   sync_test.sh HPCML MPIEXEC WORK_DIR OPTIMIZER
@@ -38,6 +41,9 @@ run ps1 3 --set parallel.mode=ps "${extra[@]}"
 run ps2 4 --set parallel.mode=ps --set parallel.servers=2 "${extra[@]}"
 check_same ar ps1
 check_same ps1 ps2
+run ar3 3 --set parallel.algo=hierarchical "${extra[@]}"
+run ps3 4 --set parallel.mode=ps "${extra[@]}"
+check_same ar3 ps3
 
 grep -q '^  mode  ps: servers=2 .* workers=2 staleness=0 (synchronous)' ps2.out ||
   { cat ps2.out; fail "no mode line for ps in the log"; }
