@@ -266,10 +266,13 @@ int run_train(const TrainArgs& args) {
     if (optimizer_is_layer_wise(cfg.optimizer.name)) reducer_options.sharded_update = false;
     ps = comm::read_ps_options(doc);
     check_ps_config(ps, reducer_options, cfg, doc, args, world.size());
-    if (ps.ps() && doc.has("parallel.sharded_update")) {
+    // parallel.sharded_update = false means nothing here (the servers hold
+    // the shards): a notice, as the default config sets the key to true.
+    if (ps.ps() && !reducer_options.sharded_update && doc.has("parallel.sharded_update") &&
+        !optimizer_is_layer_wise(cfg.optimizer.name)) {
       ps_notes.push_back(
-          "notice: parallel.sharded_update has no effect with parallel.mode = \"ps\" (the "
-          "servers hold the shards and update them)");
+          "notice: parallel.sharded_update = false has no effect with parallel.mode = \"ps\" "
+          "(the servers hold the shards and update them)");
     }
     doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
   });
@@ -289,7 +292,12 @@ int run_train(const TrainArgs& args) {
 
   // PS mode: the last parallel.servers ranks serve, the others train.
   std::optional<comm::PsGroup> ps_group;
-  if (ps.ps()) ps_group.emplace(world, ps, reducer_options.stall_timeout_s);
+  if (ps.ps()) {
+    double stall_s = reducer_options.stall_timeout_s;  // the expert override too, as the reducer
+    if (std::getenv("HPCML_STALL_TIMEOUT_S"))
+      stall_s = comm::CommOptions::from_environment().stall_timeout_s;
+    ps_group.emplace(world, ps, stall_s);
+  }
   const bool server = ps_group && ps_group->is_server();
   const int readers = ps_group ? ps_group->workers() : world.size();
   const auto data = open_data(
