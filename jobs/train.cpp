@@ -3,8 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -12,11 +14,13 @@
 #include "commands.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/comm/nccl.hpp"
+#include "hpcml/comm/ps.hpp"
 #include "hpcml/comm/reducer.hpp"
 #include "hpcml/config.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/config_tables.hpp"
 #include "hpcml/core/digest.hpp"
+#include "hpcml/core/lr_schedule.hpp"
 #include "hpcml/core/model.hpp"
 #include "hpcml/core/optimizer.hpp"
 #include "hpcml/core/run_dir.hpp"
@@ -50,25 +54,34 @@ struct OpenedData {
 };
 
 // Every rank opens the splits (metadata only); shard verification is spread
-// over the ranks: rank r checks shards r, r+R, ... of each split. Collective.
-OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::size_t prefetch) {
+// over the readers: reader r checks shards r, r+R, ... of each split.
+// Collective over `world`. The readers are world ranks [0, readers) with
+// `data_comm` their communicator (the world, or the workers in ps mode); a
+// parameter server (data_comm null) opens the splits for their shapes only.
+OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::size_t prefetch,
+                     MPI_Comm data_comm, int readers) {
   OpenedData d;
   const auto t_open = std::chrono::steady_clock::now();
+  auto open = [&](const std::string& split) {
+    return data_comm == MPI_COMM_NULL ? io::open_dataset(cfg.data.path, split)
+                                      : io::open_dataset(cfg.data.path, split, data_comm);
+  };
   comm::agree(world, [&] {
-    d.train = io::open_dataset(cfg.data.path, cfg.data.train_split, world.get());
+    d.train = open(cfg.data.train_split);
     d.train->set_prefetch_depth(prefetch);
     if (cfg.train.evaluate) {
-      d.test = io::open_dataset(cfg.data.path, cfg.data.test_split, world.get());
+      d.test = open(cfg.data.test_split);
       d.test->set_prefetch_depth(prefetch);
     }
   });
   if (cfg.data.verify) {
     comm::agree(world, [&] {
+      if (world.rank() >= readers) return;
       for (io::ShardDataset* ds : {d.train.get(), d.test.get()}) {
         if (!ds) continue;
         std::vector<std::size_t> mine;
         for (std::size_t s = static_cast<std::size_t>(world.rank()); s < ds->shard_count();
-             s += static_cast<std::size_t>(world.size())) {
+             s += static_cast<std::size_t>(readers)) {
           mine.push_back(s);
         }
         ds->verify(mine);
@@ -76,7 +89,7 @@ OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::siz
     });
   }
   comm::agree(world, [&] {
-    check_batch_layout(cfg, *d.train, world.size());
+    check_batch_layout(cfg, *d.train, readers);
     // The layers fit the data (an error names the layer), before any rank builds them.
     build_model(cfg.model, d.train->features(), static_cast<std::size_t>(d.train->classes()));
   });
@@ -90,6 +103,150 @@ struct TrainArgs {
   std::string resume;  // "", "auto" or a checkpoint file / run directory
 };
 
+// Settings parameter-server mode does not take: one line naming the key.
+void check_ps_config(const comm::PsOptions& ps, const comm::ReducerOptions& r,
+                     const TrainConfig& cfg, const ConfigDoc& doc, const TrainArgs& args,
+                     int world_size) {
+  if (!ps.ps()) return;
+  comm::check_ps_layout(ps, world_size, doc);
+  const std::string in_ps = "is not supported with parallel.mode = \"ps\"";
+  if (r.compression != comm::Codec::kNone)
+    doc.fail("parallel.compression", in_ps +
+                                         " (gradients go to the servers uncompressed); use "
+                                         "\"none\"");
+  if (cfg.parallel.backend == "cuda") doc.fail("parallel.backend", "\"cuda\" " + in_ps + " yet");
+  if (r.transport == comm::TransportChoice::kNccl)
+    doc.fail("parallel.transport", "\"nccl\" " + in_ps + " (workers and servers talk over MPI)");
+  // Checkpoints hold one consistent state: a synchronous run has one between
+  // steps, a stale-synchronous one does not (the workers' parameters differ).
+  if (ps.staleness == 0) return;
+  const std::string no_ssp =
+      "checkpoints are not built for stale-synchronous ps (parallel.staleness > 0)";
+  if (cfg.checkpoint.every_steps > 0) doc.fail("checkpoint.every_steps", no_ssp + "; set it to 0");
+  if (cfg.checkpoint.every_minutes > 0)
+    doc.fail("checkpoint.every_minutes", no_ssp + "; set it to 0");
+  if (!args.resume.empty()) HPCML_THROW(ConfigError, "--resume: " + no_ssp);
+}
+
+// Synchronous ps: the optimizer state lives on the servers. Before the
+// checkpointer (the next hook) saves, world rank 0 fetches it into the
+// trainer's state, so a ps checkpoint is the file an all-reduce run writes.
+class PsStateFetch final : public StepHook {
+ public:
+  PsStateFetch(comm::PsWorker& worker, const io::CheckpointOptions& o, std::size_t slots)
+      : worker_(worker),
+        every_steps_(o.every_steps),
+        minutes_(o.every_minutes > 0),
+        slots_(slots) {}
+  void after_step(const TrainState& state) override {
+    if (every_steps_ > 0 && state.global_step % every_steps_ == 0) fetch(state);
+  }
+  void on_request(const TrainState& state) override {
+    if (minutes_) fetch(state);
+  }
+  void after_training(const TrainState& state, const TrainSummary&) override { fetch(state); }
+
+ private:
+  void fetch(const TrainState& state) {
+    if (worker_.rank() == 0) worker_.fetch_optimizer_state(state.momentum, slots_);
+  }
+  comm::PsWorker& worker_;
+  std::size_t every_steps_;
+  bool minutes_;
+  std::size_t slots_;
+};
+
+// A parameter server: its shard of the model (the same initial values as the
+// workers': built and initialised from the seed), the optimizer and the
+// learning-rate schedule of the workers' run.
+int run_ps_server(comm::PsGroup& group, const std::vector<std::size_t>& bounds,
+                  const TrainConfig& cfg, const io::ShardDataset& train, Backend& backend,
+                  const TrainState* resume) {
+  Model model = build_model(cfg.model, train.features(), static_cast<std::size_t>(train.classes()));
+  model.init(cfg.train.seed);
+  auto optimizer = make_optimizer(cfg.optimizer, model);
+  const std::size_t local = static_cast<std::size_t>(cfg.train.batch_size) *
+                            static_cast<std::size_t>(cfg.train.accumulate);
+  const std::size_t spe = steps_per_epoch(train.samples(), group.workers(), local);
+  std::size_t total = spe * static_cast<std::size_t>(cfg.train.epochs);
+  if (cfg.train.max_steps > 0)
+    total = std::min(total, static_cast<std::size_t>(cfg.train.max_steps));
+  const LrSchedule schedule(cfg.optimizer, local * static_cast<std::size_t>(group.workers()), spe,
+                            total);
+  comm::run_server(
+      group, bounds,
+      comm::PsShard{model, *optimizer, schedule, backend, optimizer->layer_wise(), resume});
+  return 0;
+}
+
+// World rank 0 after a ps run: the servers' step records to <run>/ps.jsonl,
+// and mode, servers, staleness and the PS timings into summary.json.
+void write_ps_results(const std::string& run_dir, const comm::PsOptions& ps, int world_size,
+                      const std::vector<std::vector<comm::PsStepRecord>>& servers,
+                      const double worker_totals[3], std::size_t first_step) {
+  using nlohmann::json;
+  std::string lines;
+  double wait = 0, push = 0, update = 0, pull = 0, stale_sum = 0, replies = 0;
+  int stale_max = 0;
+  std::size_t steps = 0;
+  for (std::size_t k = 0; k < servers.size(); ++k) {
+    steps = std::max(steps, servers[k].size());
+    for (std::size_t t = 0; t < servers[k].size(); ++t) {
+      const comm::PsStepRecord& r = servers[k][t];
+      wait += r.wait_s;
+      push += r.push_s;
+      update += r.update_s;
+      pull += r.pull_s;
+      stale_sum += r.staleness_sum;
+      replies += r.replies;
+      stale_max = std::max(stale_max, r.staleness_max);
+      json j{{"type", "ps_step"},
+             {"global_step", first_step + t + 1},
+             {"server", k},
+             {"wait_s", r.wait_s},
+             {"push_s", r.push_s},
+             {"update_s", r.update_s},
+             {"pull_s", r.pull_s},
+             {"staleness_max", r.staleness_max},
+             {"staleness_mean", r.replies > 0 ? r.staleness_sum / r.replies : 0.0}};
+      lines += j.dump() + "\n";
+    }
+  }
+  // A resumed run appends, as metrics.jsonl does.
+  const std::string ps_path = run_dir + "/ps.jsonl";
+  if (first_step > 0) {
+    std::ifstream in(ps_path);
+    std::ostringstream before;
+    if (in) before << in.rdbuf();
+    lines = before.str() + lines;
+  }
+  write_file_atomic(ps_path, lines);
+  const double per = static_cast<double>(std::max<std::size_t>(steps, 1)) *
+                     static_cast<double>(std::max<std::size_t>(servers.size(), 1));
+  const double worker_steps = std::max(worker_totals[2], 1.0);
+  const std::string path = run_dir + "/summary.json";
+  json summary;
+  {
+    std::ifstream in(path);
+    HPCML_REQUIRE(in, Error, "cannot read " + path + " to add the parameter-server figures");
+    summary = json::parse(in);
+  }
+  summary["mode"] = "ps";
+  summary["servers"] = ps.servers;
+  summary["workers"] = world_size - ps.servers;
+  summary["world_ranks"] = world_size;
+  summary["staleness"] = ps.staleness;
+  summary["ps"] = {{"server_wait_s_per_step", wait / per},
+                   {"server_push_s_per_step", push / per},
+                   {"server_update_s_per_step", update / per},
+                   {"server_pull_s_per_step", pull / per},
+                   {"staleness_max", stale_max},
+                   {"staleness_mean", replies > 0 ? stale_sum / replies : 0.0},
+                   {"worker_push_s_per_step", worker_totals[0] / worker_steps},
+                   {"worker_pull_s_per_step", worker_totals[1] / worker_steps}};
+  write_file_atomic(path, summary.dump(2) + "\n");
+}
+
 int run_train(const TrainArgs& args) {
   comm::MpiEnvironment env;
   kernels::BackendRuntime backend_runtime;  // ends Kokkos after the backend, before MPI_Finalize
@@ -101,6 +258,8 @@ int run_train(const TrainArgs& args) {
   ConfigDoc doc;
   TrainConfig cfg;
   comm::ReducerOptions reducer_options;
+  comm::PsOptions ps;
+  std::vector<std::string> ps_notes;
   comm::agree(world, [&] {
     doc = ConfigDoc::load(args.config);
     for (const auto& s : args.sets) doc.set(s);
@@ -109,6 +268,16 @@ int run_train(const TrainArgs& args) {
     // LARS and LAMB scale each layer by its norms: a rank needs whole tensors,
     // which the sharded update (ranges that cut tensors) does not give.
     if (optimizer_is_layer_wise(cfg.optimizer.name)) reducer_options.sharded_update = false;
+    ps = comm::read_ps_options(doc);
+    check_ps_config(ps, reducer_options, cfg, doc, args, world.size());
+    // parallel.sharded_update = false means nothing here (the servers hold
+    // the shards): a notice, as the default config sets the key to true.
+    if (ps.ps() && !reducer_options.sharded_update && doc.has("parallel.sharded_update") &&
+        !optimizer_is_layer_wise(cfg.optimizer.name)) {
+      ps_notes.push_back(
+          "notice: parallel.sharded_update = false has no effect with parallel.mode = \"ps\" "
+          "(the servers hold the shards and update them)");
+    }
     doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
   });
 
@@ -137,7 +306,19 @@ int run_train(const TrainArgs& args) {
       choose_prefetch(cfg.data.prefetch, layout.threads_per_rank, layout.hardware_threads,
                       layout.local_size, static_cast<int>(std::thread::hardware_concurrency()));
 
-  const auto data = open_data(world, cfg, prefetch.depth);
+  // PS mode: the last parallel.servers ranks serve, the others train.
+  std::optional<comm::PsGroup> ps_group;
+  if (ps.ps()) {
+    double stall_s = reducer_options.stall_timeout_s;  // the expert override too, as the reducer
+    if (std::getenv("HPCML_STALL_TIMEOUT_S"))
+      stall_s = comm::CommOptions::from_environment().stall_timeout_s;
+    ps_group.emplace(world, ps, stall_s);
+  }
+  const bool server = ps_group && ps_group->is_server();
+  const int readers = ps_group ? ps_group->workers() : world.size();
+  const auto data = open_data(
+      world, cfg, prefetch.depth,
+      !ps_group ? world.get() : (server ? MPI_COMM_NULL : ps_group->worker_comm().get()), readers);
   io::ShardDataset& train = *data.train;
   io::ShardDataset* test = data.test.get();
 
@@ -167,6 +348,7 @@ int run_train(const TrainArgs& args) {
       }
     }
     notes = std::move(plan.notes);
+    notes.insert(notes.end(), ps_notes.begin(), ps_notes.end());
     checkpoint_path = plan.checkpoint;
     // A fresh run gets a new directory; a resumed one (or --resume auto with
     // no checkpoint yet) continues in its own.
@@ -219,33 +401,13 @@ int run_train(const TrainArgs& args) {
        << (cfg.train.accumulate > 1
                ? " x " + std::to_string(cfg.train.accumulate) + " accumulated micro-batches"
                : std::string())
-       << " (" << static_cast<long long>(cfg.train.batch_size) * cfg.train.accumulate * world.size()
+       << " (" << static_cast<long long>(cfg.train.batch_size) * cfg.train.accumulate * readers
        << " global), " << cfg.train.epochs << " epoch(s)\n"
+       << "  mode  " << comm::describe(ps, world.size()) << "\n"
        << "  run   " << run_dir << "\n";
     *out << os.str() << std::flush;
   }
 
-  // Gradient averaging: NCCL on GPU buffers (parallel.transport), or MPI with
-  // fusion buckets, overlap and optional compression.
-  std::unique_ptr<comm::GradientReducer> mpi_reducer;
-  std::unique_ptr<Collectives> nccl_reducer;
-  if (transport == comm::Transport::kNccl) {
-    comm::NcclOptions nccl_options;
-    nccl_options.fusion_mb = reducer_options.fusion_mb;
-    nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
-    // The backend interface has no stream accessor: gradients are ordered
-    // after the legacy default stream (docs/communication.md, "NCCL transport").
-    comm::agree(world,
-                [&] { nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options); });
-    if (out)
-      *out << "  comm: transport=nccl fusion_mb=" << nccl_options.fusion_mb
-           << " stall_timeout_s=" << nccl_options.stall_timeout_s << "\n"
-           << std::flush;
-  } else {
-    mpi_reducer = std::make_unique<comm::GradientReducer>(world, reducer_options);
-    if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
-  }
-  Collectives& reducer = mpi_reducer ? static_cast<Collectives&>(*mpi_reducer) : *nccl_reducer;
   {
     LayoutReportOptions lo;
     lo.indent = "  ";
@@ -255,8 +417,74 @@ int run_train(const TrainArgs& args) {
     if (out) *out << report << std::flush;
   }
 
+  // PS mode: shards of whole tensors, one per server; a server runs its loop
+  // instead of the trainer.
+  std::vector<std::size_t> bounds;
+  if (ps_group) {
+    comm::agree(world, [&] {
+      const Model m =
+          build_model(cfg.model, train.features(), static_cast<std::size_t>(train.classes()));
+      std::vector<std::size_t> sizes;
+      for (const auto& t : m.tensors()) sizes.push_back(t.size());
+      bounds = comm::plan_shards(sizes, ps.servers);
+    });
+    if (server) {
+      // The workers' setup agreements (making the trainer; the resume), then the loop.
+      comm::agree(world, [] {});
+      if (resume_from) comm::agree(world, [] {});
+      const TrainState* resume = resume_from ? &resume_from->state.view() : nullptr;
+      return run_ps_server(*ps_group, bounds, cfg, train, *backend, resume);
+    }
+  }
+
+  // Gradient averaging: in ps mode pushes to and pulls from the servers; else
+  // NCCL on GPU buffers (parallel.transport), or MPI with fusion buckets,
+  // overlap and optional compression.
+  std::unique_ptr<comm::GradientReducer> mpi_reducer;
+  std::unique_ptr<Collectives> nccl_reducer;
+  std::unique_ptr<comm::PsWorker> ps_worker;
+  Collectives* collectives = nullptr;
+  if (ps_group) {
+    ps_worker = std::make_unique<comm::PsWorker>(*ps_group, bounds);
+    collectives = ps_worker.get();
+    if (out) {
+      std::ostringstream os;
+      os << "  comm: parameter server: shards of";
+      for (std::size_t k = 0; k + 1 < bounds.size(); ++k)
+        os << (k ? "," : "") << " " << bounds[k + 1] - bounds[k];
+      os << " parameters; stall_timeout_s=" << ps_group->stall_timeout_s() << "\n";
+      *out << os.str() << std::flush;
+    }
+  } else if (transport == comm::Transport::kNccl) {
+    comm::NcclOptions nccl_options;
+    nccl_options.fusion_mb = reducer_options.fusion_mb;
+    nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
+    // The backend interface has no stream accessor: gradients are ordered
+    // after the legacy default stream (docs/communication.md, "NCCL transport").
+    comm::agree(world,
+                [&] { nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options); });
+    collectives = nccl_reducer.get();
+    if (out)
+      *out << "  comm: transport=nccl fusion_mb=" << nccl_options.fusion_mb
+           << " stall_timeout_s=" << nccl_options.stall_timeout_s << "\n"
+           << std::flush;
+  } else {
+    mpi_reducer = std::make_unique<comm::GradientReducer>(world, reducer_options);
+    collectives = mpi_reducer.get();
+    if (out) *out << "  " << comm::describe(reducer_options, world) << "\n" << std::flush;
+  }
+
   const LaunchFacts facts{layout.threads_per_rank, nodes, layout.oversubscribed, layout.hostname};
-  Trainer trainer(cfg, *backend, reducer, train, test, run_dir, out, facts);
+  std::optional<Trainer> made;
+  auto make_trainer = [&] {
+    made.emplace(cfg, *backend, *collectives, train, test, run_dir, out, facts);
+  };
+  // In ps mode the servers wait in this agreement, so a failure here ends them too.
+  if (ps_group)
+    comm::agree(world, make_trainer);
+  else
+    make_trainer();
+  Trainer& trainer = *made;
   ckpt_info.model = trainer.model().describe();
   ckpt_info.layer_list = !cfg.model.layers.empty();
   if (out) {
@@ -293,6 +521,10 @@ int run_train(const TrainArgs& args) {
   if (const TrainState& st = trainer.state();
       !checkpoint_path.empty() &&
       (st.epoch >= cfg.train.epochs || st.global_step >= st.total_steps)) {
+    if (ps_worker) {  // the servers end their loop, with nothing to record
+      ps_worker->done();
+      if (rank == 0) (void)comm::collect_server_records(*ps_group);
+    }
     if (out) {
       *out << "hpcml: notice: the run is already complete at step " << st.global_step
            << "; nothing to train (summary.json is unchanged)\n"
@@ -307,11 +539,31 @@ int run_train(const TrainArgs& args) {
   ckpt_options.keep = cfg.checkpoint.keep;
   ckpt_options.dir = io::checkpoint_dir(cfg, run_dir);
   ckpt_options.async = cfg.checkpoint.async;
-  io::Checkpointer checkpointer(
-      world.get(), ckpt_options, ckpt_info,
-      [&trainer](const CheckpointMetrics& m) { trainer.record_checkpoint(m); });
-  trainer.add_hook(checkpointer);
-  if (out && world.size() > 1) {
+  // PS mode: the workers checkpoint (rank 0 writes), with the servers'
+  // optimizer state fetched first; a stale-synchronous run keeps none.
+  std::optional<io::Checkpointer> checkpointer;
+  std::optional<PsStateFetch> ps_fetch;
+  const std::size_t first_step = trainer.state().global_step;
+  if (!ps_group || ps.staleness == 0) {
+    if (ps_worker) {
+      ps_fetch.emplace(*ps_worker, ckpt_options, optimizer_slots(cfg.optimizer.name));
+      trainer.add_hook(*ps_fetch);
+    }
+    checkpointer.emplace(ps_group ? ps_group->worker_comm().get() : world.get(), ckpt_options,
+                         ckpt_info,
+                         [&trainer](const CheckpointMetrics& m) { trainer.record_checkpoint(m); });
+    trainer.add_hook(*checkpointer);
+  }
+  if (out && ps_group) {
+    *out << "  update: on the " << ps.servers << " parameter server(s), "
+         << (ps.staleness == 0
+                 ? "synchronous (the mean of all workers' gradients per step)"
+                 : "stale-synchronous (each worker's gradient applied as it arrives at 1/" +
+                       std::to_string(readers) + " of the rate, at most " +
+                       std::to_string(ps.staleness) + " step(s) stale)")
+         << "\n"
+         << std::flush;
+  } else if (out && world.size() > 1) {
     *out << "  update: "
          << (mpi_reducer && mpi_reducer->sharded()
                  ? "sharded: gradients averaged in node-shared memory, each rank updates 1/" +
@@ -326,6 +578,16 @@ int run_train(const TrainArgs& args) {
          << std::flush;
   }
   TrainSummary s = trainer.run();
+  if (ps_worker) {
+    ps_worker->done();
+    double totals[3] = {ps_worker->push_s(), ps_worker->pull_s(),
+                        static_cast<double>(ps_worker->steps())};
+    ps_worker->sum(totals);
+    if (rank == 0) {
+      const auto records = comm::collect_server_records(*ps_group);
+      write_ps_results(run_dir, ps, world.size(), records, totals, first_step);
+    }
+  }
 
   if (out) {
     std::ostringstream os;
@@ -336,9 +598,13 @@ int run_train(const TrainArgs& args) {
        << " samples/s; run directory " << run_dir << "\n";
     if (s.stopped_by_signal) {
       os << "stopped early on signal " << s.stop_signal << " after step " << s.steps
-         << "; checkpoint " << checkpointer.last_path() << " (continue with --resume auto"
-         << (cfg.run.name.empty() ? " and run.name set, or --resume " + run_dir : std::string())
-         << ")\n";
+         << (checkpointer
+                 ? "; checkpoint " + checkpointer->last_path() + " (continue with --resume auto" +
+                       (cfg.run.name.empty() ? " and run.name set, or --resume " + run_dir
+                                             : std::string()) +
+                       ")"
+                 : std::string("; stale-synchronous ps runs keep no checkpoint"))
+         << "\n";
     }
     *out << os.str() << std::flush;
   }
