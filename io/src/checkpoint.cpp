@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,11 @@ void put_int(hid_t obj, const char* name, std::int64_t value, const std::string&
   put_attribute(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space.get(), &value, ctx);
 }
 
+void put_double(hid_t obj, const char* name, double value, const std::string& ctx) {
+  DataSpace space(HPCML_CHECK_HDF5(H5Screate(H5S_SCALAR), ctx));
+  put_attribute(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, space.get(), &value, ctx);
+}
+
 // Fixed-length strings, stored inside the (checksummed) attribute message:
 // variable-length ones live in a global heap that has no checksum, and HDF5
 // crashes while converting a corrupt heap reference.
@@ -99,6 +105,19 @@ std::int64_t get_int(hid_t obj, const char* name, const std::string& ctx, std::i
   if (v < min)
     HPCML_THROW(DataError, ctx + ": attribute '" + name + "' is " + std::to_string(v) +
                                ", expected >= " + std::to_string(min));
+  return v;
+}
+
+double get_double(hid_t obj, const char* name, const std::string& ctx) {
+  const std::string what = ctx + ": attribute '" + name + "'";
+  Attribute attr = open_attribute(obj, name, ctx);
+  DataType type(HPCML_CHECK_HDF5(H5Aget_type(attr.get()), what));
+  if (H5Tget_class(type.get()) != H5T_FLOAT) HPCML_THROW(DataError, what + " is not a float");
+  DataSpace space(HPCML_CHECK_HDF5(H5Aget_space(attr.get()), what));
+  if (HPCML_CHECK_HDF5(H5Sget_simple_extent_npoints(space.get()), what) != 1)
+    HPCML_THROW(DataError, what + " is not a scalar");
+  double v = 0;
+  HPCML_CHECK_HDF5(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v), what);
   return v;
 }
 
@@ -279,6 +298,13 @@ CheckpointWrite write_checkpoint(const std::string& path, const TrainState& stat
     put_int(f, "steps_per_epoch", static_cast<std::int64_t>(state.steps_per_epoch), tmp);
     put_int(f, "total_steps", static_cast<std::int64_t>(state.total_steps), tmp);
     put_int(f, "warmup_steps", static_cast<std::int64_t>(state.warmup_steps), tmp);
+    // fp16's dynamic loss scale (train.precision = "fp16"): absent otherwise.
+    if (state.loss_scale > 0) {
+      put_double(f, "loss_scale", state.loss_scale, tmp);
+      put_int(f, "loss_scale_good_steps", static_cast<std::int64_t>(state.loss_scale_good_steps),
+              tmp);
+      put_int(f, "skipped_steps", static_cast<std::int64_t>(state.skipped_steps), tmp);
+    }
     put_ints(f, "layers", info.layers, tmp);
     put_string(f, "dataset_digest", info.dataset_digest, tmp);
     put_string(f, "config_hash", info.config_hash, tmp);
@@ -344,6 +370,14 @@ LoadedCheckpoint read_checkpoint(const std::string& path) {
     s.steps_per_epoch = static_cast<std::size_t>(get_int(f, "steps_per_epoch", ctx, 1));
     s.total_steps = static_cast<std::size_t>(get_int(f, "total_steps", ctx));
     s.warmup_steps = static_cast<std::size_t>(get_int(f, "warmup_steps", ctx));
+    if (H5Aexists(f, "loss_scale") > 0) {
+      s.loss_scale = get_double(f, "loss_scale", ctx);
+      if (!std::isfinite(s.loss_scale) || s.loss_scale <= 0)
+        HPCML_THROW(DataError, ctx + ": attribute 'loss_scale' is " + std::to_string(s.loss_scale) +
+                                   ", not a positive number");
+      s.loss_scale_good_steps = static_cast<std::size_t>(get_int(f, "loss_scale_good_steps", ctx));
+      s.skipped_steps = static_cast<std::size_t>(get_int(f, "skipped_steps", ctx));
+    }
     c.info.layers = get_ints(f, "layers", ctx, 1024);
     c.info.dataset_digest = get_string(f, "dataset_digest", ctx);
     c.info.config_hash = get_string(f, "config_hash", ctx);
@@ -581,6 +615,10 @@ void Checkpointer::after_step(const TrainState& state) {
   }
   if (options_.every_steps > 0 && state.global_step % options_.every_steps == 0)
     save(state, "steps");
+}
+
+bool Checkpointer::needs_tensors(const TrainState& state) {
+  return options_.every_steps > 0 && state.global_step % options_.every_steps == 0;
 }
 
 bool Checkpointer::request(const TrainState& /*state*/) {

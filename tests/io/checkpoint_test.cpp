@@ -134,6 +134,23 @@ TEST(Checkpoint, WriteThenReadGivesTheSameState) {
   EXPECT_EQ(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()), 1);
 }
 
+TEST(Checkpoint, TheFp16LossScaleStateIsKeptAndAbsentOtherwise) {
+  TempDir t;
+  const auto plain = read_checkpoint(write_sample(t.path));
+  EXPECT_EQ(plain.state.view().loss_scale, 0.0);
+  auto o = sample_state(14);
+  o.state.loss_scale = 8192;
+  o.state.loss_scale_good_steps = 17;
+  o.state.skipped_steps = 3;
+  const std::string path = (t.path / checkpoint_file_name(14)).string();
+  write_checkpoint(path, o.view(), o.view().momentum, sample_info());
+  const auto c = read_checkpoint(path);
+  const TrainState& s = c.state.view();
+  EXPECT_EQ(s.loss_scale, 8192.0);
+  EXPECT_EQ(s.loss_scale_good_steps, 17u);
+  EXPECT_EQ(s.skipped_steps, 3u);
+}
+
 TEST(Checkpoint, DatasetsAreChunkedWithFletcher32) {
   TempDir t;
   const std::string path = write_sample(t.path);

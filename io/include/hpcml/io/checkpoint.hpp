@@ -147,6 +147,9 @@ class Checkpointer final : public StepHook {
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   void after_step(const TrainState& state) override;
+  /// True exactly when after_step() saves (every_steps), so a trainer on a
+  /// device backend copies the tensors to the host only for those steps.
+  bool needs_tensors(const TrainState& state) override;
   bool request(const TrainState& state) override;
   void on_request(const TrainState& state) override;
   void after_training(const TrainState& state, const TrainSummary& summary) override;
