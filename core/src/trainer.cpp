@@ -275,13 +275,25 @@ void Trainer::apply_update(double lr) {
   }
 }
 
-StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r) {
+StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r, bool have_batch,
+                               Batch* ahead, bool* ahead_read) {
   timer_.begin_step();
-  const bool got = timer_.measure(Phase::kIo, [&] { return reader.next(batch); });
-  if (!got) {
-    HPCML_THROW(DataError, "rank " + std::to_string(comm_.rank()) + ": the reader of " +
-                               train_.describe() + " ended early at step " +
-                               std::to_string(state_.step_in_epoch));
+  auto read = [&](Batch& into, std::size_t step) {
+    if (!timer_.measure(Phase::kIo, [&] { return reader.next(into); })) {
+      HPCML_THROW(DataError, "rank " + std::to_string(comm_.rank()) + ": the reader of " +
+                                 train_.describe() + " ended early at step " +
+                                 std::to_string(step));
+    }
+  };
+  if (!have_batch) read(batch, state_.step_in_epoch);
+  if (ahead_read) *ahead_read = false;
+  // Device backends: the next batch of this epoch starts its way to the device
+  // (copy stream) now, while this step computes.
+  if (ahead && state_.step_in_epoch + 1 < state_.steps_per_epoch &&
+      state_.global_step + 1 < state_.total_steps) {
+    read(*ahead, state_.step_in_epoch + 1);
+    timer_.measure(Phase::kIo, [&] { backend_.prefetch_batch(*ahead); });
+    if (ahead_read) *ahead_read = true;
   }
   // Gradient accumulation: the first K-1 micro-batches' gradients are summed
   // locally; communication starts only in the last one's backprop.
@@ -404,14 +416,24 @@ Trainer::EpochOutcome Trainer::train_epoch(EpochTotals& totals, std::vector<doub
   const bool progress = comm_.rank() == 0 && !sinks_.empty();
   scale_records_.clear();
   EpochOutcome o;
-  Batch batch;
+  // Two batches take turns on a device backend: this step's, and the next one,
+  // read ahead and already on its way to the device. Host backends use one.
+  Batch batches[2];
+  std::size_t cur = 0;
+  bool have_batch = false;
+  const bool read_ahead = device_ && config_.train.accumulate == 1;
   while (state_.step_in_epoch < spe) {
     if (state_.global_step >= state_.total_steps) {
       o.stop = true;
       break;
     }
     BatchResult r;
-    train_step(*reader, batch, r).append_to(records);
+    bool ahead_read = false;
+    train_step(*reader, batches[cur], r, have_batch, read_ahead ? &batches[cur ^ 1] : nullptr,
+               &ahead_read)
+        .append_to(records);
+    if (ahead_read) cur ^= 1;
+    have_batch = ahead_read;
     totals.loss_sum += r.loss_sum;
     totals.correct += static_cast<double>(r.correct);
     totals.seen += static_cast<double>(r.rows);

@@ -135,7 +135,13 @@ class Trainer {
   };
 
   EpochOutcome train_epoch(EpochTotals& totals, std::vector<double>& records);
-  StepRecord train_step(BatchReader& reader, Batch& batch, BatchResult& result);
+  /// One optimizer step on `batch`, read from `reader` first unless
+  /// `have_batch` (it was read ahead). With `ahead` (device backends), the next
+  /// step's batch is read into it and its copy to the device started, so it
+  /// overlaps this step; `*ahead_read` says whether that happened.
+  StepRecord train_step(BatchReader& reader, Batch& batch, BatchResult& result,
+                        bool have_batch = false, Batch* ahead = nullptr,
+                        bool* ahead_read = nullptr);
   Agreement agree_at_step();
   // The optimizer update of a step whose gradients are averaged; with fp16
   // loss scaling the finiteness check, unscaling and scale update.
