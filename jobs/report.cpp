@@ -87,6 +87,7 @@ std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
   std::vector<std::string> v{"report", study_dir, "--out", study_dir + "/report", "--mode", mode};
   if (r.study.max_n > 0) v.insert(v.end(), {"--max-n", number_arg(r.study.max_n)});
   v.insert(v.end(), {"--target-eff", number_arg(r.study.target_efficiency)});
+  v.insert(v.end(), {"--holdout", std::to_string(r.study.holdout)});
   const auto& c = r.comm;
   if (std::isfinite(c.inter.alpha_s)) v.insert(v.end(), {"--alpha", number_arg(c.inter.alpha_s)});
   if (std::isfinite(c.inter.beta_s_per_byte))
