@@ -21,7 +21,10 @@ docs/communication.md, "Which path inter-node traffic takes").
    --steps steps; each run's summary.json gives the median step time and its split.
 3. `hpcml report` on those runs (weak scaling: the per-rank batch is fixed) with
    --intra-allreduce-csv (1 x 2) and --allreduce-csv (2 x 1): its alpha-beta
-   model's 2 x 2 step time, predicted from the 1 x 2 baseline, against the measured one.
+   model's 2 x 2 step time, predicted from the 1 x 2 baseline, against the measured one;
+   again with the inter-node alpha-beta fitted on the 2 x 2 ring rows (calibrated at
+   the geometry it predicts); and better_model(): per fusion bucket, the algorithm
+   the threshold table picks, with per-algorithm alpha-beta fitted at 2 x 2.
 
 Everything lands in --out (bench outputs, run directories, the report); the
 summary is printed as Markdown (docs/scaling.md, "Calibrated on multi-node runs").
@@ -326,6 +329,22 @@ def analyse(args, b, runs):
     measured = med((2, 2), "step_s_median")
     each = ", ".join("%.2f" % (1e3 * s["step_s_median"]) for s in runs[(2, 2)])
     print(f"measured 2 x 2 step: {1e3 * measured:.2f} ms (runs: {each})")
+    # The same report, its inter-node alpha-beta fitted on the 2 x 2 ring rows instead:
+    # calibrated at the geometry it predicts.
+    geo_dir = os.path.join(args.out, "report-2x2-fit")
+    run([args.hpcml, "report", os.path.join(args.out, "runs"), "--out", geo_dir, "--mode", "weak",
+         "--allreduce-csv", os.path.join(args.out, "allreduce-2x2.txt"),
+         "--intra-allreduce-csv", os.path.join(args.out, "allreduce-1x2.txt"),
+         "--ranks-per-node", "2", "--holdout", "0", "--no-png",
+         "--title", "alpha-beta calibration on the 2 x 2 ring rows"], args)
+    with open(os.path.join(geo_dir, "report.json")) as f:
+        cm_geo = json.load(f)["studies"][0]["comm_model"]
+    for p in cm_geo["points"]:
+        if p["measured"] and p["ranks"] == 4:
+            t = p["model"]["ring"]["step_s"]
+            print(f"report's model, ring, alpha-beta fitted on the 2 x 2 ring rows "
+                  f"({1e6 * cm_geo['alpha_s']:.0f} us, {1e-9 / cm_geo['beta_s_per_byte']:.3f} GB/s): "
+                  f"{1e3 * t:.2f} ms, {100 * (t / measured - 1):+.1f} % against the measurement")
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump({"comm_model": cm, "runs": {f"{g[0]}x{g[1]}": v for g, v in runs.items()},
                    "bench_us": {f"{g[0]}x{g[1]}": {str(k): v for k, v in rows.items()}
