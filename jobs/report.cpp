@@ -159,6 +159,11 @@ void add_report(CLI::App& app, Action& action) {
   cmd->add_option("--ranks-per-node", r.comm.ranks_per_node,
                   "Ranks per node for the hierarchical model (default: densest measured)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--bucket-bytes", r.comm.bucket_bytes,
+                  "The all-reduces of one step (fusion buckets), bytes each, e.g. 537640,1605632; "
+                  "each pays its own latency (default: one of --grad-bytes)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--topk-density", r.comm.topk_density, "Add a top-k variant with this density")
       ->check(CLI::Range(1e-9, 0.999999));
   cmd->add_option("--title", r.report.title, "Report title")->capture_default_str();

@@ -345,6 +345,24 @@ def analyse(args, b, runs):
             print(f"report's model, ring, alpha-beta fitted on the 2 x 2 ring rows "
                   f"({1e6 * cm_geo['alpha_s']:.0f} us, {1e-9 / cm_geo['beta_s_per_byte']:.3f} GB/s): "
                   f"{1e3 * t:.2f} ms, {100 * (t / measured - 1):+.1f} % against the measurement")
+    # ... and with the step's fusion buckets (--bucket-bytes): one all-reduce each.
+    bk = buckets(args.config)
+    bkt_dir = os.path.join(args.out, "report-2x2-fit-buckets")
+    run([args.hpcml, "report", os.path.join(args.out, "runs"), "--out", bkt_dir, "--mode", "weak",
+         "--allreduce-csv", os.path.join(args.out, "allreduce-2x2.txt"),
+         "--intra-allreduce-csv", os.path.join(args.out, "allreduce-1x2.txt"),
+         "--ranks-per-node", "2", "--holdout", "0", "--no-png",
+         "--bucket-bytes", ",".join(str(x) for x in bk),
+         "--title", "alpha-beta calibration on the 2 x 2 ring rows, per bucket"], args)
+    with open(os.path.join(bkt_dir, "report.json")) as f:
+        cm_bkt = json.load(f)["studies"][0]["comm_model"]
+    for p in cm_bkt["points"]:
+        if p["measured"] and p["ranks"] == 4:
+            for name in ("ring", "hierarchical"):
+                t = p["model"][name]["step_s"]
+                print(f"report's model, {name}, alpha-beta fitted on the 2 x 2 ring rows, "
+                      f"--bucket-bytes {','.join(str(x) for x in bk)}: "
+                      f"{1e3 * t:.2f} ms, {100 * (t / measured - 1):+.1f} % against the measurement")
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump({"comm_model": cm, "runs": {f"{g[0]}x{g[1]}": v for g, v in runs.items()},
                    "bench_us": {f"{g[0]}x{g[1]}": {str(k): v for k, v in rows.items()}
