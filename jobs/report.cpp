@@ -87,6 +87,7 @@ std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
   std::vector<std::string> v{"report", study_dir, "--out", study_dir + "/report", "--mode", mode};
   if (r.study.max_n > 0) v.insert(v.end(), {"--max-n", number_arg(r.study.max_n)});
   v.insert(v.end(), {"--target-eff", number_arg(r.study.target_efficiency)});
+  v.insert(v.end(), {"--holdout", std::to_string(r.study.holdout)});
   const auto& c = r.comm;
   if (std::isfinite(c.inter.alpha_s)) v.insert(v.end(), {"--alpha", number_arg(c.inter.alpha_s)});
   if (std::isfinite(c.inter.beta_s_per_byte))
@@ -157,6 +158,11 @@ void add_report(CLI::App& app, Action& action) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--ranks-per-node", r.comm.ranks_per_node,
                   "Ranks per node for the hierarchical model (default: densest measured)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--bucket-bytes", r.comm.bucket_bytes,
+                  "The all-reduces of one step (fusion buckets), bytes each, e.g. 537640,1605632; "
+                  "each pays its own latency (default: one of --grad-bytes)")
+      ->delimiter(',')
       ->check(CLI::PositiveNumber);
   cmd->add_option("--topk-density", r.comm.topk_density, "Add a top-k variant with this density")
       ->check(CLI::Range(1e-9, 0.999999));

@@ -131,6 +131,10 @@ void add_scale(CLI::App& app, Action& action) {
   cmd->add_option("--target-eff", r.study.target_efficiency, "Report: efficiency target")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  cmd->add_option("--holdout", r.study.holdout,
+                  "Report: held-out check, fit without the largest K N and predict them (0: off)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   cmd->add_option("--alpha", r.comm.inter.alpha_s, "Report: inter-node latency (s)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--beta", r.comm.inter.beta_s_per_byte, "Report: inverse bandwidth (s/byte)")

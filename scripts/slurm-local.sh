@@ -32,7 +32,9 @@
 #                     (default hpcml; at most 8 characters)
 #
 # Multi-node (--nodes N > 1) needs `ip netns`, veth and bridge links and
-# `unshare --uts` (root). Where they are refused, start prints one line saying so,
+# `unshare --uts --mount` (root). Each node sees $HPCML_SLURM_DIR/hosts as
+# /etc/hosts (n1..nN and this host at the bridge address), so `mpiexec` works
+# inside an allocation. Where they are refused, start prints one line saying so,
 # writes it to $HPCML_SLURM_DIR/refused (the multinode tests skip with it) and
 # exits 4. Each node advertises HPCML_SLURM_CPUS CPUs (default: nproc / N, at
 # least 1) and 90 % of the memory / N. slurmd is started with `nsenter --net=`
@@ -180,6 +182,8 @@ setup_net() {
     refuse "no nsenter/unshare (util-linux)"
   fi
   err="$(unshare --uts true 2>&1)" || refuse "unshare --uts: $err"
+  err="$(unshare --mount --propagation slave /bin/sh -c 'mount --bind /etc/hosts /etc/hosts' 2>&1)" ||
+    refuse "unshare --mount with a bind mount on /etc/hosts: $err"
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     err="$(ip link add "$BRIDGE" type bridge 2>&1)" || refuse "ip link add $BRIDGE type bridge: $err"
   fi
@@ -215,15 +219,47 @@ teardown_net() {
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
 }
 
-# slurmd of node k in its own network namespace and its own UTS namespace
-# (hostname nk): nsenter, not `ip netns exec` (which remounts /sys).
+# The hosts file every node sees as /etc/hosts: the machine's, less the lines
+# that name this host or a node, plus this host at the bridge address and every
+# node at its own. Without it nothing resolves n1.. (no DNS here), and this host's
+# name resolves to 127.0.0.1, which inside a node's namespace is that node's own
+# loopback: MPICH Hydra's proxies, started by srun on the nodes, then cannot
+# reach an mpiexec in an allocation ("unable to connect from n2 to <host>").
+write_hosts() {
+  local n="$1" host full k
+  host="$(hostname -s)"
+  full="$(hostname)"
+  {
+    echo "# Written by hpcml scripts/slurm-local.sh: /etc/hosts as the nodes see it."
+    awk -v h="$host" -v f="$full" '
+      /^[[:space:]]*(#|$)/ { print; next }
+      {
+        out = $1; keep = 0
+        for (i = 2; i <= NF; i++) {
+          if ($i ~ /^#/) break
+          if ($i == h || $i == f || $i ~ /^n[0-9]+$/) continue
+          out = out " " $i; keep = 1
+        }
+        if (keep) print out
+      }' /etc/hosts
+    echo "$NET.1 $host"
+    for k in $(seq "$n"); do echo "$NET.$((10 + k)) n$k"; done
+  } >"$DIR/hosts"
+}
+
+# slurmd of node k in its own network namespace, its own UTS namespace
+# (hostname nk) and its own mount namespace, where $DIR/hosts is bind-mounted on
+# /etc/hosts (propagation slave: every other mount of the machine stays visible).
+# nsenter, not `ip netns exec` (which remounts /sys); `ip netns exec` would bind
+# /etc/netns/<ns>/hosts, nsenter does not, hence the mount namespace.
 start_slurmd_ns() {
   local k="$1" ns
   ns="$(ns_of "$k")"
-  # shellcheck disable=SC2016  # $1..$3 are the inner shell's arguments
-  unshare --uts /bin/sh -c \
-    'hostname "$1" && exec nsenter --net="/run/netns/$2" /usr/sbin/slurmd -f "$3" -N "$1"' \
-    sh "n$k" "$ns" "$CONF"
+  # shellcheck disable=SC2016  # $1..$4 are the inner shell's arguments
+  unshare --uts --mount --propagation slave /bin/sh -c \
+    'hostname "$1" && mount --bind "$4" /etc/hosts &&
+     exec nsenter --net="/run/netns/$2" /usr/sbin/slurmd -f "$3" -N "$1"' \
+    sh "n$k" "$ns" "$CONF" "$DIR/hosts"
 }
 
 # ---- commands ---------------------------------------------------------------
@@ -277,7 +313,10 @@ cmd_start() {
   fi
   start_munge
   write_conf "$n"
-  [ "$n" -eq 1 ] || echo "$n" >"$DIR/nodes"
+  if [ "$n" -gt 1 ]; then
+    write_hosts "$n"
+    echo "$n" >"$DIR/nodes"
+  fi
   pid_alive "$DIR/slurmctld.pid" || /usr/sbin/slurmctld -f "$CONF" -i
   if [ "$n" -eq 1 ]; then
     pid_alive "$DIR/slurmd.pid" || /usr/sbin/slurmd -f "$CONF"

@@ -94,9 +94,15 @@ std::vector<CommVariant> comm_variants(const CommModelParams& params) {
 }
 
 double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, double n) {
-  const double bytes = params.grad_bytes / v.ratio;
-  if (!v.hierarchical) return ring_allreduce_s(params.inter, n, bytes);
-  return hierarchical_allreduce_s(params.inter, params.intra, n, params.ranks_per_node, bytes);
+  auto one = [&](double raw) {
+    const double bytes = raw / v.ratio;
+    if (!v.hierarchical) return ring_allreduce_s(params.inter, n, bytes);
+    return hierarchical_allreduce_s(params.inter, params.intra, n, params.ranks_per_node, bytes);
+  };
+  if (params.bucket_bytes.empty()) return one(params.grad_bytes);
+  double t = 0;
+  for (double b : params.bucket_bytes) t += one(b);
+  return t;
 }
 
 CommModelResult model_study(const StudyResult& study, const CommModelParams& params) {
@@ -106,7 +112,16 @@ CommModelResult model_study(const StudyResult& study, const CommModelParams& par
     out.why_not = "no alpha/beta given (use --alpha/--beta or --allreduce-csv)";
     return out;
   }
-  if (!(finite(params.grad_bytes) && params.grad_bytes > 0)) {
+  for (double b : params.bucket_bytes)
+    if (!(finite(b) && b > 0)) {
+      out.why_not = "bucket sizes must be > 0 bytes, got " + num(b);
+      return out;
+    }
+  if (!finite(params.grad_bytes) && !params.bucket_bytes.empty()) {
+    out.params.grad_bytes = 0;
+    for (double b : params.bucket_bytes) out.params.grad_bytes += b;
+  }
+  if (!(finite(out.params.grad_bytes) && out.params.grad_bytes > 0)) {
     out.why_not = "gradient size unknown (use --grad-bytes, or a run whose summary has grad_bytes)";
     return out;
   }
@@ -128,7 +143,7 @@ CommModelResult model_study(const StudyResult& study, const CommModelParams& par
     out.work_source = "measured: T(N0) minus its exposed communication";
   } else {
     out.work_s_baseline =
-        base->time_med - ring_allreduce_s(params.inter, ranks0, params.grad_bytes);
+        base->time_med - variant_allreduce_s(out.params, {"ring", false, 1.0}, ranks0);
     out.work_source = "T(N0) minus the ring model's all-reduce time (no measured split)";
   }
   if (!(out.work_s_baseline > 0)) {
@@ -139,7 +154,7 @@ CommModelResult model_study(const StudyResult& study, const CommModelParams& par
   auto model_step = [&](const CommVariant& v, double n, double ranks) {
     const double work = study.study.mode == Mode::kStrong ? out.work_s_baseline * study.n0 / n
                                                           : out.work_s_baseline;
-    return work + variant_allreduce_s(params, v, ranks);
+    return work + variant_allreduce_s(out.params, v, ranks);
   };
   auto add_point = [&](double n, double ranks, bool measured, double eff) {
     CommPointModel p;

@@ -70,6 +70,7 @@ json comm_json(const CommModelResult& cm) {
   jc["intra_alpha_s"] = jnum(p.intra.alpha_s);
   jc["intra_beta_s_per_byte"] = jnum(p.intra.beta_s_per_byte);
   jc["grad_bytes"] = jnum(p.grad_bytes);
+  jc["bucket_bytes"] = p.bucket_bytes;
   jc["ranks_per_node"] = jnum(p.ranks_per_node);
   jc["source"] = p.source;
   jc["work_s_baseline"] = jnum(cm.work_s_baseline);

@@ -188,8 +188,15 @@ void comm_model(std::ostream& md, const CommModelResult& cm) {
   if (p.intra.valid())
     md << "; intra-node: alpha = " << format_number(p.intra.alpha_s * 1e6)
        << " us, beta = " << format_number(p.intra.beta_s_per_byte * 1e9) << " ns/byte";
-  md << "\n- source: " << p.source << "\n- gradient bytes per step: " << format_number(p.grad_bytes)
-     << "; ranks per node: " << format_number(p.ranks_per_node)
+  md << "\n- source: " << p.source
+     << "\n- gradient bytes per step: " << format_number(p.grad_bytes);
+  if (!p.bucket_bytes.empty()) {
+    md << ", in " << p.bucket_bytes.size() << " all-reduce(s) of";
+    for (std::size_t i = 0; i < p.bucket_bytes.size(); ++i)
+      md << (i ? ", " : " ") << format_number(p.bucket_bytes[i]);
+    md << " bytes (each pays its own latency)";
+  }
+  md << "; ranks per node: " << format_number(p.ranks_per_node)
      << "\n- non-communication time per step at N0: " << format_number(cm.work_s_baseline) << " s ("
      << cm.work_source << ")\n- no overlap of communication with compute is assumed\n\n";
   md << "Efficiency, model vs. measured:\n\n| N | ranks | measured |";

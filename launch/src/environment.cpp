@@ -47,11 +47,20 @@ int env_index(const char* name) {
 
 }  // namespace
 
+// Hydra (MPICH's mpiexec) sets MPI_LOCALRANKID beside PMI_RANK; Slurm's pmi2 plugin
+// sets PMI_RANK but not MPI_LOCALRANKID. Inside an allocation Hydra starts its proxies
+// with srun (one task per node), so its ranks also carry that srun step's
+// SLURM_STEP_ID/SLURM_PROCID, which number the proxies, not the ranks.
+bool started_by_hydra() {
+  return env_index("MPI_LOCALRANKID") >= 0 && env_index("PMI_RANK") >= 0 &&
+         env_index("PMI_SIZE") > 0;
+}
+
 RuntimeLayout::EnvLayout detect_env_layout() {
   RuntimeLayout::EnvLayout e;
   // A step started by srun sets SLURM_STEP_ID; a batch shell has SLURM_PROCID=0
   // and SLURM_NTASKS of the whole job, which says nothing about this process.
-  if (env_index("SLURM_STEP_ID") >= 0 && env_index("SLURM_PROCID") >= 0 &&
+  if (!started_by_hydra() && env_index("SLURM_STEP_ID") >= 0 && env_index("SLURM_PROCID") >= 0 &&
       env_index("SLURM_NTASKS") > 0) {
     e.source = "SLURM";
     e.rank = env_index("SLURM_PROCID");
@@ -131,7 +140,9 @@ RuntimeLayout detect_layout(int rank, int size, int local_rank, int local_size, 
                         "--mpi=pmi2, or an MPI library that does not match the launcher)"
                       : "");
   }
-  if (!env_string("SLURM_STEP_ID").empty() && !env_string("SLURM_PROCID").empty()) {
+  if (started_by_hydra()) {
+    l.launcher = "mpiexec";
+  } else if (!env_string("SLURM_STEP_ID").empty() && !env_string("SLURM_PROCID").empty()) {
     l.launcher = "srun";
   } else if (!env_string("PMI_RANK").empty() || !env_string("PMI_FD").empty() ||
              !env_string("HYDRA_CONTROL_FD").empty()) {

@@ -265,6 +265,31 @@ TEST(AnalysisCommModel, ModelMatchesBaselineAndDegradesWithN) {
   EXPECT_FALSE(model_study(r, none).ok);
 }
 
+TEST(AnalysisCommModel, EachBucketPaysItsOwnLatency) {
+  CommModelParams p;
+  p.inter = {1e-3, 1e-9};
+  p.grad_bytes = 3e6;
+  const CommVariant ring{"ring", false, 1.0}, fp16{"ring + fp16", false, 2.0};
+  const double one = variant_allreduce_s(p, ring, 4);
+  EXPECT_DOUBLE_EQ(one, ring_allreduce_s(p.inter, 4, 3e6));
+  p.bucket_bytes = {1e6, 2e6};
+  // The same bytes in two all-reduces: one more ring latency, 2(n - 1) alpha.
+  EXPECT_NEAR(variant_allreduce_s(p, ring, 4) - one, 6 * 1e-3, 1e-12);
+  EXPECT_NEAR(variant_allreduce_s(p, fp16, 4),
+              ring_allreduce_s(p.inter, 4, 0.5e6) + ring_allreduce_s(p.inter, 4, 1e6), 1e-15);
+  // Buckets alone give the gradient size; a bucket of 0 bytes is refused.
+  auto st = amdahl_study(1.0, {1, 2, 4}, 0.1);
+  const auto r = analyse(st, {});
+  p.grad_bytes = kUnknown;
+  const auto m = model_study(r, p);
+  ASSERT_TRUE(m.ok) << m.why_not;
+  EXPECT_DOUBLE_EQ(m.params.grad_bytes, 3e6);
+  p.bucket_bytes = {1e6, 0};
+  const auto bad = model_study(r, p);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(bad.why_not.find("bucket sizes must be > 0"), std::string::npos) << bad.why_not;
+}
+
 TEST(AnalysisFit, OversubscribedPointsCanBeLeftOutOfTheFit) {
   Study st = amdahl_study(0.9, {1, 2, 4, 8});
   st.points[3].samples[0].step_s *= 3;  // the oversubscribed point is much slower

@@ -125,3 +125,32 @@ TEST(AnalysisScale, BadStudiesFailClearly) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("alpah_s"), std::string::npos) << r.output;
 }
+
+// `hpcml scale --holdout K` reaches its report: locally (report.json records K) and,
+// with --slurm, in the report job's arguments.
+TEST(AnalysisScale, HoldoutIsPassedToTheReport) {
+  ASSERT_FALSE(hpcml_exe().empty());
+  TempDir d("scale-holdout");
+  write_text(d.path() / "syn.toml",
+             "[synthetic]\nserial_fraction = 0.2\nwork_s = 0.02\ngrad_bytes = 4096\n"
+             "[train]\nmax_steps = 2\nbatch_size = 96\n");
+  const std::string cfg = (d.path() / "syn.toml").string();
+  const auto study = d.path() / "study";
+  auto r = run(hpcml_exe() + " scale " + cfg + " --ranks 1,2 --local --holdout 2 --no-png --out " +
+               study.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto rep = nlohmann::json::parse(slurp(study / "report" / "report.json"));
+  ASSERT_EQ(rep["studies"].size(), 1u);
+  // The default is 1; two rank counts are too few for the check, which says so.
+  EXPECT_EQ(rep["studies"][0]["multi_term"]["holdout"]["held_out"].get<int>(), 2) << rep.dump(1);
+
+  r = run(hpcml_exe() + " scale " + cfg +
+          " --ranks 1,2 --slurm --dry-run --site local --holdout 3 " + "--out " +
+          (d.path() / "s2").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\n--holdout\n3\n"), std::string::npos) << r.output;
+  r = run(hpcml_exe() + " scale " + cfg + " --ranks 1,2 --holdout -1 --out " +
+          (d.path() / "s3").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--holdout"), std::string::npos) << r.output;
+}

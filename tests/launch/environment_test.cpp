@@ -16,11 +16,12 @@ class LaunchEnvironment : public ::testing::Test {
   void SetUp() override { clear(); }
   void TearDown() override { clear(); }
   static void clear() {
-    for (const char* v : {"SLURM_STEP_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
-                          "SLURM_JOB_NUM_NODES", "SLURM_STEP_NUM_NODES", "SLURM_CPUS_PER_TASK",
-                          "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_JOB_ID", "SLURM_RESTART_COUNT",
-                          "SLURM_GPUS_ON_NODE", "SLURM_JOB_ID", "PMI_RANK", "PMI_SIZE",
-                          "MPI_LOCALRANKID", "PMI_FD", "HYDRA_CONTROL_FD", "CUDA_VISIBLE_DEVICES"})
+    for (const char* v :
+         {"SLURM_STEP_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_NUM_NODES",
+          "SLURM_STEP_NUM_NODES", "SLURM_CPUS_PER_TASK", "SLURM_ARRAY_TASK_ID",
+          "SLURM_ARRAY_JOB_ID", "SLURM_RESTART_COUNT", "SLURM_GPUS_ON_NODE", "SLURM_JOB_ID",
+          "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "PMI_FD",
+          "HYDRA_CONTROL_FD", "CUDA_VISIBLE_DEVICES"})
       unsetenv(v);
   }
   static void set(const char* k, const char* v) { setenv(k, v, 1); }
@@ -90,6 +91,38 @@ TEST_F(LaunchEnvironment, HydraPmiVariables) {
   EXPECT_EQ(l.gpus_on_node, 3);
   EXPECT_EQ(l.mismatch, "");
   EXPECT_EQ(detect_layout(0, 1, 0, 1, 1, 0).mismatch.empty(), false);
+}
+
+TEST_F(LaunchEnvironment, MpiexecInsideAnAllocation) {
+  // Hydra inside salloc/sbatch starts one proxy per node with srun: rank 3 of 4 (local
+  // rank 1 on the second node) carries the proxy step's SLURM_PROCID=1, not its rank.
+  set("SLURM_JOB_ID", "9");
+  set("SLURM_STEP_ID", "0");
+  set("SLURM_PROCID", "1");
+  set("SLURM_NTASKS", "4");
+  set("SLURM_LOCALID", "0");
+  set("SLURM_STEP_NUM_NODES", "2");
+  set("PMI_RANK", "3");
+  set("PMI_SIZE", "4");
+  set("PMI_FD", "6");
+  set("MPI_LOCALRANKID", "1");
+  set("MPI_LOCALNRANKS", "2");
+  RuntimeLayout l = detect_layout(3, 4, 1, 2, 2, 0);
+  EXPECT_EQ(l.launcher, "mpiexec");
+  EXPECT_TRUE(l.under_slurm);
+  EXPECT_EQ(l.env.source, "PMI");
+  EXPECT_EQ(l.env.rank, 3);
+  EXPECT_EQ(l.env.size, 4);
+  EXPECT_EQ(l.env.local_rank, 1);
+  EXPECT_EQ(l.mismatch, "");
+  EXPECT_NE(describe(l).find("launcher          mpiexec (inside Slurm job 9)"), std::string::npos);
+  // srun --mpi=pmi2 sets PMI_RANK too, but not MPI_LOCALRANKID: still srun.
+  unsetenv("MPI_LOCALRANKID");
+  set("PMI_RANK", "1");
+  l = detect_layout(1, 4, 0, 2, 2, 0);
+  EXPECT_EQ(l.launcher, "srun");
+  EXPECT_EQ(l.env.source, "SLURM");
+  EXPECT_EQ(l.mismatch, "");
 }
 
 TEST_F(LaunchEnvironment, MalformedValuesAreIgnored) {

@@ -11,6 +11,11 @@
 #     submit  hpcml submit with slurm.nodes = 2 runs to completion on 2 nodes
 #     scale   hpcml scale --slurm --ranks 1,2 with one rank per node: the points run on
 #             1 and 2 nodes and the report job writes a row for 2 ranks on 2 nodes
+#     mpiexec MPICH's mpiexec (Hydra) inside a 2-node allocation, which starts its proxies
+#             on the nodes through srun: from salloc (mpiexec on this host) and from a
+#             batch script (mpiexec on n1), hpcml info --ranks shows 2 ranks on each of
+#             n1 and n2; hpcml submit with slurm.launcher = "mpiexec" and slurm.nodes = 2
+#             trains to completion with 1 rank on each node
 #
 # Exits 77 (CTest SKIP_RETURN_CODE) with the reason when no cluster of at least
 # 2 nodes answers: not started, or namespaces refused (the reason slurm-local.sh
@@ -161,6 +166,51 @@ EOF
     done
     grep -E '^\| 2 \| 2 x 1 \| 2 \|' "$WORK/study/report/report.md" ||
       fail "the report has no row for 2 ranks on 2 nodes"
+    ;;
+  mpiexec)
+    # 2 x 2 in `hpcml info --ranks` output: 2 ranks on n1 and 2 on n2.
+    two_by_two() {
+      grep -q "4 on 2 node(s), 2 on this node" <<<"$1" || fail "$2: hpcml info does not see 4 ranks on 2 nodes"
+      [ "$(grep -cE '^rank [0-9]/4 on n1: local rank [01]/2' <<<"$1")" -eq 2 ] || fail "$2: not 2 ranks on n1"
+      [ "$(grep -cE '^rank [0-9]/4 on n2: local rank [01]/2' <<<"$1")" -eq 2 ] || fail "$2: not 2 ranks on n2"
+      # The ranks also carry the srun step of Hydra's proxies: mpiexec must still be named.
+      grep -qE '^  launcher +mpiexec \(inside Slurm job' <<<"$1" || fail "$2: hpcml info does not name mpiexec"
+      ! grep -q WARNING <<<"$1" || fail "$2: hpcml info warns"
+    }
+    # salloc: mpiexec runs on this host, outside the nodes; its proxies start through srun.
+    out="$(timeout 120 salloc -N2 -n4 --overcommit --time=5 \
+      timeout 100 mpiexec -n 4 -ppn 2 "$HPCML" info --ranks 2>&1)" || fail "salloc + mpiexec: $out"
+    echo "$out"
+    two_by_two "$out" "salloc + mpiexec"
+    # sbatch: mpiexec runs in the batch shell on n1.
+    # shellcheck disable=SC2016  # $(hostname) is for the batch shell
+    printf '#!/bin/bash\necho "batch shell on $(hostname)"\ntimeout 100 mpiexec -n 4 -ppn 2 "%s" info --ranks\n' \
+      "$HPCML" >job.sh
+    timeout 150 sbatch --wait -N2 -n4 --overcommit --time=5 --output="$WORK/job.out" job.sh >/dev/null ||
+      fail "sbatch + mpiexec: $(cat "$WORK/job.out" 2>/dev/null)"
+    out="$(cat "$WORK/job.out")"
+    echo "$out"
+    grep -q '^batch shell on n1$' <<<"$out" || fail "the batch shell did not run on n1"
+    two_by_two "$out" "sbatch + mpiexec"
+    # hpcml's own batch script with launcher = "mpiexec": 1 rank on each node.
+    config t.toml
+    sed -i 's/^\[slurm\]$/[slurm]\nnodes = 2\nntasks_per_node = 1\nlauncher = "mpiexec"\njob_name = "mn-mpiexec"/' t.toml
+    out="$("$HPCML" submit t.toml --site local --set 'run.name="mpx"' 2>&1)" || fail "submit: $out"
+    echo "$out"
+    run="$(find "$WORK/runs" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+    [ -n "$run" ] || fail "submit wrote no run directory under $WORK/runs"
+    grep -rqE '^(mpiexec|'"'"'mpiexec'"'"') -n 2 -ppn 1' "$run" ||
+      fail "no batch script under $run starts the ranks with mpiexec -n 2 -ppn 1"
+    for _ in $(seq 600); do
+      grep -q '^exited' "$run/state" 2>/dev/null && break
+      sleep 0.2
+    done
+    cat "$run/state" || true
+    grep -q '^exited 0' "$run/state" || { cat "$run"/slurm-*.out || true; fail "the mpiexec job did not exit 0"; }
+    s="$run/train/summary.json"
+    if [ "$(json "$s" nodes)" != 2 ] || [ "$(json "$s" ranks)" != 2 ]; then
+      fail "$s: not 2 ranks on 2 nodes"
+    fi
     ;;
   *) fail "unknown case '$CASE'" ;;
 esac

@@ -49,7 +49,10 @@ struct CommModelParams {
   AlphaBeta inter;  // between nodes (and between ranks for the flat ring)
   AlphaBeta intra;  // inside a node; defaults to `inter` when invalid
   double ranks_per_node = 1;
-  double grad_bytes = kUnknown;    // bytes all-reduced per step (fp32 gradients)
+  double grad_bytes = kUnknown;  // bytes all-reduced per step (fp32 gradients)
+  // The all-reduces of one step (tensor fusion buckets, bytes each): each pays its
+  // own latency. Empty: one all-reduce of grad_bytes.
+  std::vector<double> bucket_bytes;
   double topk_density = kUnknown;  // adds a top-k variant when in (0, 1)
   std::string source;              // where alpha/beta came from, for the report
 };
@@ -62,7 +65,8 @@ struct CommVariant {
 };
 std::vector<CommVariant> comm_variants(const CommModelParams& params);
 
-/// Model time of one all-reduce of a variant at n ranks.
+/// Model time of a step's all-reduces of a variant at n ranks: one of grad_bytes, or
+/// one per entry of bucket_bytes.
 double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, double n);
 
 struct CommPointModel {
