@@ -310,6 +310,7 @@ DataSpace memory_rows(std::size_t n, std::size_t width, const std::string& path)
   if (n == 0) HPCML_CHECK_HDF5(H5Sselect_none(ms.get()), path);
   return ms;
 }
+
 // Reads rows `rows` (sorted, unique, shard-local) of one shard into x (rows x F)
 // and y, with one hyperslab block per run of consecutive rows (select_rows).
 void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vector<hsize_t>& rows,
@@ -348,8 +349,8 @@ void pread_exact(const ShardHandle& h, void* dst, std::size_t bytes, std::uint64
   }
 }
 
-using RowOrder =
-    std::vector<std::pair<std::size_t, std::size_t>>;  // (global index, batch position)
+// A batch's rows sorted by sample: (global index, position in the batch).
+using RowOrder = std::vector<std::pair<std::size_t, std::size_t>>;
 
 // The direct paths' walk over the sorted (index, position) pairs [k0, k1) of
 // one shard: copy(row, count, pos) for each maximal stretch whose indices AND
@@ -533,7 +534,7 @@ ShardCheck check_opened_shard(const DatasetState& st, std::size_t shard, const S
 }
 
 struct Scratch {
-  std::vector<std::pair<std::size_t, std::size_t>> order;  // (global index, batch position)
+  RowOrder order;
   std::vector<hsize_t> rows;
   std::vector<std::size_t> row_of;  // position in `order` -> row in the shard read buffer
   std::vector<float> x;
