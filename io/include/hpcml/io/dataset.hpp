@@ -25,7 +25,7 @@
 // rank with fewer or no rows still calls them; see CollectiveReader). Such
 // reads run on the caller's thread: prefetch_depth() does not apply. Opened
 // without a communicator, a single-file split is read per rank like a split of
-// one shard (pread of the rows).
+// one shard (rows copied from its mapping, see ReadMethod).
 #pragma once
 
 #include <mpi.h>
