@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
       return (now() - t0) / static_cast<double>(batches);
     };
     const double hyper = sync_read(hpcml::io::ReadMethod::kHyperslab);
+    const double pread = sync_read(hpcml::io::ReadMethod::kPread);
     const double sync = sync_read(hpcml::io::ReadMethod::kAuto);
 
     t = now();
@@ -74,9 +75,10 @@ int main(int argc, char** argv) {
 
     std::printf(
         "per batch: memory gather %.1f us | read_rows hyperslab %.1f us (%.1fx memory) | "
-        "read_rows auto/direct %.1f us (%.1fx memory) | prefetch reader (auto), consumer "
-        "doing nothing %.1f us (%.1fx memory)\n",
-        mem * 1e6, hyper * 1e6, hyper / mem, sync * 1e6, sync / mem, pre * 1e6, pre / mem);
+        "read_rows pread %.1f us (%.1fx memory) | read_rows auto/mmap %.1f us (%.1fx memory) | "
+        "prefetch reader (auto), consumer doing nothing %.1f us (%.1fx memory)\n",
+        mem * 1e6, hyper * 1e6, hyper / mem, pread * 1e6, pread / mem, sync * 1e6, sync / mem,
+        pre * 1e6, pre / mem);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "io_read_bench: %s\n", e.what());
     return 1;

@@ -22,6 +22,7 @@
 #include "hpcml/io/hdf5.hpp"
 #include "hpcml/mpi/agree.hpp"
 #include "hpcml/mpi/check.hpp"
+#include "mapped.hpp"
 
 namespace hpcml::io {
 
@@ -45,6 +46,9 @@ struct ShardHandle {
   // pread per run; labels are 1/(F+1) of the data.
   std::vector<std::int32_t> labels_cache;
   int fd = -1;  // owned by `file` (HDF5's sec2 driver), valid while it is open
+  // Direct path: the bytes [min(features_offset, labels_offset), data_end)
+  // mapped read-only (empty when mmap failed: rows are then pread()).
+  detail::FileMap map;
   File file;
   DataSet features;
   DataSet labels;
@@ -256,6 +260,8 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
     h.direct = true;
     h.features_offset = *fo;
     h.labels_offset = *lo;
+    const std::uint64_t map_begin = std::min(*fo, *lo);
+    h.map = detail::FileMap::map(h.fd, map_begin, h.data_end - map_begin);
     if (n <= label_cache_max_rows.load()) {
       h.labels_cache.resize(n);
       HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -273,8 +279,40 @@ ShardHandle open_shard(const DatasetState& st, std::size_t index) {
   return h;
 }
 
+// Selects the sorted unique rows `rows` of a [N, width] (width 0: [N]) file
+// space as a union of one hyperslab block per run of consecutive rows, or
+// nothing when `rows` is empty (a rank with no rows still joins the read).
+DataSpace select_rows(hid_t file_space, const std::vector<hsize_t>& rows, std::size_t width,
+                      const std::string& path) {
+  DataSpace fs(HPCML_CHECK_HDF5(H5Scopy(file_space), path));
+  if (rows.empty()) {
+    HPCML_CHECK_HDF5(H5Sselect_none(fs.get()), path);
+    return fs;
+  }
+  std::size_t i = 0;
+  bool first = true;
+  while (i < rows.size()) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    const H5S_seloper_t op = first ? H5S_SELECT_SET : H5S_SELECT_OR;
+    first = false;
+    const hsize_t start[2] = {rows[i], 0}, count[2] = {j - i, width};
+    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fs.get(), op, start, nullptr, count, nullptr), path);
+    i = j;
+  }
+  return fs;
+}
+
+// A [max(n,1), width] (width 0: [max(n,1)]) memory space, nothing selected if n == 0.
+DataSpace memory_rows(std::size_t n, std::size_t width, const std::string& path) {
+  const hsize_t dims[2] = {std::max<std::size_t>(n, 1), width};
+  DataSpace ms(HPCML_CHECK_HDF5(H5Screate_simple(width ? 2 : 1, dims, nullptr), path));
+  if (n == 0) HPCML_CHECK_HDF5(H5Sselect_none(ms.get()), path);
+  return ms;
+}
+
 // Reads rows `rows` (sorted, unique, shard-local) of one shard into x (rows x F)
-// and y, merging consecutive rows into one hyperslab block each.
+// and y, with one hyperslab block per run of consecutive rows (select_rows).
 void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vector<hsize_t>& rows,
                      float* x, std::int32_t* y) {
   struct stat st {};
@@ -284,24 +322,10 @@ void read_shard_rows(const ShardHandle& h, std::size_t features, const std::vect
                                " bytes, data ends at byte " + std::to_string(h.data_end) +
                                "); it changed after it was opened");
   Hdf5Lock lock;
-  DataSpace fx(HPCML_CHECK_HDF5(H5Scopy(h.features_space.get()), h.path));
-  DataSpace fy(HPCML_CHECK_HDF5(H5Scopy(h.labels_space.get()), h.path));
-  std::size_t i = 0;
-  bool first = true;
-  while (i < rows.size()) {
-    std::size_t j = i + 1;
-    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-    const H5S_seloper_t op = first ? H5S_SELECT_SET : H5S_SELECT_OR;
-    first = false;
-    const hsize_t start2[2] = {rows[i], 0}, count2[2] = {j - i, features};
-    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fx.get(), op, start2, nullptr, count2, nullptr), h.path);
-    const hsize_t start1[1] = {rows[i]}, count1[1] = {j - i};
-    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fy.get(), op, start1, nullptr, count1, nullptr), h.path);
-    i = j;
-  }
-  const hsize_t mdims2[2] = {rows.size(), features}, mdims1[1] = {rows.size()};
-  DataSpace mx(HPCML_CHECK_HDF5(H5Screate_simple(2, mdims2, nullptr), h.path));
-  DataSpace my(HPCML_CHECK_HDF5(H5Screate_simple(1, mdims1, nullptr), h.path));
+  const DataSpace fx = select_rows(h.features_space.get(), rows, features, h.path);
+  const DataSpace fy = select_rows(h.labels_space.get(), rows, 0, h.path);
+  const DataSpace mx = memory_rows(rows.size(), features, h.path);
+  const DataSpace my = memory_rows(rows.size(), 0, h.path);
   HPCML_CHECK_HDF5(H5Dread(h.features.get(), H5T_NATIVE_FLOAT, mx.get(), fx.get(), H5P_DEFAULT, x),
                    h.path + ": cannot read 'features'");
   HPCML_CHECK_HDF5(H5Dread(h.labels.get(), H5T_NATIVE_INT32, my.get(), fy.get(), H5P_DEFAULT, y),
@@ -325,21 +349,27 @@ void pread_exact(const ShardHandle& h, void* dst, std::size_t bytes, std::uint64
   }
 }
 
-// Direct path for the sorted (index, position) pairs [k0, k1) of one shard:
-// each maximal stretch whose indices AND batch positions both increase by one
-// is one pread() straight into the batch (random batches: one per row; in-order
-// evaluation reads: one per shard). Repeated indices copy the earlier row.
-void read_shard_rows_direct(const ShardHandle& h, std::size_t f,
-                            const std::vector<std::pair<std::size_t, std::size_t>>& order,
-                            std::size_t k0, std::size_t k1, Batch& out) {
-  const std::size_t row_bytes = f * sizeof(float);
+// A batch's rows sorted by sample: (global index, position in the batch).
+using RowOrder = std::vector<std::pair<std::size_t, std::size_t>>;
+
+// The direct paths' walk over the sorted (index, position) pairs [k0, k1) of
+// one shard: copy(row, count, pos) for each maximal stretch whose indices AND
+// batch positions both increase by one (random batches: one per row; in-order
+// evaluation reads: one per shard), `row` shard-local. A repeated index copies
+// the earlier row of the batch instead. Allocates nothing and throws only what
+// `copy` throws (the mapped path runs it under run_guarded()).
+template <class Copy>
+void for_each_run(const ShardHandle& h, std::size_t f, const RowOrder::value_type* order,
+                  std::size_t k0, std::size_t k1, Batch& out, const Copy& copy) {
+  float* x = out.x.data();
+  std::int32_t* y = out.y.data();
   std::size_t k = k0;
   while (k < k1) {
-    const auto [index, pos] = order[k];
+    const std::size_t index = order[k].first, pos = order[k].second;
     if (k > k0 && order[k - 1].first == index) {
       const std::size_t prev = order[k - 1].second;
-      std::memcpy(out.x.data() + pos * f, out.x.data() + prev * f, row_bytes);
-      out.y[pos] = out.y[prev];
+      std::memcpy(x + pos * f, x + prev * f, f * sizeof(float));
+      y[pos] = y[prev];
       ++k;
       continue;
     }
@@ -347,15 +377,93 @@ void read_shard_rows_direct(const ShardHandle& h, std::size_t f,
     while (m < k1 && order[m].first == order[m - 1].first + 1 &&
            order[m].second == order[m - 1].second + 1)
       ++m;
-    const std::size_t row = index - h.first, count = m - k;
-    pread_exact(h, out.x.data() + pos * f, count * row_bytes, h.features_offset + row * row_bytes);
-    if (!h.labels_cache.empty())
-      std::copy_n(h.labels_cache.data() + row, count, out.y.data() + pos);
-    else
-      pread_exact(h, out.y.data() + pos, count * sizeof(std::int32_t),
-                  h.labels_offset + row * sizeof(std::int32_t));
+    copy(index - h.first, m - k, pos);
     k = m;
   }
+}
+
+// Direct path without a mapping (ReadMethod::kPread, or mmap failed): one
+// pread() per run, straight into the batch.
+void read_shard_rows_pread(const ShardHandle& h, std::size_t f, const RowOrder& order,
+                           std::size_t k0, std::size_t k1, Batch& out) {
+  const std::size_t row_bytes = f * sizeof(float);
+  for_each_run(h, f, order.data(), k0, k1, out,
+               [&](std::size_t row, std::size_t count, std::size_t pos) {
+                 pread_exact(h, out.x.data() + pos * f, count * row_bytes,
+                             h.features_offset + row * row_bytes);
+                 if (!h.labels_cache.empty())
+                   std::copy_n(h.labels_cache.data() + row, count, out.y.data() + pos);
+                 else
+                   pread_exact(h, out.y.data() + pos, count * sizeof(std::int32_t),
+                               h.labels_offset + row * sizeof(std::int32_t));
+               });
+}
+
+struct MappedCopy {
+  const ShardHandle* h;
+  std::size_t f;
+  const RowOrder::value_type* order;
+  std::size_t k0, k1;
+  Batch* out;
+};
+
+// Runs under detail::run_guarded(): only memcpy from the mapping.
+void copy_mapped_runs(void* arg) {
+  const MappedCopy& c = *static_cast<const MappedCopy*>(arg);
+  const ShardHandle& h = *c.h;
+  const std::size_t f = c.f, row_bytes = f * sizeof(float);
+  float* x = c.out->x.data();
+  std::int32_t* y = c.out->y.data();
+  for_each_run(
+      h, f, c.order, c.k0, c.k1, *c.out, [&](std::size_t row, std::size_t count, std::size_t pos) {
+        std::memcpy(x + pos * f, h.map.at(h.features_offset + row * row_bytes), count * row_bytes);
+        const void* labels =
+            h.labels_cache.empty()
+                ? static_cast<const void*>(h.map.at(h.labels_offset + row * sizeof(std::int32_t)))
+                : h.labels_cache.data() + row;
+        std::memcpy(y + pos, labels, count * sizeof(std::int32_t));
+      });
+}
+
+std::atomic<bool> mapped_size_check{true};
+
+// Direct path with the shard's data mapped (ReadMethod::kAuto): the runs are
+// memcpy'd from the mapping, no system call per row. The file must still hold
+// the highest row asked for (one fstat per shard and batch): a page only partly
+// past a new end of file would read as zeros, a page wholly past it raises
+// SIGBUS. A truncation racing with the copy is caught by the SIGBUS guard.
+void read_shard_rows_mapped(const ShardHandle& h, std::size_t f, const RowOrder& order,
+                            std::size_t k0, std::size_t k1, Batch& out) {
+  const std::uint64_t last = order[k1 - 1].first - h.first;  // sorted: the highest row
+  std::uint64_t need = h.features_offset + (last + 1) * f * sizeof(float);
+  if (h.labels_cache.empty())
+    need = std::max<std::uint64_t>(need, h.labels_offset + (last + 1) * sizeof(std::int32_t));
+  if (mapped_size_check.load(std::memory_order_relaxed)) {
+    struct stat st {};
+    if (::fstat(h.fd, &st) != 0)
+      HPCML_THROW(DataError, h.path + ": cannot stat the open file: " + std::strerror(errno));
+    if (static_cast<std::uint64_t>(st.st_size) < need)
+      HPCML_THROW(DataError, h.path + ": file ends at byte " + std::to_string(st.st_size) +
+                                 " inside the data (truncated after it was opened?)");
+  }
+  MappedCopy c{&h, f, order.data(), k0, k1, &out};
+  if (!detail::run_guarded(copy_mapped_runs, &c))
+    HPCML_THROW(DataError, h.path +
+                               ": file shrank while rows were copied from it (SIGBUS on its "
+                               "mapped data): truncated after it was opened?");
+}
+
+// True when none of the n floats is NaN or infinite (exponent bits all ones).
+// On the bits, branch-free: it vectorizes (std::isfinite in a loop does not),
+// and it runs over every row of every batch.
+bool all_finite(const float* values, std::size_t n) {
+  std::int32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int32_t bits;
+    std::memcpy(&bits, values + i, sizeof bits);
+    bad |= static_cast<std::int32_t>((bits & 0x7fffffff) > 0x7f7fffff);
+  }
+  return bad == 0;
 }
 
 // Per-batch sanity checks; `global` maps a row of the batch to its sample index.
@@ -367,8 +475,7 @@ void check_rows(const DatasetState& st, const Batch& b, std::span<const std::siz
   for (std::size_t r = 0; r < b.rows; ++r) {
     const std::int32_t label = b.y[r];
     const float* row = b.x.data() + r * f;
-    bool finite = true;
-    for (std::size_t c = 0; c < f; ++c) finite &= std::isfinite(row[c]);
+    const bool finite = all_finite(row, f);
     if (label >= 0 && label < st.manifest.classes && finite) continue;
     const std::size_t g = global[r];
     const ShardHandle& h = only ? *only : st.shards[st.shard_of(g)];
@@ -427,7 +534,7 @@ ShardCheck check_opened_shard(const DatasetState& st, std::size_t shard, const S
 }
 
 struct Scratch {
-  std::vector<std::pair<std::size_t, std::size_t>> order;  // (global index, batch position)
+  RowOrder order;
   std::vector<hsize_t> rows;
   std::vector<std::size_t> row_of;  // position in `order` -> row in the shard read buffer
   std::vector<float> x;
@@ -455,9 +562,12 @@ void read_rows_impl(const DatasetState& st, std::span<const std::size_t> indices
     const ShardHandle& h = st.shards[shard];
     const std::size_t end_index = h.first + h.samples;
     std::size_t g1 = g0;
-    if (h.direct && method == ReadMethod::kAuto) {
+    if (h.direct && method != ReadMethod::kHyperslab) {
       while (g1 < n && s.order[g1].first < end_index) ++g1;
-      read_shard_rows_direct(h, f, s.order, g0, g1, out);
+      if (h.map && method == ReadMethod::kAuto)
+        read_shard_rows_mapped(h, f, s.order, g0, g1, out);
+      else
+        read_shard_rows_pread(h, f, s.order, g0, g1, out);
       g0 = g1;
       continue;
     }
@@ -507,6 +617,7 @@ void reopen_collective(DatasetState& st) {
   h.file.reset();
   h.direct = false;
   h.fd = -1;
+  h.map.reset();
   h.labels_cache.clear();
   std::exception_ptr error;
   try {
@@ -558,38 +669,6 @@ void reopen_collective(DatasetState& st) {
     }
     mpi::agree(comm, error);
   }
-}
-
-// Selects the sorted unique rows `rows` of a [N, width] (width 0: [N]) file
-// space as a union of one hyperslab block per run of consecutive rows, or
-// nothing when `rows` is empty (a rank with no rows still joins the read).
-DataSpace select_rows(hid_t file_space, const std::vector<hsize_t>& rows, std::size_t width,
-                      const std::string& path) {
-  DataSpace fs(HPCML_CHECK_HDF5(H5Scopy(file_space), path));
-  if (rows.empty()) {
-    HPCML_CHECK_HDF5(H5Sselect_none(fs.get()), path);
-    return fs;
-  }
-  std::size_t i = 0;
-  bool first = true;
-  while (i < rows.size()) {
-    std::size_t j = i + 1;
-    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-    const H5S_seloper_t op = first ? H5S_SELECT_SET : H5S_SELECT_OR;
-    first = false;
-    const hsize_t start[2] = {rows[i], 0}, count[2] = {j - i, width};
-    HPCML_CHECK_HDF5(H5Sselect_hyperslab(fs.get(), op, start, nullptr, count, nullptr), path);
-    i = j;
-  }
-  return fs;
-}
-
-// A [max(n,1), width] (width 0: [max(n,1)]) memory space, nothing selected if n == 0.
-DataSpace memory_rows(std::size_t n, std::size_t width, const std::string& path) {
-  const hsize_t dims[2] = {std::max<std::size_t>(n, 1), width};
-  DataSpace ms(HPCML_CHECK_HDF5(H5Screate_simple(width ? 2 : 1, dims, nullptr), path));
-  if (n == 0) HPCML_CHECK_HDF5(H5Sselect_none(ms.get()), path);
-  return ms;
 }
 
 // One collective read of this rank's rows `indices` (any order, repeats
@@ -672,7 +751,7 @@ void collective_read_rows(const DatasetState& st, std::span<const std::size_t> i
   }
   float dummy_x = 0;
   std::int32_t dummy_y = 0;
-  if (method == ReadMethod::kAuto && st.mpi_file != MPI_FILE_NULL && !h.labels_cache.empty()) {
+  if (method != ReadMethod::kHyperslab && st.mpi_file != MPI_FILE_NULL && !h.labels_cache.empty()) {
     mpi_read_rows(st, s.rows, x);
     for (std::size_t r = 0; r < s.rows.size(); ++r) y[r] = h.labels_cache[s.rows[r]];
   } else {
@@ -1030,6 +1109,7 @@ void ShardDataset::verify(std::span<const std::size_t> shard_ids) const {
 
 namespace detail {
 void set_label_cache_max_rows(std::size_t rows) { label_cache_max_rows = rows; }
+void set_mapped_size_check(bool on) { mapped_size_check = on; }
 }  // namespace detail
 
 ShardCheck check_shard_file(const std::string& dir, const Manifest& manifest,

@@ -39,6 +39,12 @@ grep -q "split 'train' with 10 samples in one file" "$TMP/out" || { cat "$TMP/ou
 [ -z "$(ls "$TMP/fm1" | grep -- '-of-')" ] || fail "single-file layout wrote shards"
 expect_ok shard verify "$TMP/fm1"
 [ "$(grep -c '^ok .*\(train\|test\)\.h5' "$TMP/out")" = 2 ] || { cat "$TMP/out"; fail "expected 2 ok lines"; }
+# bench io reads the same batches from both layouts: a cold and a warm line per method.
+expect_ok bench io --shards "$TMP/fm" --single "$TMP/fm1" --batch 2 --repeats 1
+for m in plain shards-mmap shards-pread single-coll single-h5; do
+  [ "$(grep -c "^  $m  *\(cold\|warm\) " "$TMP/out")" = 2 ] || { cat "$TMP/out"; fail "bench io: no cold and warm lines for $m"; }
+done
+expect_error "is not in the single-file layout" bench io --shards "$TMP/fm" --single "$TMP/fm" --batch 2
 # Back to shards: the single files go, nothing else does.
 expect_ok shard fashion-mnist --source "$TMP/src" --out "$TMP/fm1" --shards 2
 [ ! -e "$TMP/fm1/train.h5" ] && [ -f "$TMP/fm1/train-00001-of-00002.h5" ] || fail "re-sharding a single-file split"

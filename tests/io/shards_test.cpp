@@ -1,8 +1,14 @@
 // Shard writer + reader: round trips, read order, prefetch, and every kind of
 // broken shard directory giving a one-line DataError that names the file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -78,18 +84,22 @@ TEST(IoShards, RoundTripForManyShardCounts) {
   }
 }
 
-// Every read path: direct pread (with and without the label cache) and HDF5
-// hyperslabs must give the same rows in the requested order.
-enum class Path { kDirect, kDirectNoLabelCache, kHyperslab };
+// Every read path: the direct paths (copies from the mapping, and pread; each
+// with and without the label cache) and HDF5 hyperslabs must give the same rows
+// in the requested order.
+enum class Path { kDirect, kDirectNoLabelCache, kPread, kPreadNoLabelCache, kHyperslab };
 
 class IoReadPaths : public ::testing::TestWithParam<Path> {
  protected:
   std::unique_ptr<ShardDataset> open(const TempDir& dir) {
-    detail::set_label_cache_max_rows(GetParam() == Path::kDirectNoLabelCache ? 0 : 4u << 20);
+    const Path p = GetParam();
+    const bool no_cache = p == Path::kDirectNoLabelCache || p == Path::kPreadNoLabelCache;
+    detail::set_label_cache_max_rows(no_cache ? 0 : 4u << 20);
     auto ds = open_dataset(dir.str(), "train");
     detail::set_label_cache_max_rows(4u << 20);
-    ds->set_read_method(GetParam() == Path::kHyperslab ? ReadMethod::kHyperslab
-                                                       : ReadMethod::kAuto);
+    ds->set_read_method(p == Path::kHyperslab ? ReadMethod::kHyperslab
+                        : p == Path::kPread || p == Path::kPreadNoLabelCache ? ReadMethod::kPread
+                                                                             : ReadMethod::kAuto);
     return ds;
   }
 };
@@ -164,8 +174,91 @@ TEST_P(IoReadPaths, ChunkedShardsFromOtherToolsReadTheSame) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, IoReadPaths,
-                         ::testing::Values(Path::kDirect, Path::kDirectNoLabelCache,
-                                           Path::kHyperslab));
+                         ::testing::Values(Path::kDirect, Path::kDirectNoLabelCache, Path::kPread,
+                                           Path::kPreadNoLabelCache, Path::kHyperslab));
+
+// A shard cut short while a job reads it: rows past the new end give a
+// DataError naming the file on both direct paths, never zeros or a crash. With
+// the size check off, the mapped path's SIGBUS guard alone must give it (the
+// race between the check and the copy that the check cannot close).
+TEST(IoShards, TruncatedUnderARunningReaderIsADataErrorNotACrash) {
+  TempDir dir;
+  const LabeledData d = synthetic(2000, 16, 16);  // 1 KiB rows, ~2 MB: hundreds of pages
+  write_split(d, options(dir, 1));
+  const std::string path = dir / shard_file_name("train", 0, 1);
+  const std::string file = shard_file_name("train", 0, 1);
+  haddr_t offset = 0;
+  {
+    Hdf5Lock lock;
+    File f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    DataSet feats(H5Dopen2(f.get(), "features", H5P_DEFAULT));
+    offset = H5Dget_offset(feats.get());
+    ASSERT_NE(offset, HADDR_UNDEF);
+  }
+  auto ds = open_dataset(dir.str(), "train");
+  Batch b;
+  const std::vector<std::size_t> far = {1999, 3, 1500};
+  ds->read_rows(far, b);  // touches pages that the truncation then takes away
+  expect_rows(b, d, far);
+  fs::resize_file(path, offset + 8 * 1024);  // rows 0..7 remain
+  for (ReadMethod m : {ReadMethod::kAuto, ReadMethod::kPread}) {
+    ds->set_read_method(m);
+    EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{2, 1500}, b), file,
+                      "truncated after it was opened");
+    const std::vector<std::size_t> kept = {7, 0, 7};
+    EXPECT_NO_THROW(ds->read_rows(kept, b));
+    expect_rows(b, d, kept);
+  }
+  ds->set_read_method(ReadMethod::kAuto);
+  detail::set_mapped_size_check(false);
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{2, 1500}, b), file, "SIGBUS",
+                    "truncated after it was opened");
+  EXPECT_DATA_ERROR(ds->read_rows(std::vector<std::size_t>{1999}, b), file, "SIGBUS");
+  // On the prefetch thread too, after the good batch.
+  ds->set_prefetch_depth(2);
+  auto reader = ds->read({1, 1700, 3}, 1);
+  ASSERT_TRUE(reader->next(b));
+  EXPECT_DATA_ERROR(reader->next(b), file, "SIGBUS");
+  detail::set_mapped_size_check(true);
+  const std::vector<std::size_t> kept = {5, 6};
+  EXPECT_NO_THROW(ds->read_rows(kept, b));
+  expect_rows(b, d, kept);
+}
+
+// The SIGBUS handler the reader installs turns only a fault inside its own
+// copies into an error: any other SIGBUS still ends the process.
+TEST(IoShardsDeathTest, OtherSigbusStillEndsTheProcess) {
+  TempDir dir;
+  const LabeledData d = synthetic(40, 16, 16);
+  write_split(d, options(dir, 1));
+  auto ds = open_dataset(dir.str(), "train");
+  Batch b;
+  ds->read_rows(std::vector<std::size_t>{3}, b);  // installs the handler
+  // Ended by the signal (or, under ASan, by its report of it): anything but
+  // carrying on (exit 0) or a failed setup (exit 3).
+  const auto signalled = [](int status) {
+    return !(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3));
+  };
+  EXPECT_EXIT(
+      {
+        std::raise(SIGBUS);
+        std::exit(0);
+      },
+      signalled, "");
+  // A real fault outside the reader: a mapping of a file truncated under it.
+  const std::string victim = dir / "victim.bin";
+  test::write_text(victim, std::string(3 * 4096, 'x'));
+  EXPECT_EXIT(
+      {
+        const int fd = ::open(victim.c_str(), O_RDWR);
+        void* p = ::mmap(nullptr, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) std::exit(3);
+        volatile char c = static_cast<const char*>(p)[2 * 4096];
+        (void)c;
+        std::exit(0);
+      },
+      signalled, "");
+}
 
 TEST(IoShards, ReaderOutlivesDatasetAndStopsMidPass) {
   TempDir dir;

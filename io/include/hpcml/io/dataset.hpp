@@ -25,7 +25,7 @@
 // rank with fewer or no rows still calls them; see CollectiveReader). Such
 // reads run on the caller's thread: prefetch_depth() does not apply. Opened
 // without a communicator, a single-file split is read per rank like a split of
-// one shard (pread of the rows).
+// one shard (rows copied from its mapping, see ReadMethod).
 #pragma once
 
 #include <mpi.h>
@@ -53,14 +53,20 @@ struct ShardCheck {
 
 /// How rows are read.
 /// kAuto: shards whose datasets are contiguous and unfiltered (everything
-/// hpcml writes) are read with one pread() per run of consecutive rows at the
-/// byte offsets HDF5 reports for the datasets at open (H5Dget_offset); this
-/// needs no HDF5 call, hence no HDF5 lock, and is ~10x faster than HDF5's own
-/// per-selection overhead for random rows. Other layouts (e.g. chunked shards
-/// written by other tools) fall back to kHyperslab.
+/// hpcml writes) have their data bytes mapped read-only at open (mmap of the
+/// byte range HDF5 reports for the datasets, H5Dget_offset) and a batch's rows
+/// are memcpy'd from the mapping, one copy per run of consecutive rows: no
+/// system call per row (one fstat per shard and batch checks the file still
+/// holds the rows; a truncation racing with the copy is caught as SIGBUS and
+/// reported as DataError). Where mmap fails, kPread; other layouts (e.g.
+/// chunked shards written by other tools) fall back to kHyperslab. None of
+/// these needs an HDF5 call, hence the HDF5 lock, per batch.
+/// kPread: the same byte ranges, one pread() per run of consecutive rows.
 /// kHyperslab: one HDF5 hyperslab selection (union of the row runs) per shard
 /// and H5Dread, under the HDF5 lock.
-enum class ReadMethod { kAuto, kHyperslab };
+/// On a collective single-file split kAuto and kPread both read with MPI-IO
+/// directly (MPI_File_read_at_all), kHyperslab with a collective H5Dread.
+enum class ReadMethod { kAuto, kPread, kHyperslab };
 
 struct DatasetState;  // shared by the dataset and its readers
 
@@ -123,6 +129,10 @@ namespace detail {
 /// Test hook: shards with more rows than this (default 4 Mi) read labels from
 /// the file per batch instead of keeping them in memory. Affects later opens.
 void set_label_cache_max_rows(std::size_t rows);
+/// Test hook: false skips the file-size check before rows are copied from a
+/// mapping, so that a shard truncated after open is caught by the SIGBUS guard
+/// alone. Affects later reads.
+void set_mapped_size_check(bool on);
 }  // namespace detail
 
 /// Opens split `split` of the shard directory `dir` (see the checks above).
