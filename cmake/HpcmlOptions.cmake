@@ -18,14 +18,15 @@ if(HPCML_ENABLE_OPENMP)
   set(HPCML_HAS_OPENMP 1)
 endif()
 
-# CUDA and NCCL backends are not written yet: the options exist so that
-# builds scripts stay stable, but turning them ON is refused with a clear message.
-foreach(_opt CUDA NCCL)
-  option(HPCML_ENABLE_${_opt} "${_opt} backend (not implemented yet)" OFF)
-  if(HPCML_ENABLE_${_opt})
-    message(FATAL_ERROR "HPCML_ENABLE_${_opt}=ON: the ${_opt} backend is not implemented in this version of hpcml")
-  endif()
-endforeach()
+# CUDA backend (kernels/cuda, docs/gpu.md): AUTO, ON or OFF.
+include(HpcmlCuda)
+
+# The NCCL transport is not written yet: the option exists so that build
+# scripts stay stable, but turning it ON is refused with a clear message.
+option(HPCML_ENABLE_NCCL "NCCL transport (not implemented yet)" OFF)
+if(HPCML_ENABLE_NCCL)
+  message(FATAL_ERROR "HPCML_ENABLE_NCCL=ON: the NCCL transport is not implemented in this version of hpcml")
+endif()
 
 # Kokkos kernel backend (parallel.backend = "kokkos", docs/kernels.md).
 # AUTO: built when Kokkos is found; ON: Kokkos required; OFF: not looked for.

@@ -116,7 +116,8 @@ int run_train(const TrainArgs& args) {
                                       cfg.parallel.threads);
   std::unique_ptr<Backend> backend;
   comm::agree(world, [&] {
-    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
+    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank,
+                                    kernels::DevicePlacement{local.rank(), local.size()});
   });
 
   const auto prefetch =
