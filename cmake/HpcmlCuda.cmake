@@ -33,6 +33,11 @@ if(NOT _hpcml_cuda_mode STREQUAL "OFF")
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
     set(CMAKE_CUDA_ARCHITECTURES "90-real;90-virtual" CACHE STRING "CUDA architectures")
   endif()
+  # One shared CUDA runtime for every target (comm's NCCL code links CUDA::cudart
+  # too): two copies of the runtime in one process would not share their state.
+  if(NOT DEFINED CMAKE_CUDA_RUNTIME_LIBRARY)
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+  endif()
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     enable_language(CUDA)

@@ -35,7 +35,7 @@ BINARIES=(tests/gpu/gpu_cuda_backend_test tests/gpu/gpu_cuda_unit_test kernels/k
 # Optional: the device all-reduce test of the NCCL transport, when built.
 OPTIONAL_BINARIES=(tests/comm/comm_nccl_test)
 # Libraries the GPU machine has in its base system or its CUDA driver/toolkit.
-SYSTEM_LIBS='^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|libcuda|libcublas|libcublasLt|libnvidia-)'
+SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas\.|libcublasLt\.|libnvidia-)'
 
 bundle() {
   local build=${3:-$here/build}

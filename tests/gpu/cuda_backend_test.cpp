@@ -6,7 +6,8 @@
 // same bits (optimizers with a division or sqrt: at most 1 ulp). GEMMs: fp32
 // |c - ref| <= 1e-5 * k (cuBLAS sums in another order); tf32/fp16
 // 4e-3 * sqrt(k); bf16 against a reference GEMM of bf16-rounded inputs
-// 1e-5 * k. Softmax loss 1e-12 relative (device exp/log in double).
+// 1e-5 * k. Softmax loss 1e-12 relative (device exp/log in double). Ten MLP
+// steps against reference: losses 1e-4 relative, parameters 5e-4 absolute.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -346,7 +347,7 @@ TEST_F(CudaBackendTest, TrainingStepsMatchReference) {
   const auto pr = train(*ref_, GemmPrecision::fp32, 10, &lr);
   ASSERT_EQ(pc.size(), pr.size());
   for (std::size_t s = 0; s < lc.size(); ++s) EXPECT_NEAR(lc[s], lr[s], 1e-4 * lr[s]) << s;
-  for (std::size_t i = 0; i < pc.size(); ++i) ASSERT_NEAR(pc[i], pr[i], 1e-4) << i;
+  for (std::size_t i = 0; i < pc.size(); ++i) ASSERT_NEAR(pc[i], pr[i], 5e-4) << i;
   EXPECT_LT(lc.back(), lc.front());
 }
 
