@@ -119,6 +119,7 @@ int run_info(bool all_ranks) {
     std::string backends;
     for (const auto& b : kernels::available_backends())
       backends += (backends.empty() ? "" : ", ") + b;
+    for (const auto& b : kernels::device_backends()) backends += ", " + b + " (device)";
     os << "  backends          " << backends << "\n";
     os << "  CUDA              " << cuda_description();
     os << "  MPI and CUDA      " << mpi_cuda_awareness() << "\n";

@@ -462,6 +462,8 @@ class CudaBackend final : public Backend {
 
   // ---- batches --------------------------------------------------------------
   void prefetch_batch(const Batch& batch) override {
+    // The caller may be a reader thread, whose current device is its own.
+    HPCML_CHECK_CUDA(cudaSetDevice(device_));
     const int s = 1 - current_;  // the slot the current step is not reading
     Slot& slot = slots_[s];
     // The pinned buffer may still feed this slot's previous copy.
@@ -553,7 +555,9 @@ class CudaBackend final : public Backend {
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const int im = to_int(m), in = to_int(n), ik = to_int(k);
     const int ilda = to_int(lda), ildb = to_int(ldb), ildc = to_int(ldc);
-    const std::size_t a_elems = (trans_a ? k : m) * lda, b_elems = (trans_b ? n : k) * ldb;
+    // Elements the stored matrices span (the last row needs only its columns).
+    const std::size_t a_elems = ((trans_a ? k : m) - 1) * lda + (trans_a ? m : k);
+    const std::size_t b_elems = ((trans_b ? n : k) - 1) * ldb + (trans_b ? k : n);
     cudaEvent_t start = nullptr, stop = nullptr;
     if (timing_) next_timer(start, stop);
     if (start) HPCML_CHECK_CUDA(cudaEventRecord(start, compute_.get()));
@@ -793,8 +797,8 @@ class CudaBackend final : public Backend {
 
   int device_ = 0;
   Stream compute_, copy_;
+  DeviceMemory workspace_;  // declared before cublas_: the handle goes first
   CublasHandle cublas_;
-  DeviceMemory workspace_;
   PinnedMemory result_host_;
   DeviceMemory result_dev_, partial_dev_;
   Scratch row_loss_, row_hit_, scratch_a_, scratch_b_;

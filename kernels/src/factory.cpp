@@ -45,7 +45,8 @@ const std::vector<PlannedBackend> kPlanned = {
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads,
                                       [[maybe_unused]] const DevicePlacement& placement) {
-  const auto names = available_backends();
+  auto names = available_backends();
+  for (auto& d : device_backends()) names.push_back(std::move(d));
   if (std::find(names.begin(), names.end(), name) != names.end()) {
     HPCML_REQUIRE(threads >= 1, ConfigError,
                   "backend '" + name + "': threads must be >= 1, got " + std::to_string(threads));
@@ -61,22 +62,25 @@ std::unique_ptr<Backend> make_backend(const std::string& name, int threads,
   for (const auto& planned : kPlanned) {
     if (name == planned.name)
       HPCML_THROW(NotAvailableError, "backend '" + name + "' is not compiled into this build (" +
-                                         planned.why +
-                                         "; available: " + join(available_backends()) + ")");
+                                         planned.why + "; available: " + join(names) + ")");
   }
-  HPCML_THROW(ConfigError,
-              "unknown backend '" + name + "' (available: " + join(available_backends()) + ")");
+  HPCML_THROW(ConfigError, "unknown backend '" + name + "' (available: " + join(names) + ")");
 }
 
 std::vector<std::string> available_backends() {
-  std::vector<std::string> names = {"reference", "omp"};
 #if defined(HPCML_HAS_KOKKOS)
-  names.emplace_back("kokkos");
+  return {"reference", "omp", "kokkos"};
+#else
+  return {"reference", "omp"};
 #endif
+}
+
+std::vector<std::string> device_backends() {
 #if defined(HPCML_HAS_CUDA)
-  names.emplace_back("cuda");
+  return {"cuda"};
+#else
+  return {};
 #endif
-  return names;
 }
 
 std::string cuda_version_string(int version) {

@@ -82,7 +82,7 @@ TEST(CudaVersion, ReadsLikeNvidiaSmi) {
 }
 
 TEST(CudaFactory, WithoutADeviceTheBackendIsOneClearError) {
-  const auto names = available_backends();
+  const auto names = device_backends();
   const bool listed = std::find(names.begin(), names.end(), "cuda") != names.end();
 #if defined(HPCML_HAS_CUDA)
   EXPECT_TRUE(listed);

@@ -50,8 +50,13 @@ class BackendRuntime {
   BackendRuntime& operator=(const BackendRuntime&) = delete;
 };
 
-/// Backend names this build can create.
+/// Names of the host-memory backends this build can create (every kernel takes
+/// host pointers; the kernel tests run them all against reference).
 std::vector<std::string> available_backends();
+
+/// Names of the device-memory backends this build can create when a device is
+/// visible ("cuda" when built with CUDA): buffers come from Backend::allocate().
+std::vector<std::string> device_backends();
 
 /// One line describing the kokkos backend: Kokkos version, execution space and
 /// GEMM path (KokkosBlas::gemm or CBLAS), or that it is not compiled in.
