@@ -3,11 +3,12 @@
 #
 #   1. Here, on a machine with the full build (MPICH, HDF5, nvcc):
 #        scripts/device-check.sh --bundle device-bundle [BUILD_DIR]
-#      copies the gpu tests and the GPU benchmark, which link no MPI or HDF5,
-#      into device-bundle/bin and every shared library they need that a CUDA
-#      machine may lack (OpenBLAS, libgomp, Kokkos, the CUDA runtime, ...) into
-#      device-bundle/lib. cuBLAS is not copied (hundreds of MB): the GPU machine's
-#      CUDA toolkit (or its pip nvidia-cublas wheel) provides it.
+#      packs the gpu tests and the GPU benchmark, which link no MPI or HDF5,
+#      (bin/) and every shared library they need that a CUDA machine may lack
+#      (OpenBLAS, libgomp, Kokkos, the CUDA runtime, ...; lib/) into
+#      device-bundle/bundle.tgz (about 20 MB; the device tool carries at most
+#      64 MiB with the working tree). cuBLAS is not packed (hundreds of MB): the
+#      GPU machine's CUDA toolkit (or its pip nvidia-cublas wheel) provides it.
 #   2. On the GPU machine (CUDA 13, no MPICH, no HDF5, no network):
 #        scripts/device-check.sh --run device-bundle
 #      checks that every library resolves (ldd), runs the gpu tests, the
@@ -40,7 +41,11 @@ SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|li
 bundle() {
   local build=${3:-$here/build}
   [[ -d $build ]] || { echo "device-check: no build directory $build" >&2; exit 2; }
-  rm -rf "$dir"
+  local out=$dir
+  rm -rf "$out"
+  mkdir -p "$out"
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
   mkdir -p "$dir/bin" "$dir/lib"
   local b found=()
   for b in "${BINARIES[@]}"; do
@@ -61,13 +66,14 @@ bundle() {
       [[ -e $dir/lib/$name ]] || cp -L "$path" "$dir/lib/$name"
     done
   done
-  cp "$0" "$dir/device-check.sh"
   {
     echo "bundled $(date -u +%FT%TZ) from $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "host: $(uname -srm), $(ldd --version | head -1)"
     ls -l "$dir/bin" "$dir/lib"
   } >"$dir/MANIFEST"
-  echo "device-check: bundle in $dir ($(du -sh "$dir" | cut -f1)); on the GPU machine run: scripts/device-check.sh --run $dir"
+  cp "$dir/MANIFEST" "$out/MANIFEST"
+  tar czf "$out/bundle.tgz" -C "$dir" bin lib MANIFEST
+  echo "device-check: bundle in $out ($(du -sh "$out" | cut -f1)); on the GPU machine run: scripts/device-check.sh --run $out"
 }
 
 run_checks() {
@@ -76,6 +82,12 @@ run_checks() {
   local start=$SECONDS failed=0
   exec > >(tee "$results") 2>&1
   echo "== device-check $(date -u +%FT%TZ) on $(hostname)"
+  if [[ -f $dir/bundle.tgz ]]; then
+    local unpacked
+    unpacked=$(mktemp -d)
+    tar xzf "$dir/bundle.tgz" -C "$unpacked" || { echo "device-check: cannot unpack $dir/bundle.tgz"; exit 2; }
+    dir=$unpacked
+  fi
   [[ -d $dir/bin ]] || { echo "device-check: $dir/bin missing: make the bundle first (--bundle)"; exit 2; }
   [[ -f $dir/MANIFEST ]] && head -2 "$dir/MANIFEST"
   if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
@@ -119,6 +131,7 @@ run_checks() {
     [[ $rc == 0 ]] || failed=1
   }
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+  export HPCML_REQUIRE_GPU=1  # a gpu test that would skip for want of a device fails here
   step "gpu unit tests" 60 "$dir/bin/gpu_cuda_unit_test"
   step "gpu tests (cuda against reference)" 150 "$dir/bin/gpu_cuda_backend_test"
   step "training benchmark (cuda vs omp)" 180 "$dir/bin/kernels_gpu_bench" --omp-threads "$OMP_NUM_THREADS"

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -32,11 +33,22 @@ using test::random_floats;
 using test::random_labels;
 using test::ulp_distance;
 
-#define HPCML_SKIP_WITHOUT_GPU()                                                         \
-  do {                                                                                   \
-    const auto info_ = cuda_info();                                                      \
-    if (!info_.compiled) GTEST_SKIP() << "no CUDA device: cuda backend not compiled in"; \
-    if (info_.devices.empty()) GTEST_SKIP() << "no CUDA device: " << info_.error;        \
+// HPCML_REQUIRE_GPU=1 (scripts/device-check.sh on a GPU machine) turns the
+// skip into a failure: there, no device means something is broken.
+bool gpu_required() {
+  const char* v = std::getenv("HPCML_REQUIRE_GPU");
+  return v != nullptr && std::string(v) == "1";
+}
+
+#define HPCML_SKIP_WITHOUT_GPU()                                                        \
+  do {                                                                                  \
+    const auto info_ = cuda_info();                                                     \
+    const std::string why_ =                                                            \
+        !info_.compiled ? std::string("cuda backend not compiled in") : info_.error;    \
+    if (info_.devices.empty()) {                                                        \
+      if (gpu_required()) FAIL() << "HPCML_REQUIRE_GPU=1 but no CUDA device: " << why_; \
+      GTEST_SKIP() << "no CUDA device: " << why_;                                       \
+    }                                                                                   \
   } while (0)
 
 // Device copies of host vectors, and back.
