@@ -105,6 +105,21 @@ __global__ void column_sums_kernel(const float* x, std::size_t rows, std::size_t
   }
 }
 
+// Tall matrices: blockIdx.y = a chunk of kColumnChunk rows, summed in order per
+// column; then column_sums_kernel over the chunk partials, in chunk order. The
+// shape depends on rows and cols only, so the bits do not depend on the GPU.
+constexpr std::size_t kColumnChunk = 256;
+__global__ void column_chunk_sums_kernel(const float* x, std::size_t rows, std::size_t cols,
+                                         float* partial) {
+  const std::size_t j = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  const std::size_t begin = blockIdx.y * kColumnChunk;
+  const std::size_t end = begin + kColumnChunk < rows ? begin + kColumnChunk : rows;
+  float sum = 0.0f;
+  for (std::size_t i = begin; i < end; ++i) sum += x[i * cols + j];
+  partial[blockIdx.y * cols + j] = sum;
+}
+
 __global__ void sgd_momentum_kernel(float* w, const float* g, float* v, std::size_t n, float lr,
                                     float momentum, float weight_decay) {
   HPCML_GRID_LOOP(i, n) {
@@ -617,7 +632,16 @@ class CudaBackend final : public Backend {
   }
   void column_sums(const float* x, std::size_t rows, std::size_t cols, float* out) override {
     if (cols == 0) return;
-    column_sums_kernel<<<grid_for(cols), kBlock, 0, compute_.get()>>>(x, rows, cols, out);
+    if (rows <= kColumnChunk) {  // the reference's order: the same bits
+      column_sums_kernel<<<grid_for(cols), kBlock, 0, compute_.get()>>>(x, rows, cols, out);
+    } else {
+      const std::size_t chunks = (rows + kColumnChunk - 1) / kColumnChunk;
+      auto* partial = static_cast<float*>(column_partial_.get(chunks * cols * sizeof(float)));
+      const dim3 grid(static_cast<unsigned>((cols + kBlock - 1) / kBlock),
+                      static_cast<unsigned>(chunks));
+      column_chunk_sums_kernel<<<grid, kBlock, 0, compute_.get()>>>(x, rows, cols, partial);
+      column_sums_kernel<<<grid_for(cols), kBlock, 0, compute_.get()>>>(partial, chunks, cols, out);
+    }
     HPCML_CHECK_CUDA(cudaGetLastError());
   }
 
@@ -801,7 +825,7 @@ class CudaBackend final : public Backend {
   CublasHandle cublas_;
   PinnedMemory result_host_;
   DeviceMemory result_dev_, partial_dev_;
-  Scratch row_loss_, row_hit_, scratch_a_, scratch_b_;
+  Scratch row_loss_, row_hit_, scratch_a_, scratch_b_, column_partial_;
   Slot slots_[2];
   int current_ = 0;
   std::size_t prefetch_hits_ = 0;

@@ -212,6 +212,24 @@ TEST_F(CudaBackendTest, ElementwiseKernelsMatchReferenceBits) {
     EXPECT_TRUE(bit_identical(got[i], want[i])) << names[i];
 }
 
+// More than 256 rows: chunks of 256 rows, then the chunks in order (fixed
+// shape). Within 2e-3 of reference's row-order float sums of 4099 values in
+// [-1, 1] (both orders round; the sums are about 40 in size).
+TEST_F(CudaBackendTest, ColumnSumsOfTallMatrices) {
+  for (std::size_t cols : {std::size_t{10}, std::size_t{300}}) {
+    const std::size_t rows = 4099;
+    const auto x = random_floats(rows * cols, 13);
+    Dev<float> dx(*cuda_, x), out(*cuda_, cols);
+    cuda_->column_sums(dx.get(), rows, cols, out.get());
+    const auto got = out.host();
+    std::vector<float> want(cols);
+    ref_->column_sums(x.data(), rows, cols, want.data());
+    for (std::size_t j = 0; j < cols; ++j) ASSERT_NEAR(got[j], want[j], 2e-3) << j;
+    cuda_->column_sums(dx.get(), rows, cols, out.get());
+    EXPECT_TRUE(bit_identical(out.host(), got)) << "not deterministic";
+  }
+}
+
 TEST_F(CudaBackendTest, OptimizerKernelsMatchReference) {
   const std::size_t n = 10007;
   const auto w0 = random_floats(n, 20), g0 = random_floats(n, 21), v0 = random_floats(n, 22, 0, 1),
