@@ -484,8 +484,10 @@ class CudaBackend final : public Backend {
     // The pinned buffer may still feed this slot's previous copy.
     if (slot.copy_pending) HPCML_CHECK_CUDA(cudaEventSynchronize(slot.ready.get()));
     stage(slot, batch);
-    std::memcpy(slot.host_x.get(), batch.x.data(), batch.x.size() * sizeof(float));
-    std::memcpy(slot.host_y.get(), batch.y.data(), batch.y.size() * sizeof(std::int32_t));
+    if (!batch.x.empty())
+      std::memcpy(slot.host_x.get(), batch.x.data(), batch.x.size() * sizeof(float));
+    if (!batch.y.empty())
+      std::memcpy(slot.host_y.get(), batch.y.data(), batch.y.size() * sizeof(std::int32_t));
     // The device buffers may still be read by kernels of the step that used this slot.
     HPCML_CHECK_CUDA(cudaStreamWaitEvent(copy_.get(), slot.consumed.get(), 0));
     HPCML_CHECK_CUDA(cudaMemcpyAsync(slot.dev_x.get(), slot.host_x.get(),
