@@ -130,6 +130,14 @@ if(HPCML_HAS_KOKKOS)
   install(FILES ${PROJECT_SOURCE_DIR}/cmake/FindHpcmlKokkos.cmake
           DESTINATION ${HPCML_INSTALL_CMAKEDIR} COMPONENT development)
 endif()
+# The cuda backend links CUDA::cudart (public) and CUDA::cublas into the static
+# hpcml_kernels: the package finds the same CUDA toolkit again.
+set(HPCML_CONFIG_HAS_CUDA 0)
+set(HPCML_CONFIG_CUDA_ROOT "")
+if(HPCML_HAS_CUDA)
+  set(HPCML_CONFIG_HAS_CUDA 1)
+  get_filename_component(HPCML_CONFIG_CUDA_ROOT "${CUDAToolkit_BIN_DIR}" DIRECTORY)
+endif()
 configure_package_config_file(
   ${PROJECT_SOURCE_DIR}/cmake/hpcmlConfig.cmake.in ${PROJECT_BINARY_DIR}/hpcmlConfig.cmake
   INSTALL_DESTINATION ${HPCML_INSTALL_CMAKEDIR})

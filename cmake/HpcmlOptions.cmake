@@ -18,14 +18,8 @@ if(HPCML_ENABLE_OPENMP)
   set(HPCML_HAS_OPENMP 1)
 endif()
 
-# CUDA and NCCL backends are not written yet: the options exist so that
-# builds scripts stay stable, but turning them ON is refused with a clear message.
-foreach(_opt CUDA)
-  option(HPCML_ENABLE_${_opt} "${_opt} backend (not implemented yet)" OFF)
-  if(HPCML_ENABLE_${_opt})
-    message(FATAL_ERROR "HPCML_ENABLE_${_opt}=ON: the ${_opt} backend is not implemented in this version of hpcml")
-  endif()
-endforeach()
+# CUDA backend (kernels/cuda, docs/gpu.md): AUTO, ON or OFF.
+include(HpcmlCuda)
 
 # NCCL transport (parallel.transport = "nccl", docs/communication.md).
 # AUTO: built when nccl.h, libnccl and the CUDA runtime are found (no GPU needed

@@ -11,6 +11,7 @@
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/comm/nccl.hpp"
 #include "hpcml/config.hpp"
+#include "hpcml/kernels/cuda.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "hpcml/launch/environment.hpp"
 #include "layout.hpp"
@@ -52,6 +53,64 @@ void print_layout_lines(comm::Communicator& world, const launch::RuntimeLayout& 
   }
 }
 
+// MPICH 4 (mpi-ext.h, MPIX_Query_cuda_support) says whether it moves device
+// buffers itself; Debian's MPICH is built without CUDA, so gradients of the
+// cuda backend are staged through pinned host memory for MPI.
+std::string mpi_cuda_awareness() {
+#if defined(MPIX_GPU_SUPPORT_CUDA)
+  int supported = 0;
+  if (MPIX_GPU_query_support(MPIX_GPU_SUPPORT_CUDA, &supported) == MPI_SUCCESS && supported)
+    return "CUDA-aware (MPIX_GPU_query_support)";
+  return "not CUDA-aware (MPIX_GPU_query_support: no; device gradients are staged through pinned "
+         "host memory)";
+#elif defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  return MPIX_Query_cuda_support() ? "CUDA-aware (MPIX_Query_cuda_support)"
+                                   : "not CUDA-aware at run time (MPIX_Query_cuda_support)";
+#else
+  return "not CUDA-aware (no MPIX CUDA query in this MPI; device gradients are staged through "
+         "pinned host memory)";
+#endif
+}
+
+// The cuda section: "compiled, no device", or one line per visible device.
+std::string cuda_description() {
+  const auto info = kernels::cuda_info();
+  if (!info.compiled) return "not compiled in (HPCML_ENABLE_CUDA=AUTO finds nvcc)\n";
+  std::ostringstream os;
+  const std::string versions =
+      "runtime " + kernels::cuda_version_string(info.runtime_version) + ", driver " +
+      (info.driver_version ? kernels::cuda_version_string(info.driver_version) : "none");
+  if (info.devices.empty()) {
+    os << "compiled, no device (" << info.error << "; " << versions << ")\n";
+    return os.str();
+  }
+  os << "compiled, " << info.devices.size() << " device(s), " << versions << "\n";
+  for (const auto& d : info.devices) {
+    char mem[32];
+    std::snprintf(mem, sizeof mem, "%.1f", static_cast<double>(d.memory_bytes) / (1 << 30));
+    os << "    device " << d.index << "        " << d.name << ", compute capability " << d.cc_major
+       << "." << d.cc_minor << ", " << mem << " GiB, " << d.multiprocessors << " SMs, PCI "
+       << d.pci_bus_id << "\n";
+  }
+  return os.str();
+}
+
+// ", GPU 0 (0000:3b:00.0)" for the rank -> GPU map of `hpcml info --ranks`;
+// "" without CUDA devices.
+std::string gpu_of_rank(int local_rank, int local_size) {
+  const auto info = kernels::cuda_info();
+  if (info.devices.empty()) return "";
+  try {
+    const int d = kernels::cuda_choose_device({local_rank, local_size, false, false},
+                                              static_cast<int>(info.devices.size()));
+    return ", GPU " + std::to_string(d) + " (" +
+           info.devices[static_cast<std::size_t>(d)].pci_bus_id + ")";
+  } catch (const Error&) {
+    return ", no GPU of its own (" + std::to_string(local_size) + " ranks, " +
+           std::to_string(info.devices.size()) + " GPUs on this node)";
+  }
+}
+
 int run_info(bool all_ranks) {
   comm::MpiEnvironment env;
   auto world = comm::Communicator::world();
@@ -78,8 +137,10 @@ int run_info(bool all_ranks) {
     std::string backends;
     for (const auto& b : kernels::available_backends())
       backends += (backends.empty() ? "" : ", ") + b;
+    for (const auto& b : kernels::device_backends()) backends += ", " + b + " (device)";
     os << "  backends          " << backends << "\n";
-    os << "  CUDA              not compiled in (backend not implemented yet)\n";
+    os << "  CUDA              " << cuda_description();
+    os << "  MPI and CUDA      " << mpi_cuda_awareness() << "\n";
     os << "  NCCL              " << comm::nccl_description() << "\n";
     os << "  Kokkos            " << kernels::kokkos_description() << "\n";
 #ifdef HPCML_HAS_SLURM
@@ -95,12 +156,13 @@ int run_info(bool all_ranks) {
     for (int r = 0; r < world.size(); ++r) {
       world.barrier();
       if (r == world.rank()) {
-        std::printf("rank %d/%d on %s: local rank %d/%d, %d thread(s) (%s)%s\n", layout.rank,
+        std::printf("rank %d/%d on %s: local rank %d/%d, %d thread(s) (%s)%s%s\n", layout.rank,
                     layout.size, layout.hostname.c_str(), layout.local_rank, layout.local_size,
                     layout.threads_per_rank, layout.threads_source.c_str(),
                     layout.array_task_id >= 0
                         ? (", array task " + std::to_string(layout.array_task_id)).c_str()
-                        : "");
+                        : "",
+                    gpu_of_rank(layout.local_rank, layout.local_size).c_str());
         std::fflush(stdout);
       }
     }

@@ -295,7 +295,9 @@ int run_train(const TrainArgs& args) {
                                       cfg.parallel.threads);
   std::unique_ptr<Backend> backend;
   comm::agree(world, [&] {
-    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank);
+    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank,
+                                    kernels::DevicePlacement{local.rank(), local.size(),
+                                                             cfg.parallel.gpu_sharing});
     backend->set_gemm_precision(gemm_precision(cfg.train));
   });
   // A device backend's buffers are not node-shared memory: no sharded update.

@@ -9,6 +9,7 @@
 #include "hpcml/config.hpp"
 #include "hpcml/core/backend.hpp"
 #include "hpcml/core/error.hpp"
+#include "hpcml/kernels/factory.hpp"
 
 namespace hpcml::kernels::detail {
 
@@ -30,6 +31,11 @@ std::unique_ptr<Backend> make_kokkos_backend(int threads);
 void finalize_kokkos();
 /// Kokkos version, execution space and GEMM path, for `hpcml info`.
 std::string kokkos_description();
+#endif
+
+#if defined(HPCML_HAS_CUDA)
+/// The cuda backend on the GPU that `placement` selects (kernels/cuda/).
+std::unique_ptr<Backend> make_cuda_backend(const kernels::DevicePlacement& placement);
 #endif
 
 /// Rejects leading dimensions smaller than the stored row length, which would

@@ -149,6 +149,18 @@ std::string render_batch_script(const ScriptPlan& p) {
 
   o << "\n";
   const int n = j.total_tasks();
+  // GPUs: srun binds one GPU per task (each task then sees only its own, as
+  // device 0, and hpcml is told so); without a binding hpcml picks GPU
+  // SLURM_LOCALID among the node's, and refuses more ranks than GPUs.
+  std::string gpu_bind;
+  if (j.gpus_per_node > 0 && j.launcher == "srun") {
+    gpu_bind = j.gpu_bind;
+    if (gpu_bind == "auto") gpu_bind = j.ntasks_per_node <= j.gpus_per_node ? "single:1" : "none";
+    if (gpu_bind == "none") gpu_bind.clear();
+    if (!gpu_bind.empty())
+      o << "# Each task sees only the GPU srun bound to it (CUDA_VISIBLE_DEVICES).\n"
+           "export HPCML_GPU_BOUND=1\n";
+  }
   if (j.launcher == "srun") {
     // Since Slurm 22.05 srun does not inherit --cpus-per-task from the allocation: pass -c.
     // --kill-on-bad-exit=1: a rank that dies ends the whole step at once instead of
@@ -157,6 +169,7 @@ std::string render_batch_script(const ScriptPlan& p) {
       << " --cpu-bind=" << shell_quote(j.cpu_bind) << " --mpi=" << shell_quote(j.mpi)
       << " --kill-on-bad-exit=1";
     if (j.gpus_per_node > 0) o << " --gpus-per-node=" << j.gpus_per_node;
+    if (!gpu_bind.empty()) o << " --gpu-bind=" << shell_quote(gpu_bind);
     o << " \"$HPCML\" \"${ARGS[@]}\" &\n";
   } else if (j.launcher == "mpiexec") {
     o << shell_quote(j.mpiexec) << " -n " << n << " -ppn " << j.ntasks_per_node

@@ -157,6 +157,7 @@ JobSpec read_job_spec(ConfigDoc& doc, const SiteProfile& site) {
   j.launcher = doc.get_choice("slurm.launcher", site.launcher, {"srun", "mpiexec", "none"});
   j.mpi = get_checked(doc, "slurm.mpi", site.mpi, Field::kName, false);
   j.cpu_bind = get_checked(doc, "slurm.cpu_bind", site.cpu_bind, Field::kGres, false);
+  j.gpu_bind = get_checked(doc, "slurm.gpu_bind", site.gpu_bind, Field::kGres, false);
   j.mpiexec = site.mpiexec;
   j.omp_places = get_checked(doc, "slurm.omp_places", j.omp_places, Field::kGres, false);
   j.omp_proc_bind = doc.get_choice("slurm.omp_proc_bind", j.omp_proc_bind,

@@ -37,6 +37,7 @@ void apply_site_table(ConfigDoc& doc, const std::string& t, SiteProfile& s) {
   s.launcher = doc.get_choice(p + "launcher", s.launcher, {"srun", "mpiexec"});
   s.mpi = get_checked(doc, p + "mpi", s.mpi, Field::kName, false);
   s.cpu_bind = get_checked(doc, p + "cpu_bind", s.cpu_bind, Field::kGres, false);
+  s.gpu_bind = get_checked(doc, p + "gpu_bind", s.gpu_bind, Field::kGres, false);
   s.mpiexec = get_checked(doc, p + "mpiexec", s.mpiexec, Field::kPath, false);
   s.module_init = get_checked(doc, p + "module_init", s.module_init, Field::kPath, true);
   s.module_purge = doc.get_bool(p + "module_purge", s.module_purge);

@@ -57,6 +57,28 @@ TEST(LaunchScript, EveryDirectiveOnExampleCluster) {
   expect_matches_file(dry_run("full.toml", "example-cluster"), "full.txt");
 }
 
+TEST(LaunchScript, GpuJobBindsOneGpuPerTask) {
+  expect_matches_file(dry_run("gpu.toml", "example-gpu-cluster"), "gpu.txt");
+}
+
+// gpu_bind: "auto" binds one GPU per task only when a node has enough of them.
+TEST(LaunchScript, GpuBindingFollowsTasksAndGpus) {
+  const std::string bound = dry_run("gpu.toml", "example-gpu-cluster");
+  EXPECT_NE(bound.find("--gpus-per-node=4 --gpu-bind='single:1' \"$HPCML\""), std::string::npos)
+      << bound;
+  EXPECT_NE(bound.find("export HPCML_GPU_BOUND=1\n"), std::string::npos);
+  // More tasks than GPUs: no binding; hpcml refuses unless parallel.gpu_sharing.
+  const std::string shared =
+      dry_run("gpu.toml", "example-gpu-cluster", {"slurm.ntasks_per_node=8"});
+  EXPECT_EQ(shared.find("--gpu-bind"), std::string::npos) << shared;
+  EXPECT_EQ(shared.find("HPCML_GPU_BOUND"), std::string::npos);
+  const std::string mapped =
+      dry_run("gpu.toml", "example-gpu-cluster", {"slurm.gpu_bind=\"map_gpu:3,2,1,0\""});
+  EXPECT_NE(mapped.find("--gpu-bind='map_gpu:3,2,1,0'"), std::string::npos) << mapped;
+  const std::string none = dry_run("gpu.toml", "example-gpu-cluster", {"slurm.gpu_bind=\"none\""});
+  EXPECT_EQ(none.find("--gpu-bind"), std::string::npos);
+}
+
 TEST(LaunchScript, GridSweepWithMpiexecSite) {
   expect_matches_file(dry_run("sweep.toml", "example-mpiexec"), "sweep.txt");
 }
@@ -105,6 +127,7 @@ TEST(LaunchScript, HostileValuesAreRefused) {
   expect_refused("basic.toml", {"slurm.job_name=\"$(touch /tmp/pwned)\""}, "slurm.job_name");
   expect_refused("basic.toml", {"slurm.job_name=\"`id`\""}, "slurm.job_name");
   expect_refused("basic.toml", {"slurm.partition=\"debug;reboot\""}, "slurm.partition");
+  expect_refused("basic.toml", {"slurm.gpu_bind=\"single:1;id\""}, "slurm.gpu_bind");
   expect_refused("basic.toml", {"slurm.account=\"a#b\""}, "slurm.account");
   expect_refused("basic.toml", {"slurm.output=\"/x\\nrm -rf /\""}, "slurm.output");
   expect_refused("basic.toml", {"slurm.output=\"/x/$(id).out\""}, "slurm.output");

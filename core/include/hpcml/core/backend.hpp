@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#if __cplusplus >= 202002L  // nvcc compiles kernels/cuda as C++17: no std::span there
 #include <span>
+#endif
 #include <string>
 
 #include "hpcml/core/data.hpp"
@@ -250,7 +252,9 @@ class HostArray {
   T* data() { return p_; }
   const T* data() const { return p_; }
   std::size_t size() const { return n_; }
+#if __cplusplus >= 202002L
   std::span<T> span() { return {p_, n_}; }
+#endif
   void reset() noexcept {
     if (p_ && be_) be_->deallocate_host(p_);
     p_ = nullptr;

@@ -85,6 +85,7 @@ struct TrainConfig {
   struct Parallel {
     std::string backend = "omp";  // reference | omp
     int threads = 0;              // per rank; 0 = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, 1
+    bool gpu_sharing = false;     // cuda: allow more ranks than GPUs on a node
   } parallel;
   struct Checkpoint {
     std::int64_t every_steps = 0;  // write every N optimizer steps; 0 = off

@@ -37,6 +37,7 @@ struct JobSpec {
   std::string launcher = "srun";  // srun | mpiexec | none (run once in the batch shell)
   std::string mpi = "pmi2";
   std::string cpu_bind = "cores";
+  std::string gpu_bind = "auto";  // srun --gpu-bind= (SiteProfile::gpu_bind)
   std::string mpiexec = "mpiexec";
   std::string omp_places = "cores";
   std::string omp_proc_bind = "close";

@@ -24,6 +24,10 @@ struct SiteProfile {
   std::string launcher = "srun";
   std::string mpi = "pmi2";
   std::string cpu_bind = "cores";
+  // srun --gpu-bind= when the job has GPUs: "auto" (single:1, one GPU per task,
+  // when a node has no more tasks than GPUs, else none), "none" (hpcml picks
+  // the GPU by SLURM_LOCALID), or a Slurm value (e.g. "map_gpu:0,1,2,3").
+  std::string gpu_bind = "auto";
   std::string mpiexec = "mpiexec";  // mpiexec executable when launcher = "mpiexec"
   // Environment set up in the script body, in this order.
   std::string module_init;           // file sourced first (e.g. /etc/profile.d/modules.sh)
