@@ -31,6 +31,7 @@
 #include "hpcml/io/checkpoint.hpp"
 #include "hpcml/io/dataset.hpp"
 #include "hpcml/io/resume.hpp"
+#include "hpcml/kernels/cuda.hpp"
 #include "hpcml/kernels/factory.hpp"
 #include "hpcml/launch/environment.hpp"
 #include "layout.hpp"
@@ -285,8 +286,12 @@ int run_train(const TrainArgs& args) {
   // chosen but cannot run (one line, every rank exits non-zero).
   const comm::Transport transport = comm::resolve_transport(
       reducer_options.transport, cfg.parallel.backend, comm::is_built(comm::Transport::kNccl));
+  // "auto" picks nccl only for the cuda backend, whose own start-up check
+  // (below) names the missing GPU first.
   comm::agree(world, [&] {
-    if (transport == comm::Transport::kNccl) comm::require_nccl("parallel.transport = \"nccl\": ");
+    if (transport == comm::Transport::kNccl &&
+        reducer_options.transport == comm::TransportChoice::kNccl)
+      comm::require_nccl("parallel.transport = \"nccl\": ");
   });
 
   auto local = world.split_shared();
@@ -295,9 +300,9 @@ int run_train(const TrainArgs& args) {
                                       cfg.parallel.threads);
   std::unique_ptr<Backend> backend;
   comm::agree(world, [&] {
-    backend = kernels::make_backend(cfg.parallel.backend, layout.threads_per_rank,
-                                    kernels::DevicePlacement{local.rank(), local.size(),
-                                                             cfg.parallel.gpu_sharing});
+    backend = kernels::make_backend(
+        cfg.parallel.backend, layout.threads_per_rank,
+        kernels::DevicePlacement{local.rank(), local.size(), cfg.parallel.gpu_sharing});
     backend->set_gemm_precision(gemm_precision(cfg.train));
   });
   // A device backend's buffers are not node-shared memory: no sharded update.
@@ -461,8 +466,10 @@ int run_train(const TrainArgs& args) {
     comm::NcclOptions nccl_options;
     nccl_options.fusion_mb = reducer_options.fusion_mb;
     nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
-    // The backend interface has no stream accessor: gradients are ordered
-    // after the legacy default stream (docs/communication.md, "NCCL transport").
+    // Buckets wait for the cuda backend's compute stream (events recorded
+    // there); a host backend's buffers are staged (docs/communication.md).
+    if (cfg.parallel.backend == "cuda")
+      nccl_options.compute_stream = kernels::cuda_compute_stream(*backend);
     comm::agree(world,
                 [&] { nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options); });
     collectives = nccl_reducer.get();

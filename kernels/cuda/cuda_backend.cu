@@ -427,6 +427,7 @@ class CudaBackend final : public Backend {
   int threads() const override { return 1; }
   MemorySpace memory_space() const override { return MemorySpace::kDevice; }
   int device() const { return device_; }
+  cudaStream_t compute_stream() const { return compute_.get(); }
 
   // ---- memory ---------------------------------------------------------------
   void* allocate(std::size_t bytes) override {
@@ -890,6 +891,9 @@ CudaInfo cuda_info() {
 }
 
 int cuda_device_of(Backend& backend) { return cuda::as_cuda(backend).device(); }
+void* cuda_compute_stream(Backend& backend) {
+  return static_cast<void*>(cuda::as_cuda(backend).compute_stream());
+}
 std::size_t cuda_prefetch_hits(Backend& backend) { return cuda::as_cuda(backend).prefetch_hits(); }
 void cuda_set_gemm_timing(Backend& backend, bool on) { cuda::as_cuda(backend).set_gemm_timing(on); }
 double cuda_take_gemm_ms(Backend& backend) { return cuda::as_cuda(backend).take_gemm_ms(); }

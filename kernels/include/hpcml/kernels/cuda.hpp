@@ -51,6 +51,9 @@ int cuda_choose_device(const DevicePlacement& placement, int device_count);
 
 /// The device index a cuda backend runs on (throws Error for another backend).
 int cuda_device_of(Backend& backend);
+/// The cudaStream_t (as void*) a cuda backend runs its kernels on, for a
+/// transport that must order its work after them (NCCL). Throws for another backend.
+void* cuda_compute_stream(Backend& backend);
 /// How many upload_batch() calls found their batch already prefetched.
 std::size_t cuda_prefetch_hits(Backend& backend);
 
