@@ -32,11 +32,11 @@ dir=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 # Binaries that go to the GPU machine (relative to the build directory).
-BINARIES=(tests/gpu/gpu_cuda_backend_test tests/gpu/gpu_cuda_unit_test kernels/kernels_gpu_bench)
+BINARIES=(tests/gpu/gpu_cuda_backend_test tests/gpu/gpu_cuda_trainer_test tests/gpu/gpu_cuda_unit_test kernels/kernels_gpu_bench)
 # Optional: the device all-reduce test of the NCCL transport, when built.
 OPTIONAL_BINARIES=(tests/comm/comm_nccl_test)
 # Libraries the GPU machine has in its base system or its CUDA driver/toolkit.
-SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas\.|libcublasLt\.|libnvidia-)'
+SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas\.|libcublasLt\.|libnccl\.|libnvidia-)'
 
 bundle() {
   local build=${3:-$here/build}
@@ -106,10 +106,18 @@ run_checks() {
   local wheel
   wheel=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
   [[ -n $wheel && -d $wheel ]] && libpath+=:$wheel
+  # NCCL (218 MB, not bundled) likewise: the toolkit's, else the nvidia-nccl wheel.
+  wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
+  [[ -n $wheel && -d $wheel ]] && libpath+=:$wheel
   export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
   local b missing=0
+  # The NCCL test is optional: without a libnccl on this machine it is left out.
+  if [[ -x $dir/bin/comm_nccl_test ]] && ldd "$dir/bin/comm_nccl_test" | grep -q "libnccl.*not found"; then
+    echo "device-check: no libnccl on this machine (toolkit or nvidia-nccl wheel): the NCCL test is skipped"
+    mv "$dir/bin/comm_nccl_test" "$dir/comm_nccl_test.no-libnccl"
+  fi
   for b in "$dir"/bin/*; do
     if ldd "$b" | grep -q "not found"; then
       echo "device-check: $(basename "$b") cannot start, libraries missing:"
@@ -133,7 +141,8 @@ run_checks() {
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
   export HPCML_REQUIRE_GPU=1  # a gpu test that would skip for want of a device fails here
   step "gpu unit tests" 60 "$dir/bin/gpu_cuda_unit_test"
-  step "gpu tests (cuda against reference)" 150 "$dir/bin/gpu_cuda_backend_test"
+  step "gpu tests (cuda against reference)" 120 "$dir/bin/gpu_cuda_backend_test"
+  step "gpu tests (core's trainer on cuda)" 60 "$dir/bin/gpu_cuda_trainer_test"
   step "training benchmark (cuda vs omp)" 180 "$dir/bin/kernels_gpu_bench" --omp-threads "$OMP_NUM_THREADS"
   if [[ -x $dir/bin/comm_nccl_test ]]; then
     step "device all-reduce (NCCL, 1 rank)" 60 "$dir/bin/comm_nccl_test"
