@@ -34,7 +34,7 @@ class Hpcml(CMakePackage, CudaPackage):
         default=True,
         description="Submit jobs through libslurm's C API (without it: through sbatch)",
     )
-    variant("nccl", default=False, description="NCCL allreduce transport (not implemented yet)")
+    variant("nccl", default=False, description="NCCL all-reduce transport (parallel.transport = nccl)")
     variant(
         "kokkos",
         default=False,
@@ -42,10 +42,8 @@ class Hpcml(CMakePackage, CudaPackage):
     )
     # `cuda` and `cuda_arch` come from CudaPackage.
 
-    # The CMake options HPCML_ENABLE_{CUDA,NCCL} exist but are refused ON:
-    # these backends are not written in this version.
-    conflicts("+cuda", msg="the CUDA backend of hpcml is not implemented in 0.1.0")
-    conflicts("+nccl", msg="the NCCL transport of hpcml is not implemented in 0.1.0")
+    # +cuda: the cuda backend (cuBLAS; docs/gpu.md); +nccl: the NCCL transport.
+    # Both compile and link in hpcml's CI but have not yet run on a GPU there.
     conflicts("+nccl", when="~cuda", msg="NCCL needs +cuda")
 
     depends_on("c", type="build")
@@ -94,6 +92,19 @@ class Hpcml(CMakePackage, CudaPackage):
         ] + (
             [self.define("Kokkos_ROOT", self.spec["kokkos"].prefix)]
             if self.spec.satisfies("+kokkos")
+            else []
+        ) + (
+            [
+                self.define(
+                    "CMAKE_CUDA_ARCHITECTURES", ";".join(self.spec.variants["cuda_arch"].value)
+                ),
+                self.define("CMAKE_CUDA_COMPILER", self.spec["cuda"].prefix.bin.nvcc),
+            ]
+            if self.spec.satisfies("+cuda") and self.spec.variants["cuda_arch"].value[0] != "none"
+            else []
+        ) + (
+            [self.define("NCCL_ROOT", self.spec["nccl"].prefix)]
+            if self.spec.satisfies("+nccl")
             else []
         )
 
