@@ -12,6 +12,12 @@ bash scripts/install-deps.sh
 bash scripts/build.sh -DHPCML_WERROR=ON
 slurm_started=0
 if [ -x scripts/slurm-local.sh ] || [ -f scripts/slurm-local.sh ]; then
+  # A cluster of another size left running (start --nodes 2 by hand) would
+  # refuse this start and leave the slurm tests on too few CPUs per node.
+  if [ -f "${HPCML_SLURM_DIR:-${TMPDIR:-/tmp}/hpcml-slurm}/nodes" ] &&
+    [ "$(cat "${HPCML_SLURM_DIR:-${TMPDIR:-/tmp}/hpcml-slurm}/nodes")" != 1 ]; then
+    bash scripts/slurm-local.sh stop || true
+  fi
   if bash scripts/slurm-local.sh start; then
     slurm_started=1
   else
