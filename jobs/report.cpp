@@ -101,6 +101,16 @@ std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
     v.insert(v.end(), {"--allreduce-csv", fs::absolute(r.allreduce_csv).string()});
   if (std::isfinite(c.grad_bytes)) v.insert(v.end(), {"--grad-bytes", number_arg(c.grad_bytes)});
   if (c.ranks_per_node > 0) v.insert(v.end(), {"--ranks-per-node", number_arg(c.ranks_per_node)});
+  if (!c.bucket_bytes.empty()) {
+    std::string list;
+    for (double b : c.bucket_bytes) list += (list.empty() ? "" : ",") + number_arg(b);
+    v.insert(v.end(), {"--bucket-bytes", list});
+  }
+  const analysis::AutoThresholds defaults;
+  if (c.thresholds.small_max_bytes != defaults.small_max_bytes)
+    v.insert(v.end(), {"--auto-small-max-bytes", number_arg(c.thresholds.small_max_bytes)});
+  if (c.thresholds.medium_max_bytes != defaults.medium_max_bytes)
+    v.insert(v.end(), {"--auto-medium-max-bytes", number_arg(c.thresholds.medium_max_bytes)});
   if (no_png) v.push_back("--no-png");
   v.insert(v.end(), {"--title", "Scaling report: " + fs::path(study_dir).filename().string()});
   return v;
@@ -164,6 +174,17 @@ void add_report(CLI::App& app, Action& action) {
                   "each pays its own latency (default: one of --grad-bytes)")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--auto-small-max-bytes", r.comm.thresholds.small_max_bytes,
+                  "The auto (size thresholds) variant: all-reduces up to this size take "
+                  "recursive doubling across nodes (mirrors parallel.allreduce_thresholds' "
+                  "small_max_bytes)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--auto-medium-max-bytes", r.comm.thresholds.medium_max_bytes,
+                  "The auto (size thresholds) variant: up to this size hierarchical, larger ring "
+                  "(mirrors parallel.allreduce_thresholds' medium_max_bytes)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--topk-density", r.comm.topk_density, "Add a top-k variant with this density")
       ->check(CLI::Range(1e-9, 0.999999));
   cmd->add_option("--title", r.report.title, "Report title")->capture_default_str();

@@ -150,6 +150,16 @@ void add_scale(CLI::App& app, Action& action) {
   cmd->add_option("--ranks-per-node", r.comm.ranks_per_node,
                   "Report: ranks per node (hierarchical)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--bucket-bytes", r.comm.bucket_bytes,
+                  "Report: the all-reduces of one step (fusion buckets), bytes each")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--auto-small-max-bytes", r.comm.thresholds.small_max_bytes,
+                  "Report: auto variant's recursive-doubling limit (small_max_bytes)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--auto-medium-max-bytes", r.comm.thresholds.medium_max_bytes,
+                  "Report: auto variant's hierarchical limit (medium_max_bytes)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-png", a->no_png, "Report: SVG plots only");
   cmd->callback([&action, a] { action = [a] { return run_scale(*a); }; });
 }
