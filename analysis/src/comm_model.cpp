@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::analysis {
 
@@ -51,6 +52,15 @@ double recursive_doubling_allreduce_s(const AlphaBeta& inter, const AlphaBeta& i
   // the rest ranks of different nodes. Each round exchanges the whole buffer.
   return tree_steps(g) * (in_node.alpha_s + bytes * in_node.beta_s_per_byte) +
          tree_steps(std::ceil(n / g)) * (inter.alpha_s + bytes * inter.beta_s_per_byte);
+}
+
+void set_auto_thresholds(AutoThresholds& t, const std::string& small_max,
+                         const std::string& medium_max) {
+  if (!small_max.empty())
+    t.small_max_bytes = static_cast<double>(parse_byte_count(small_max, "--auto-small-max-bytes"));
+  if (!medium_max.empty())
+    t.medium_max_bytes =
+        static_cast<double>(parse_byte_count(medium_max, "--auto-medium-max-bytes"));
 }
 
 std::string to_string(AutoAlgo a) {

@@ -295,11 +295,14 @@ TEST(AnalysisCli, ReportAutoVariantPicksEachBucketsAlgorithm) {
       << md;
   // Thresholds from the command line move the buckets between algorithms.
   r = run(base + " --out " + (d.path() / "b").string() +
-          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 1K "
-          "--auto-medium-max-bytes 2000000");
-  EXPECT_NE(r.code, 0);  // sizes are plain numbers of bytes here
+          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 64X");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--auto-small-max-bytes: unknown size suffix in '64X'"),
+            std::string::npos)
+      << r.output;
+  // Sizes in the comm layer's syntax: 1K = 1024.
   r = run(base + " --out " + (d.path() / "b").string() +
-          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 1024 "
+          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 1K "
           "--auto-medium-max-bytes 500000");
   ASSERT_EQ(r.code, 0) << r.output;
   cm = report_json(d.path() / "b")["studies"][0]["comm_model"];
@@ -328,7 +331,7 @@ TEST(AnalysisCli, ScaleSlurmReportArgsForwardBucketsAndThresholds) {
   std::string rep = section(r.output, "report");
   EXPECT_EQ(rep.find("--bucket-bytes"), std::string::npos) << rep;
   EXPECT_EQ(rep.find("--auto-"), std::string::npos) << rep;
-  r = run(base + " --bucket-bytes 537640,1605632 --auto-medium-max-bytes 2097152");
+  r = run(base + " --bucket-bytes 537640,1605632 --auto-medium-max-bytes 2M");
   ASSERT_EQ(r.code, 0) << r.output;
   rep = section(r.output, "report");
   EXPECT_NE(rep.find("\n--bucket-bytes\n537640,1605632\n"), std::string::npos) << rep;

@@ -307,6 +307,13 @@ TEST(AnalysisCommModel, AutoVariantPicksTheCommLayersAlgorithmPerBucket) {
   EXPECT_EQ(auto_algorithm({1000, 2000}, 8, 4, 1500), AutoAlgo::kHierarchical);
   EXPECT_EQ(auto_algorithm({1000, 2000}, 8, 4, 2001), AutoAlgo::kRing);
   EXPECT_EQ(to_string(AutoAlgo::kRecursiveDoubling), "recursive_doubling");
+  AutoThresholds parsed;
+  set_auto_thresholds(parsed, "16K", "");
+  EXPECT_EQ(parsed.small_max_bytes, 16384);
+  EXPECT_EQ(parsed.medium_max_bytes, 1048576);
+  set_auto_thresholds(parsed, "", "2M");
+  EXPECT_EQ(parsed.medium_max_bytes, 2097152);
+  EXPECT_THROW(set_auto_thresholds(parsed, "lots", ""), hpcml::ConfigError);
 
   // Recursive doubling: ceil(log2 g) intra-node rounds and ceil(log2 nodes) inter-node
   // rounds, each alpha + b beta of the whole buffer.

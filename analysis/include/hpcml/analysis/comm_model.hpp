@@ -48,6 +48,11 @@ struct AutoThresholds {
   double small_max_bytes = 64 * 1024;
   double medium_max_bytes = 1024 * 1024;
 };
+/// Sets the sizes given (byte counts like 65536, 64K, 1M, as in the comm layer's
+/// threshold syntax; "" keeps the current value). Throws ConfigError naming the
+/// --auto-small-max-bytes / --auto-medium-max-bytes option.
+void set_auto_thresholds(AutoThresholds& t, const std::string& small_max,
+                         const std::string& medium_max);
 enum class AutoAlgo { kRecursiveDoubling, kHierarchical, kRing };
 std::string to_string(AutoAlgo a);
 /// What the comm layer picks for `bytes` over n ranks, ranks_per_node per node: one
