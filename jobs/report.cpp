@@ -28,6 +28,7 @@ struct ReportArgs {
   double intra_bandwidth_gbps = analysis::kUnknown;
   bool no_png = false;
   bool exclude_oversubscribed = false;
+  std::string auto_small_max, auto_medium_max;  // byte counts, K/M/G suffixes
   std::string command_line;
 };
 
@@ -44,6 +45,7 @@ int run_report(ReportArgs& a) {
   }
   if (std::isfinite(req.comm.inter.alpha_s) != std::isfinite(req.comm.inter.beta_s_per_byte))
     HPCML_THROW(ConfigError, "--alpha and --beta (or --bandwidth-gbps) must be given together");
+  analysis::set_auto_thresholds(req.comm.thresholds, a.auto_small_max, a.auto_medium_max);
   if (req.comm.inter.valid() && req.comm.source.empty())
     req.comm.source = "given on the command line";
   req.report.png = !a.no_png;
@@ -101,6 +103,16 @@ std::vector<std::string> report_arguments(const analysis::ReportRequest& r,
     v.insert(v.end(), {"--allreduce-csv", fs::absolute(r.allreduce_csv).string()});
   if (std::isfinite(c.grad_bytes)) v.insert(v.end(), {"--grad-bytes", number_arg(c.grad_bytes)});
   if (c.ranks_per_node > 0) v.insert(v.end(), {"--ranks-per-node", number_arg(c.ranks_per_node)});
+  if (!c.bucket_bytes.empty()) {
+    std::string list;
+    for (double b : c.bucket_bytes) list += (list.empty() ? "" : ",") + number_arg(b);
+    v.insert(v.end(), {"--bucket-bytes", list});
+  }
+  const analysis::AutoThresholds defaults;
+  if (c.thresholds.small_max_bytes != defaults.small_max_bytes)
+    v.insert(v.end(), {"--auto-small-max-bytes", number_arg(c.thresholds.small_max_bytes)});
+  if (c.thresholds.medium_max_bytes != defaults.medium_max_bytes)
+    v.insert(v.end(), {"--auto-medium-max-bytes", number_arg(c.thresholds.medium_max_bytes)});
   if (no_png) v.push_back("--no-png");
   v.insert(v.end(), {"--title", "Scaling report: " + fs::path(study_dir).filename().string()});
   return v;
@@ -164,6 +176,13 @@ void add_report(CLI::App& app, Action& action) {
                   "each pays its own latency (default: one of --grad-bytes)")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--auto-small-max-bytes", a->auto_small_max,
+                  "The auto (size thresholds) variant: all-reduces up to this size take "
+                  "recursive doubling across nodes (mirrors parallel.allreduce_thresholds' "
+                  "small_max_bytes; default 64K)");
+  cmd->add_option("--auto-medium-max-bytes", a->auto_medium_max,
+                  "The auto (size thresholds) variant: up to this size hierarchical, larger ring "
+                  "(mirrors parallel.allreduce_thresholds' medium_max_bytes; default 1M)");
   cmd->add_option("--topk-density", r.comm.topk_density, "Add a top-k variant with this density")
       ->check(CLI::Range(1e-9, 0.999999));
   cmd->add_option("--title", r.report.title, "Report title")->capture_default_str();

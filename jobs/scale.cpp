@@ -28,11 +28,13 @@ struct ScaleArgs {
   double bandwidth_gbps = analysis::kUnknown;
   double intra_bandwidth_gbps = analysis::kUnknown;
   bool no_png = false;
+  std::string auto_small_max, auto_medium_max;  // byte counts, K/M/G suffixes
 };
 
 // The report's model parameters: the command line first, then the config's [scale].
 void apply_model_keys(ScaleArgs& a, const launch::StudyModelKeys& m) {
   auto& comm = a.report.comm;
+  analysis::set_auto_thresholds(comm.thresholds, a.auto_small_max, a.auto_medium_max);
   if (std::isfinite(a.bandwidth_gbps)) comm.inter.beta_s_per_byte = 1.0 / (a.bandwidth_gbps * 1e9);
   if (std::isfinite(a.intra_bandwidth_gbps))
     comm.intra.beta_s_per_byte = 1.0 / (a.intra_bandwidth_gbps * 1e9);
@@ -150,6 +152,14 @@ void add_scale(CLI::App& app, Action& action) {
   cmd->add_option("--ranks-per-node", r.comm.ranks_per_node,
                   "Report: ranks per node (hierarchical)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--bucket-bytes", r.comm.bucket_bytes,
+                  "Report: the all-reduces of one step (fusion buckets), bytes each")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--auto-small-max-bytes", a->auto_small_max,
+                  "Report: auto variant's recursive-doubling limit (small_max_bytes, e.g. 64K)");
+  cmd->add_option("--auto-medium-max-bytes", a->auto_medium_max,
+                  "Report: auto variant's hierarchical limit (medium_max_bytes, e.g. 1M)");
   cmd->add_flag("--no-png", a->no_png, "Report: SVG plots only");
   cmd->callback([&action, a] { action = [a] { return run_scale(*a); }; });
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "hpcml/core/error.hpp"
+#include "hpcml/core/strings.hpp"
 
 namespace hpcml::analysis {
 
@@ -40,6 +41,47 @@ double hierarchical_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, 
                                             2.0 * ((g - 1.0) / g) * bytes * intra.beta_s_per_byte
                                       : 0.0;
   return 2.0 * std::min(tree, scatter_gather) + ring_allreduce_s(inter, nodes, bytes);
+}
+
+double recursive_doubling_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, double n,
+                                      double ranks_per_node, double bytes) {
+  if (n <= 1) return 0.0;
+  const double g = std::min(std::max(1.0, ranks_per_node), n);
+  const AlphaBeta& in_node = intra.valid() ? intra : inter;
+  // Blocks of g consecutive ranks per node: the first rounds pair ranks of one node,
+  // the rest ranks of different nodes. Each round exchanges the whole buffer.
+  return tree_steps(g) * (in_node.alpha_s + bytes * in_node.beta_s_per_byte) +
+         tree_steps(std::ceil(n / g)) * (inter.alpha_s + bytes * inter.beta_s_per_byte);
+}
+
+void set_auto_thresholds(AutoThresholds& t, const std::string& small_max,
+                         const std::string& medium_max) {
+  if (!small_max.empty())
+    t.small_max_bytes = static_cast<double>(parse_byte_count(small_max, "--auto-small-max-bytes"));
+  if (!medium_max.empty())
+    t.medium_max_bytes =
+        static_cast<double>(parse_byte_count(medium_max, "--auto-medium-max-bytes"));
+}
+
+std::string to_string(AutoAlgo a) {
+  switch (a) {
+    case AutoAlgo::kRecursiveDoubling:
+      return "recursive_doubling";
+    case AutoAlgo::kHierarchical:
+      return "hierarchical";
+    case AutoAlgo::kRing:
+      return "ring";
+  }
+  return "?";
+}
+
+AutoAlgo auto_algorithm(const AutoThresholds& t, double n, double ranks_per_node, double bytes) {
+  // Communicator::choose with the default algorithms of comm::Thresholds.
+  const double g = std::min(std::max(1.0, ranks_per_node), std::max(1.0, n));
+  if (std::ceil(n / g) <= 1) return AutoAlgo::kHierarchical;  // single_node_algo
+  if (bytes <= t.small_max_bytes) return AutoAlgo::kRecursiveDoubling;
+  if (g <= 1) return AutoAlgo::kRing;  // large_multinode_algo
+  return bytes <= t.medium_max_bytes ? AutoAlgo::kHierarchical : AutoAlgo::kRing;
 }
 
 double algbw_gbps(double bytes, double seconds) { return bytes / seconds / 1e9; }
@@ -86,6 +128,8 @@ std::vector<CommVariant> comm_variants(const CommModelParams& params) {
   // only when intra-node alpha/beta are known.
   if (params.intra.valid()) {
     v.insert(v.begin() + 1, {"hierarchical", true, 1.0});
+    // The comm layer's per-size choice matters only when a step has several sizes.
+    if (!params.bucket_bytes.empty()) v.insert(v.begin() + 2, {kAutoVariantName, false, 1.0, true});
     v.push_back({"hierarchical + fp16", true, 2.0});
   }
   if (finite(params.topk_density) && params.topk_density > 0 && params.topk_density < 1)
@@ -96,6 +140,16 @@ std::vector<CommVariant> comm_variants(const CommModelParams& params) {
 double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, double n) {
   auto one = [&](double raw) {
     const double bytes = raw / v.ratio;
+    if (v.automatic) switch (auto_algorithm(params.thresholds, n, params.ranks_per_node, bytes)) {
+        case AutoAlgo::kRecursiveDoubling:
+          return recursive_doubling_allreduce_s(params.inter, params.intra, n,
+                                                params.ranks_per_node, bytes);
+        case AutoAlgo::kHierarchical:
+          return hierarchical_allreduce_s(params.inter, params.intra, n, params.ranks_per_node,
+                                          bytes);
+        case AutoAlgo::kRing:
+          return ring_allreduce_s(params.inter, n, bytes);
+      }
     if (!v.hierarchical) return ring_allreduce_s(params.inter, n, bytes);
     return hierarchical_allreduce_s(params.inter, params.intra, n, params.ranks_per_node, bytes);
   };
@@ -103,6 +157,20 @@ double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, 
   double t = 0;
   for (double b : params.bucket_bytes) t += one(b);
   return t;
+}
+
+std::vector<AutoAlgo> auto_choices(const CommModelParams& params, double n) {
+  std::vector<AutoAlgo> out;
+  if (params.bucket_bytes.empty())
+    out.push_back(auto_algorithm(params.thresholds, n, params.ranks_per_node, params.grad_bytes));
+  for (double b : params.bucket_bytes)
+    out.push_back(auto_algorithm(params.thresholds, n, params.ranks_per_node, b));
+  return out;
+}
+
+bool has_auto_variant(const std::vector<CommVariant>& variants) {
+  return std::any_of(variants.begin(), variants.end(),
+                     [](const CommVariant& v) { return v.automatic; });
 }
 
 CommModelResult model_study(const StudyResult& study, const CommModelParams& params) {
@@ -115,6 +183,11 @@ CommModelResult model_study(const StudyResult& study, const CommModelParams& par
   for (double b : params.bucket_bytes)
     if (!(finite(b) && b > 0)) {
       out.why_not = "bucket sizes must be > 0 bytes, got " + num(b);
+      return out;
+    }
+  for (double t : {params.thresholds.small_max_bytes, params.thresholds.medium_max_bytes})
+    if (!(finite(t) && t >= 0)) {
+      out.why_not = "auto thresholds must be >= 0 bytes, got " + num(t);
       return out;
     }
   if (!finite(params.grad_bytes) && !params.bucket_bytes.empty()) {

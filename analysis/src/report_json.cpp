@@ -74,6 +74,10 @@ json comm_json(const CommModelResult& cm) {
   jc["ranks_per_node"] = jnum(p.ranks_per_node);
   jc["source"] = p.source;
   jc["work_s_baseline"] = jnum(cm.work_s_baseline);
+  const bool automatic = has_auto_variant(cm.variants);
+  if (automatic)
+    jc["auto_thresholds"] = {{"small_max_bytes", jnum(p.thresholds.small_max_bytes)},
+                             {"medium_max_bytes", jnum(p.thresholds.medium_max_bytes)}};
   jc["points"] = json::array();
   for (const auto& pt : cm.points) {
     json jp = {{"n", jnum(pt.n)},
@@ -83,6 +87,10 @@ json comm_json(const CommModelResult& cm) {
     for (std::size_t v = 0; v < cm.variants.size(); ++v)
       jp["model"][cm.variants[v].name] = {{"step_s", jnum(pt.step_s[v])},
                                           {"efficiency", jnum(pt.efficiency[v])}};
+    if (automatic) {  // the algorithm of each all-reduce (bucket) at this point
+      jp["auto_algorithms"] = json::array();
+      for (AutoAlgo a : auto_choices(p, pt.ranks)) jp["auto_algorithms"].push_back(to_string(a));
+    }
     jc["points"].push_back(jp);
   }
   return jc;

@@ -1,5 +1,8 @@
 #include <cmath>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "hpcml/analysis/report.hpp"
 #include "report_format.hpp"
@@ -198,7 +201,40 @@ void comm_model(std::ostream& md, const CommModelResult& cm) {
   }
   md << "; ranks per node: " << format_number(p.ranks_per_node)
      << "\n- non-communication time per step at N0: " << format_number(cm.work_s_baseline) << " s ("
-     << cm.work_source << ")\n- no overlap of communication with compute is assumed\n\n";
+     << cm.work_source << ")\n- no overlap of communication with compute is assumed\n";
+  if (has_auto_variant(cm.variants)) {
+    auto bytes = [](double b) { return std::to_string(static_cast<long long>(b)); };
+    md << "- " << kAutoVariantName
+       << ": each all-reduce takes the comm layer's automatic choice for its size (one node: "
+          "hierarchical; several: <= "
+       << bytes(p.thresholds.small_max_bytes)
+       << " B recursive_doubling, <= " << bytes(p.thresholds.medium_max_bytes)
+       << " B hierarchical (ring with one rank per node), larger ring); per all-reduce";
+    // Runs of rank counts with the same choices: "2 ranks: a, b; 4-256 ranks: a, c".
+    std::vector<AutoAlgo> last;
+    double first = 0, prev = 0;
+    bool any = false;
+    auto flush = [&] {
+      if (last.empty()) return;
+      md << (any ? "; " : ": ") << n_text(first) << (first == prev ? "" : "-" + n_text(prev))
+         << " ranks:";
+      for (std::size_t i = 0; i < last.size(); ++i) md << (i ? ", " : " ") << to_string(last[i]);
+      any = true;
+    };
+    for (const auto& pt : cm.points) {
+      auto choice = auto_choices(p, pt.ranks);
+      if (!last.empty() && choice == last && pt.ranks >= prev) {
+        prev = pt.ranks;
+        continue;
+      }
+      flush();
+      last = std::move(choice);
+      first = prev = pt.ranks;
+    }
+    flush();
+    md << "\n";
+  }
+  md << "\n";
   md << "Efficiency, model vs. measured:\n\n| N | ranks | measured |";
   for (const auto& v : cm.variants) md << ' ' << v.name << " |";
   md << "\n|---:|---:|---:|";

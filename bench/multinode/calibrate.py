@@ -23,8 +23,10 @@ docs/communication.md, "Which path inter-node traffic takes").
    --intra-allreduce-csv (1 x 2) and --allreduce-csv (2 x 1): its alpha-beta
    model's 2 x 2 step time, predicted from the 1 x 2 baseline, against the measured one;
    again with the inter-node alpha-beta fitted on the 2 x 2 ring rows (calibrated at
-   the geometry it predicts); and better_model(): per fusion bucket, the algorithm
-   the threshold table picks, with per-algorithm alpha-beta fitted at 2 x 2.
+   the geometry it predicts), then with the step's fusion buckets (--bucket-bytes),
+   where the report's "auto (size thresholds)" variant gives each bucket the
+   algorithm the comm layer's default thresholds pick; and better_model(): the same
+   per-bucket choice in this script, with per-algorithm alpha-beta fitted at 2 x 2.
 
 Everything lands in --out (bench outputs, run directories, the report); the
 summary is printed as Markdown (docs/scaling.md, "Calibrated on multi-node runs").
@@ -358,7 +360,13 @@ def analyse(args, b, runs):
         cm_bkt = json.load(f)["studies"][0]["comm_model"]
     for p in cm_bkt["points"]:
         if p["measured"] and p["ranks"] == 4:
-            for name in ("ring", "hierarchical"):
+            for name in ("ring", "hierarchical", "auto (size thresholds)"):
+                if name not in p["model"]:
+                    print(f"report's model, {name}: not in the report (an older hpcml?)")
+                    continue
+                if name.startswith("auto"):
+                    print(f"report's auto variant picks, per bucket at 2 x 2: "
+                          f"{', '.join(f'{x} B -> {a}' for x, a in zip(bk, p['auto_algorithms']))}")
                 t = p["model"][name]["step_s"]
                 print(f"report's model, {name}, alpha-beta fitted on the 2 x 2 ring rows, "
                       f"--bucket-bytes {','.join(str(x) for x in bk)}: "

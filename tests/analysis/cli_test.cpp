@@ -262,6 +262,83 @@ TEST(AnalysisCli, ScaleSlurmReportArgsTakeScaleTableUnderCommandLine) {
   EXPECT_NE(rep.find("\n--grad-bytes\n8192\n"), std::string::npos) << rep;
 }
 
+TEST(AnalysisCli, ReportAutoVariantPicksEachBucketsAlgorithm) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("report-auto");
+  write_text(d.path() / "t.csv", "ranks,time_s\n2,1.0\n4,1.1\n");
+  const std::string base = hpcml_exe() + " report --csv " + (d.path() / "t.csv").string() +
+                           " --mode weak --no-png --alpha 1e-4 --beta 1e-9 --intra-alpha 1e-5 "
+                           "--intra-bandwidth-gbps 10 --ranks-per-node 2 --holdout 0";
+  auto r =
+      run(base + " --out " + (d.path() / "a").string() + " --bucket-bytes 537640,1605632,4096");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto cm = report_json(d.path() / "a")["studies"][0]["comm_model"];
+  ASSERT_TRUE(cm["ok"].get<bool>()) << cm.dump();
+  EXPECT_EQ(cm["auto_thresholds"]["small_max_bytes"].get<double>(), 65536);
+  EXPECT_EQ(cm["auto_thresholds"]["medium_max_bytes"].get<double>(), 1048576);
+  bool at4 = false;
+  for (const auto& p : cm["points"]) {
+    ASSERT_TRUE(p["model"].contains("auto (size thresholds)")) << p.dump();
+    if (p["ranks"].get<double>() != 4) continue;
+    at4 = true;
+    EXPECT_EQ(p["auto_algorithms"], nlohmann::json({"hierarchical", "ring", "recursive_doubling"}));
+  }
+  EXPECT_TRUE(at4);
+  std::string md = slurp(d.path() / "a" / "report.md");
+  EXPECT_NE(md.find("| auto (size thresholds) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("<= 65536 B recursive_doubling, <= 1048576 B hierarchical"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("per all-reduce: 2 ranks: hierarchical, hierarchical, hierarchical; "),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("; 4-256 ranks: hierarchical, ring, recursive_doubling\n"), std::string::npos)
+      << md;
+  // Thresholds from the command line move the buckets between algorithms.
+  r = run(base + " --out " + (d.path() / "b").string() +
+          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 64X");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--auto-small-max-bytes: unknown size suffix in '64X'"),
+            std::string::npos)
+      << r.output;
+  // Sizes in the comm layer's syntax: 1K = 1024.
+  r = run(base + " --out " + (d.path() / "b").string() +
+          " --bucket-bytes 537640,1605632,4096 --auto-small-max-bytes 1K "
+          "--auto-medium-max-bytes 500000");
+  ASSERT_EQ(r.code, 0) << r.output;
+  cm = report_json(d.path() / "b")["studies"][0]["comm_model"];
+  for (const auto& p : cm["points"]) {
+    if (p["ranks"].get<double>() == 4) {
+      EXPECT_EQ(p["auto_algorithms"], nlohmann::json({"ring", "ring", "hierarchical"}));
+    }
+  }
+  // Without bucket sizes the variant is not shown.
+  r = run(base + " --out " + (d.path() / "c").string() + " --grad-bytes 2e6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  md = slurp(d.path() / "c" / "report.md");
+  EXPECT_EQ(md.find("auto (size thresholds)"), std::string::npos);
+  EXPECT_NE(md.find("| hierarchical |"), std::string::npos);
+}
+
+TEST(AnalysisCli, ScaleSlurmReportArgsForwardBucketsAndThresholds) {
+  ASSERT_FALSE(hpcml_exe().empty()) << "HPCML_EXE not set";
+  TempDir d("scale-slurm-buckets");
+  write_text(d.path() / "syn.toml", std::string(kSlurmConfig));
+  const std::string base = hpcml_exe() + " scale " + (d.path() / "syn.toml").string() +
+                           " --slurm --dry-run --site local --ranks 1,2 --out " +
+                           (d.path() / "study").string();
+  auto r = run(base);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::string rep = section(r.output, "report");
+  EXPECT_EQ(rep.find("--bucket-bytes"), std::string::npos) << rep;
+  EXPECT_EQ(rep.find("--auto-"), std::string::npos) << rep;
+  r = run(base + " --bucket-bytes 537640,1605632 --auto-medium-max-bytes 2M");
+  ASSERT_EQ(r.code, 0) << r.output;
+  rep = section(r.output, "report");
+  EXPECT_NE(rep.find("\n--bucket-bytes\n537640,1605632\n"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("\n--auto-medium-max-bytes\n2097152\n"), std::string::npos) << rep;
+  EXPECT_EQ(rep.find("--auto-small-max-bytes"), std::string::npos) << rep;
+}
+
 // Issue 10: "Run A" and "run-a" used to write the same plot files while the count
 // printed claimed every file was written.
 TEST(AnalysisCli, ReportCountsTheFilesThatExist) {

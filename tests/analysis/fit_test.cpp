@@ -290,6 +290,76 @@ TEST(AnalysisCommModel, EachBucketPaysItsOwnLatency) {
   EXPECT_NE(bad.why_not.find("bucket sizes must be > 0"), std::string::npos) << bad.why_not;
 }
 
+TEST(AnalysisCommModel, AutoVariantPicksTheCommLayersAlgorithmPerBucket) {
+  const AutoThresholds t;  // 64 KiB and 1 MiB, parallel.allreduce_thresholds' defaults
+  EXPECT_EQ(t.small_max_bytes, 65536);
+  EXPECT_EQ(t.medium_max_bytes, 1048576);
+  // 2 nodes x 2 ranks: a bucket just under/over each threshold.
+  EXPECT_EQ(auto_algorithm(t, 4, 2, 65536), AutoAlgo::kRecursiveDoubling);
+  EXPECT_EQ(auto_algorithm(t, 4, 2, 65537), AutoAlgo::kHierarchical);
+  EXPECT_EQ(auto_algorithm(t, 4, 2, 1048576), AutoAlgo::kHierarchical);
+  EXPECT_EQ(auto_algorithm(t, 4, 2, 1048577), AutoAlgo::kRing);
+  // One rank per node: ring above the small size; one node: hierarchical at every size.
+  EXPECT_EQ(auto_algorithm(t, 4, 1, 1000), AutoAlgo::kRecursiveDoubling);
+  EXPECT_EQ(auto_algorithm(t, 4, 1, 500000), AutoAlgo::kRing);
+  EXPECT_EQ(auto_algorithm(t, 2, 2, 100), AutoAlgo::kHierarchical);
+  EXPECT_EQ(auto_algorithm(t, 2, 2, 1e8), AutoAlgo::kHierarchical);
+  EXPECT_EQ(auto_algorithm({1000, 2000}, 8, 4, 1500), AutoAlgo::kHierarchical);
+  EXPECT_EQ(auto_algorithm({1000, 2000}, 8, 4, 2001), AutoAlgo::kRing);
+  EXPECT_EQ(to_string(AutoAlgo::kRecursiveDoubling), "recursive_doubling");
+  AutoThresholds parsed;
+  set_auto_thresholds(parsed, "16K", "");
+  EXPECT_EQ(parsed.small_max_bytes, 16384);
+  EXPECT_EQ(parsed.medium_max_bytes, 1048576);
+  set_auto_thresholds(parsed, "", "2M");
+  EXPECT_EQ(parsed.medium_max_bytes, 2097152);
+  EXPECT_THROW(set_auto_thresholds(parsed, "lots", ""), hpcml::ConfigError);
+
+  // Recursive doubling: ceil(log2 g) intra-node rounds and ceil(log2 nodes) inter-node
+  // rounds, each alpha + b beta of the whole buffer.
+  const AlphaBeta inter{1e-3, 1e-9}, intra{1e-5, 1e-10};
+  EXPECT_NEAR(recursive_doubling_allreduce_s(inter, intra, 8, 2, 1e4),
+              1 * (1e-5 + 1e-6) + 2 * (1e-3 + 1e-5), 1e-15);
+  EXPECT_EQ(recursive_doubling_allreduce_s(inter, intra, 1, 2, 1e4), 0.0);
+
+  // Each bucket of a step pays the formula of its own algorithm.
+  CommModelParams p;
+  p.inter = inter;
+  p.intra = intra;
+  p.ranks_per_node = 2;
+  p.bucket_bytes = {65536, 65537, 1048576, 1048577};
+  const auto variants = comm_variants(p);
+  ASSERT_EQ(variants.size(), 6u);
+  EXPECT_EQ(variants[2].name, "auto (size thresholds)");
+  ASSERT_TRUE(variants[2].automatic);
+  const double expect = recursive_doubling_allreduce_s(inter, intra, 4, 2, 65536) +
+                        hierarchical_allreduce_s(inter, intra, 4, 2, 65537) +
+                        hierarchical_allreduce_s(inter, intra, 4, 2, 1048576) +
+                        ring_allreduce_s(inter, 4, 1048577);
+  EXPECT_NEAR(variant_allreduce_s(p, variants[2], 4), expect, 1e-15);
+  const auto choices = auto_choices(p, 4);
+  ASSERT_EQ(choices.size(), 4u);
+  EXPECT_EQ(choices[0], AutoAlgo::kRecursiveDoubling);
+  EXPECT_EQ(choices[1], AutoAlgo::kHierarchical);
+  EXPECT_EQ(choices[2], AutoAlgo::kHierarchical);
+  EXPECT_EQ(choices[3], AutoAlgo::kRing);
+  // At 2 ranks (one node) every bucket is hierarchical.
+  EXPECT_NEAR(variant_allreduce_s(p, variants[2], 2), variant_allreduce_s(p, variants[1], 2),
+              1e-15);
+  // Shown only with intra-node parameters and bucket sizes.
+  p.bucket_bytes.clear();
+  EXPECT_FALSE(has_auto_variant(comm_variants(p)));
+  p.bucket_bytes = {1e6};
+  p.intra = {};
+  EXPECT_FALSE(has_auto_variant(comm_variants(p)));
+  // Invalid thresholds are refused by the model with a reason.
+  p.intra = intra;
+  p.thresholds.medium_max_bytes = -1;
+  const auto bad = model_study(analyse(amdahl_study(1.0, {1, 2, 4}, 0.1), {}), p);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(bad.why_not.find("auto thresholds"), std::string::npos) << bad.why_not;
+}
+
 TEST(AnalysisFit, OversubscribedPointsCanBeLeftOutOfTheFit) {
   Study st = amdahl_study(0.9, {1, 2, 4, 8});
   st.points[3].samples[0].step_s *= 3;  // the oversubscribed point is much slower

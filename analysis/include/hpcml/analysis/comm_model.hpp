@@ -9,6 +9,14 @@
 //   all-reduce among the n/g leaders (inter-node alpha/beta), broadcast inside
 //   the node (same cost as the reduce). Shown only when intra-node alpha/beta
 //   are given.
+// - recursive doubling over n ranks on nodes of g: ceil(log2 g) rounds of whole
+//   buffers inside the node (intra alpha/beta) and ceil(log2(n/g)) between nodes
+//   (inter alpha/beta), each alpha + b beta.
+// - "auto (size thresholds)": each all-reduce (fusion bucket) takes the algorithm
+//   the comm layer's automatic selection picks for its size at that geometry
+//   (parallel.allreduce_thresholds' defaults, comm::Thresholds; analysis does not
+//   depend on comm, so the two sizes are mirrored in AutoThresholds). Shown when
+//   intra-node alpha/beta and bucket sizes are given.
 // - compression divides the bytes on the wire by the codec's ratio.
 // docs/scaling.md derives these and says what they leave out.
 #pragma once
@@ -29,6 +37,29 @@ struct AlphaBeta {
 double ring_allreduce_s(const AlphaBeta& link, double n, double bytes);
 double hierarchical_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, double n,
                                 double ranks_per_node, double bytes);
+
+double recursive_doubling_allreduce_s(const AlphaBeta& inter, const AlphaBeta& intra, double n,
+                                      double ranks_per_node, double bytes);
+
+/// The comm layer's automatic selection (comm::Thresholds, Communicator::choose) with
+/// its default algorithms; the sizes mirror parallel.allreduce_thresholds' defaults
+/// (small_max_bytes = 64 KiB, medium_max_bytes = 1 MiB).
+struct AutoThresholds {
+  double small_max_bytes = 64 * 1024;
+  double medium_max_bytes = 1024 * 1024;
+};
+/// Sets the sizes given (byte counts like 65536, 64K, 1M, as in the comm layer's
+/// threshold syntax; "" keeps the current value). Throws ConfigError naming the
+/// --auto-small-max-bytes / --auto-medium-max-bytes option.
+void set_auto_thresholds(AutoThresholds& t, const std::string& small_max,
+                         const std::string& medium_max);
+enum class AutoAlgo { kRecursiveDoubling, kHierarchical, kRing };
+std::string to_string(AutoAlgo a);
+/// What the comm layer picks for `bytes` over n ranks, ranks_per_node per node: one
+/// node (several ranks): hierarchical; several nodes: <= small recursive doubling,
+/// then with several ranks per node hierarchical up to medium and ring above; with
+/// one rank per node ring.
+AutoAlgo auto_algorithm(const AutoThresholds& t, double n, double ranks_per_node, double bytes);
 
 /// nccl-tests' bandwidths for an all-reduce of `bytes` over n ranks that took `seconds`.
 double algbw_gbps(double bytes, double seconds);                      // bytes/time, GB = 1e9
@@ -53,6 +84,7 @@ struct CommModelParams {
   // The all-reduces of one step (tensor fusion buckets, bytes each): each pays its
   // own latency. Empty: one all-reduce of grad_bytes.
   std::vector<double> bucket_bytes;
+  AutoThresholds thresholds;       // of the "auto (size thresholds)" variant
   double topk_density = kUnknown;  // adds a top-k variant when in (0, 1)
   std::string source;              // where alpha/beta came from, for the report
 };
@@ -61,13 +93,20 @@ struct CommModelParams {
 struct CommVariant {
   std::string name;  // e.g. "ring", "hierarchical + fp16"
   bool hierarchical = false;
-  double ratio = 1;  // compression ratio
+  double ratio = 1;        // compression ratio
+  bool automatic = false;  // per all-reduce, the algorithm auto_algorithm() picks
 };
+inline constexpr const char* kAutoVariantName = "auto (size thresholds)";
 std::vector<CommVariant> comm_variants(const CommModelParams& params);
 
 /// Model time of a step's all-reduces of a variant at n ranks: one of grad_bytes, or
 /// one per entry of bucket_bytes.
 double variant_allreduce_s(const CommModelParams& params, const CommVariant& v, double n);
+
+/// The "auto (size thresholds)" variant's algorithm for each all-reduce of a step at
+/// n ranks (one per bucket, or one for grad_bytes).
+std::vector<AutoAlgo> auto_choices(const CommModelParams& params, double n);
+bool has_auto_variant(const std::vector<CommVariant>& variants);
 
 struct CommPointModel {
   double n = 1;           // processing elements
