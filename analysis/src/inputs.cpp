@@ -246,7 +246,8 @@ Sample parse_sample(const CsvRow& row) {
     HPCML_REQUIRE(
         o == "" || o == "0" || o == "1" || o == "true" || o == "false" || o == "yes" || o == "no",
         DataError,
-        row.where() + ": column 'oversubscribed': expected true/false/1/0, got '" + printable(o) + "'");
+        row.where() + ": column 'oversubscribed': expected true/false/1/0, got '" + printable(o) +
+            "'");
     s.oversubscribed = o == "1" || o == "true" || o == "yes";
   }
   return s;

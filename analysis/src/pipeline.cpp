@@ -43,7 +43,8 @@ std::vector<AllreduceSample> read_bench_output(const std::string& path, std::str
     std::string algo, bar;
     if (!(row >> size >> count >> algo >> bar >> us) || bar != "|")
       HPCML_THROW(DataError, path + ":" + std::to_string(lineno) +
-                                 ": not a row of `hpcml bench allreduce` output: '" + printable(line) + "'");
+                                 ": not a row of `hpcml bench allreduce` output: '" +
+                                 printable(line) + "'");
     HPCML_REQUIRE(ranks >= 1, DataError, path + ": no '# hpcml bench allreduce: N ranks' header");
     if (!by_algo.count(algo)) order.push_back(algo);
     by_algo[algo].push_back({ranks, size, us * 1e-6});
@@ -115,7 +116,8 @@ std::vector<AllreduceSample> read_allreduce_csv(const std::string& path) {
       const double v = std::strtod(t.c_str(), &end);
       HPCML_REQUIRE(!t.empty() && end == t.c_str() + t.size() && std::isfinite(v) && v >= 0,
                     DataError,
-                    where + ": column '" + names[k] + "': expected a number >= 0, got '" + printable(t) + "'");
+                    where + ": column '" + names[k] + "': expected a number >= 0, got '" +
+                        printable(t) + "'");
       *dst[k] = v;
     }
     HPCML_REQUIRE(s.seconds > 0, DataError, where + ": column 'time_s' must be > 0");

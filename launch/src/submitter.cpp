@@ -39,7 +39,8 @@ class SbatchSubmitter final : public Submitter {
     std::string id = first_line(p.out);
     id = id.substr(0, id.find(';'));
     if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-      HPCML_THROW(Error, "sbatch printed no job id for " + r.script_path + " (got '" + printable(id) + "')");
+      HPCML_THROW(Error, "sbatch printed no job id for " + r.script_path + " (got '" +
+                             printable(id) + "')");
     return id;
   }
 
@@ -131,7 +132,8 @@ std::unique_ptr<Submitter> make_submitter(const std::string& kind) {
         "configure with -DHPCML_ENABLE_SLURM=ON)");
 #endif
   }
-  HPCML_THROW(ConfigError, "unknown submitter '" + printable(kind) + "' (expected auto, sbatch or libslurm)");
+  HPCML_THROW(ConfigError,
+              "unknown submitter '" + printable(kind) + "' (expected auto, sbatch or libslurm)");
 }
 
 }  // namespace hpcml::launch

@@ -172,7 +172,8 @@ SweepSpec read_sweep_spec(ConfigDoc& doc) {
   std::set<std::string> seen;
   for (const auto& p : s.params) seen.insert(p.key);
   for (const auto& r : s.ranges) {
-    if (!seen.insert(r.key).second) doc.fail("sweep", "key '" + printable(r.key) + "' is swept twice");
+    if (!seen.insert(r.key).second)
+      doc.fail("sweep", "key '" + printable(r.key) + "' is swept twice");
   }
   for (const auto& k : seen) {
     if (k.rfind("slurm.", 0) == 0 || k.rfind("sweep.", 0) == 0 || k.rfind("site.", 0) == 0)
