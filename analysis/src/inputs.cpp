@@ -380,6 +380,18 @@ RunSummary read_run_summary(const std::string& dir) {
   HPCML_REQUIRE(j.is_object(), DataError, path + ": expected a JSON object");
   RunSummary rs;
   rs.dir = dir;
+  if (const auto m = j.find("mode"); m != j.end() && m->is_string() && *m == "ps") {
+    rs.mode = "ps";
+    if (const auto sv = j.find("servers"); sv != j.end() && sv->is_number_integer())
+      rs.mode += " (" + std::to_string(sv->get<long long>()) + " server(s)";
+    else
+      rs.mode += " (";
+    const auto st = j.find("staleness");
+    const long long staleness = st != j.end() && st->is_number_integer() ? st->get<long long>() : 0;
+    rs.mode += (rs.mode.back() == '(' ? "" : ", ") +
+               (staleness > 0 ? "staleness " + std::to_string(staleness) : std::string("sync")) +
+               ")";
+  }
   rs.point.ranks = json_count(j, "ranks", path, true);
   rs.point.threads = json_count(j, "threads_per_rank", path, false);
   rs.point.nodes = json_count(j, "nodes", path, false);
@@ -414,6 +426,44 @@ RunSummary read_run_summary(const std::string& dir) {
   s.oversubscribed = ov != j.end() && ov->is_boolean() && ov->get<bool>();
   rs.point.samples.push_back(s);
   return rs;
+}
+
+// The studies of one mode's points: one study when every run used the same
+// thread count, else one per thread count and one per rank count.
+static void add_mode_studies(RunStudies& out, const std::map<std::pair<int, int>, Point>& points,
+                             const std::string& name, Mode m, const std::vector<std::string>& notes,
+                             const std::string& dir, std::size_t runs) {
+  std::set<int> thread_counts, rank_counts;
+  for (const auto& [k, p] : points) {
+    rank_counts.insert(k.first);
+    thread_counts.insert(k.second);
+  }
+  auto make = [&](const std::string& study_name) {
+    Study st;
+    st.name = study_name;
+    st.mode = m;
+    st.notes = notes;
+    st.notes.push_back("source: " + dir + " (" + std::to_string(runs) + " runs)");
+    return st;
+  };
+  if (thread_counts.size() == 1) {
+    Study st = make(name);
+    for (const auto& [k, p] : points) st.points.push_back(p);
+    out.studies.push_back(st);
+    return;
+  }
+  for (int t : thread_counts) {
+    Study st = make(name + ", ranks at " + std::to_string(t) + " thread" + (t > 1 ? "s" : ""));
+    for (const auto& [k, p] : points)
+      if (k.second == t) st.points.push_back(p);
+    out.studies.push_back(st);
+  }
+  for (int r : rank_counts) {
+    Study st = make(name + ", threads at " + std::to_string(r) + " rank" + (r > 1 ? "s" : ""));
+    for (const auto& [k, p] : points)
+      if (k.first == r) st.points.push_back(p);
+    if (st.points.size() >= 2) out.studies.push_back(st);
+  }
 }
 
 RunStudies read_runs(const std::string& dir, const std::string& mode) {
@@ -471,10 +521,12 @@ RunStudies read_runs(const std::string& dir, const std::string& mode) {
   const Mode m = parse_mode(mode_text.empty() ? "strong" : mode_text, dir + ": mode");
 
   RunStudies out;
-  std::map<std::pair<int, int>, Point> points;
+  // Points by (ranks, threads), separately per mode (all-reduce, ps, ...).
+  std::map<std::string, std::map<std::pair<int, int>, Point>> by_mode;
   for (const auto& d : run_dirs) {
     RunSummary rs = read_run_summary(d);
     if (std::isfinite(rs.grad_bytes)) out.grad_bytes = rs.grad_bytes;
+    auto& points = by_mode[rs.mode];
     auto key = std::make_pair(rs.point.ranks, rs.point.threads);
     auto it = points.find(key);
     if (it == points.end()) {
@@ -484,36 +536,11 @@ RunStudies read_runs(const std::string& dir, const std::string& mode) {
       it->second.samples.push_back(rs.point.samples.front());
     }
   }
-  std::set<int> thread_counts, rank_counts;
-  for (const auto& [k, p] : points) {
-    rank_counts.insert(k.first);
-    thread_counts.insert(k.second);
-  }
-  auto make = [&](const std::string& study_name) {
-    Study st;
-    st.name = study_name;
-    st.mode = m;
-    st.notes = notes;
-    st.notes.push_back("source: " + dir + " (" + std::to_string(run_dirs.size()) + " runs)");
-    return st;
-  };
-  if (thread_counts.size() == 1) {
-    Study st = make(name);
-    for (const auto& [k, p] : points) st.points.push_back(p);
-    out.studies.push_back(st);
-    return out;
-  }
-  for (int t : thread_counts) {
-    Study st = make(name + ", ranks at " + std::to_string(t) + " thread" + (t > 1 ? "s" : ""));
-    for (const auto& [k, p] : points)
-      if (k.second == t) st.points.push_back(p);
-    out.studies.push_back(st);
-  }
-  for (int r : rank_counts) {
-    Study st = make(name + ", threads at " + std::to_string(r) + " rank" + (r > 1 ? "s" : ""));
-    for (const auto& [k, p] : points)
-      if (k.first == r) st.points.push_back(p);
-    if (st.points.size() >= 2) out.studies.push_back(st);
+  const std::string base_name = name;
+  for (const auto& [mode_label, points] : by_mode) {
+    // One mode: the study keeps its name; several: each is named by its mode.
+    name = by_mode.size() == 1 ? base_name : base_name + ", " + mode_label;
+    add_mode_studies(out, points, name, m, notes, dir, run_dirs.size());
   }
   return out;
 }

@@ -234,6 +234,35 @@ TEST(AnalysisReport, WithoutRsvgConvertWritesSvgOnlyAndSaysSo) {
             std::string::npos);
 }
 
+TEST(AnalysisRuns, ParameterServerAndAllReduceRunsAreSeparateStudiesNotRepeats) {
+  TempDir d;
+  auto summary = [&](const std::string& name, int ranks, double step, const std::string& extra) {
+    write(d.path() / name / "summary.json",
+          "{\"ranks\": " + std::to_string(ranks) +
+              ", \"threads_per_rank\": 1, \"nodes\": 1, \"global_batch\": 64, "
+              "\"step_s_median\": " +
+              std::to_string(step) + extra + "}");
+  };
+  summary("ar-1", 1, 1.0, "");
+  summary("ar-2", 2, 0.6, "");
+  summary("ps-1", 1, 1.2, ", \"mode\": \"ps\", \"servers\": 1, \"staleness\": 0");
+  summary("ps-2", 2, 0.8, ", \"mode\": \"ps\", \"servers\": 1, \"staleness\": 0");
+  summary("ssp-2", 2, 0.7, ", \"mode\": \"ps\", \"servers\": 1, \"staleness\": 2");
+  const auto runs = read_runs(d.path().string(), "");
+  ASSERT_EQ(runs.studies.size(), 3u);
+  const std::string base = d.path().filename().string();
+  EXPECT_EQ(runs.studies[0].name, base + ", all-reduce");
+  EXPECT_EQ(runs.studies[1].name, base + ", ps (1 server(s), staleness 2)");
+  EXPECT_EQ(runs.studies[2].name, base + ", ps (1 server(s), sync)");
+  EXPECT_EQ(runs.studies[0].points.size(), 2u);
+  EXPECT_EQ(runs.studies[1].points.size(), 1u);
+  ASSERT_EQ(runs.studies[2].points.size(), 2u);
+  // Each point one run: no all-reduce run counted as a repeat of a ps run.
+  for (const auto& st : runs.studies)
+    for (const auto& p : st.points) EXPECT_EQ(p.samples.size(), 1u) << st.name;
+  EXPECT_EQ(runs.studies[2].points[1].samples[0].step_s, 0.8);
+}
+
 TEST(AnalysisRuns, ReadsRunDirectoriesAndGroupsRepeats) {
   TempDir d;
   auto summary = [&](const std::string& name, int ranks, int threads, double step) {

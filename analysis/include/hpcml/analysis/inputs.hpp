@@ -28,6 +28,10 @@ struct RunSummary {
   double global_batch = kUnknown;
   double grad_bytes = kUnknown;  // bytes all-reduced per step, if the run reports it
   std::string dir;
+  // How gradients were combined: "all-reduce", or "ps" / "ps, staleness s"
+  // (summary.json's mode, servers, staleness). Runs of different modes are
+  // never repeats of one point: read_runs() makes a study per mode.
+  std::string mode = "all-reduce";
 };
 RunSummary read_run_summary(const std::string& dir);
 
