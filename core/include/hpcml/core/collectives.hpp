@@ -58,6 +58,25 @@ class Collectives {
     for (const auto& b : pending_) last_stats_.raw_bytes += b.size_bytes();
     last_stats_.wire_bytes = last_stats_.raw_bytes;
   }
+  /// Called by finish_gradients_each() for each group of buffers whose means
+  /// are final: their indices into begin_gradients()' list.
+  using BuffersReady = std::function<void(std::span<const std::size_t> indices)>;
+  /// finish_gradients() in pieces: calls `ready` once per group of buffers
+  /// (a fusion bucket) as soon as that group's means are final, so the caller
+  /// can update those tensors while later groups are still being reduced.
+  /// Every index is named exactly once; groups come in the order their
+  /// reductions complete, which is the same on every rank. A device transport
+  /// may call `ready` before the reduction has finished on the device, with
+  /// the compute stream made to wait for it (work the caller then queues on
+  /// that stream runs after it). last_gradient_stats() covers the whole call.
+  /// Default: finish_gradients(), then one call naming every buffer of
+  /// pending_; a class that overrides begin_gradients() overrides this too.
+  virtual void finish_gradients_each(const BuffersReady& ready) {
+    finish_gradients();
+    std::vector<std::size_t> all(pending_.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    ready(all);
+  }
   /// Memory for `count` gradient elements that this implementation reduces
   /// fastest (comm/: node-shared memory, which the hierarchical all-reduce
   /// reads and writes in place, without staging copies), or an empty span when
