@@ -63,36 +63,6 @@ class Bench {
     }
   }
 
-  // Seconds per call of each function: iterations sized from one timed call
-  // (the same on all ranks), then `reps` rounds that run one batch of every
-  // function in turn, so a slow phase of a shared machine hits all of them
-  // alike; per function the best batch mean of the slowest rank.
-  std::vector<double> time(const std::vector<std::function<void()>>& fns) {
-    std::vector<int> iters;
-    for (const auto& fn : fns) {
-      HPCML_CHECK_MPI(MPI_Barrier(comm_.get()));
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      const double once = max_over_ranks(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-          comm_.get());
-      iters.push_back(
-          static_cast<int>(std::clamp(spec_.target_ms * 1e-3 / std::max(once, 1e-7), 1.0, 2000.0)));
-    }
-    std::vector<double> best(fns.size(), 1e300);
-    for (int r = 0; r < spec_.reps; ++r) {
-      for (std::size_t k = 0; k < fns.size(); ++k) {
-        HPCML_CHECK_MPI(MPI_Barrier(comm_.get()));
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < iters[k]; ++i) fns[k]();
-        const double t =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters[k];
-        best[k] = std::min(best[k], max_over_ranks(t, comm_.get()));
-      }
-    }
-    return best;
-  }
-
   void prepare(std::size_t count) {
     count_ = count;
     send_ = {send_all_, count};
@@ -157,6 +127,35 @@ class Bench {
 
 }  // namespace
 
+std::vector<double> time_best(MPI_Comm comm, const std::vector<std::function<void()>>& fns,
+                              double target_ms, int reps, const std::function<void()>& drain) {
+  auto seconds = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<int> iters;
+  for (const auto& fn : fns) {
+    HPCML_CHECK_MPI(MPI_Barrier(comm));
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    if (drain) drain();
+    const double once = max_over_ranks(seconds(t0), comm);
+    iters.push_back(
+        static_cast<int>(std::clamp(target_ms * 1e-3 / std::max(once, 1e-7), 1.0, 2000.0)));
+  }
+  std::vector<double> best(fns.size(), 1e300);
+  for (int r = 0; r < reps; ++r) {
+    for (std::size_t k = 0; k < fns.size(); ++k) {
+      HPCML_CHECK_MPI(MPI_Barrier(comm));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters[k]; ++i) fns[k]();
+      if (drain) drain();
+      const double t = seconds(t0) / iters[k];
+      best[k] = std::min(best[k], max_over_ranks(t, comm));
+    }
+  }
+  return best;
+}
+
 std::vector<Algo> parse_bench_algos(const std::string& name, const std::string& what) {
   if (name != "all") {
     const Algo algo = parse_algo(name, what);
@@ -202,7 +201,7 @@ std::vector<AllreduceBenchRow> run_allreduce_bench(
       fns.push_back(bench.out_of_place(algo));
       fns.push_back(bench.in_place(algo));
     }
-    const std::vector<double> secs = bench.time(fns);
+    const std::vector<double> secs = time_best(comm.get(), fns, spec.target_ms, spec.reps);
     for (std::size_t k = 0; k < size_rows.size(); ++k) {
       AllreduceBenchRow& row = size_rows[k];
       row.memcpy_us = 1e6 * secs[0];

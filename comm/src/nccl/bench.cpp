@@ -4,7 +4,6 @@
 // ncclAllReduce on the device buffers, mpi rows MPI_Allreduce staged through
 // host memory, memcpy a device-to-device copy.
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <sstream>
@@ -47,12 +46,6 @@ MPI_Op mpi_op(ReduceOp op) {
     default:
       return MPI_SUM;  // average: sum, then scaled on the host
   }
-}
-
-double max_over_ranks(double v, MPI_Comm comm) {
-  double m = 0;
-  HPCML_CHECK_MPI(MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, comm));
-  return m;
 }
 
 template <class T>
@@ -136,34 +129,8 @@ class NcclBench {
                                     cudaMemcpyDeviceToDevice, nccl_.stream()));
   }
 
-  // As Bench::time in comm/src/bench.cpp; each batch ends with the stream drained.
-  std::vector<double> time(const std::vector<std::function<void()>>& fns) {
-    std::vector<int> iters;
-    for (const auto& fn : fns) {
-      HPCML_CHECK_MPI(MPI_Barrier(comm_.get()));
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      nccl_.wait("all-reduce benchmark");
-      const double once = max_over_ranks(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-          comm_.get());
-      iters.push_back(
-          static_cast<int>(std::clamp(spec_.target_ms * 1e-3 / std::max(once, 1e-7), 1.0, 2000.0)));
-    }
-    std::vector<double> best(fns.size(), 1e300);
-    for (int r = 0; r < spec_.reps; ++r) {
-      for (std::size_t k = 0; k < fns.size(); ++k) {
-        HPCML_CHECK_MPI(MPI_Barrier(comm_.get()));
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < iters[k]; ++i) fns[k]();
-        nccl_.wait("all-reduce benchmark");
-        const double t =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters[k];
-        best[k] = std::min(best[k], max_over_ranks(t, comm_.get()));
-      }
-    }
-    return best;
-  }
+  // Each timed call and batch ends with the stream drained.
+  void drain() { nccl_.wait("all-reduce benchmark"); }
 
  private:
   Communicator& comm_;
@@ -222,7 +189,8 @@ std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
       fns.push_back([&bench, algo] { bench.run(algo, false); });
       fns.push_back([&bench, algo] { bench.run(algo, true); });
     }
-    const std::vector<double> secs = bench.time(fns);
+    const std::vector<double> secs =
+        time_best(comm.get(), fns, spec.target_ms, spec.reps, [&bench] { bench.drain(); });
     for (std::size_t k = 0; k < size_rows.size(); ++k) {
       AllreduceBenchRow& row = size_rows[k];
       row.memcpy_us = 1e6 * secs[0];

@@ -56,6 +56,17 @@ std::vector<AllreduceBenchRow> run_allreduce_bench(
     Communicator& comm, const AllreduceBenchSpec& spec,
     const std::function<void(const AllreduceBenchRow&)>& on_row = {});
 
+/// The benchmarks' one timing loop (collective on `comm`): seconds per call of
+/// each of `fns`. Iterations per function are sized from one timed call (the
+/// slowest rank's time, so the same on all ranks) to about `target_ms` per
+/// batch, at most 2000; then `reps` rounds each run one batch of every function
+/// in turn, between barriers, so a slow phase of a shared machine hits all of
+/// them alike. Per function: the best over the rounds of the slowest rank's
+/// batch mean. `drain` (may be empty) runs at the end of each timed call and
+/// batch, inside the clock: a device transport waits for its stream there.
+std::vector<double> time_best(MPI_Comm comm, const std::vector<std::function<void()>>& fns,
+                              double target_ms, int reps, const std::function<void()>& drain = {});
+
 /// The nccl-tests-style table: the comment header (ranks, nodes, dtype, op,
 /// MPI library, thresholds, buffers, column titles), one line per row, and the
 /// summary (wrong values, average bus bandwidth per algorithm, side-by-side
