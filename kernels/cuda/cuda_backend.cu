@@ -477,13 +477,20 @@ class CudaBackend final : public Backend {
   }
 
   // ---- batches --------------------------------------------------------------
+  // Three slots, each a pinned host buffer and a device buffer: the one the
+  // last upload_batch() returned (current_), and two for prefetches. Callers
+  // prefetch the next batch either after uploading the current one (upload,
+  // prefetch, compute, upload) or, as core's trainer does, before it (prefetch
+  // next, upload current, compute): with two slots the second order made every
+  // upload miss and overwrite the slot the prefetch had just filled.
+  // Both calls come from one thread at a time (not concurrently).
   void prefetch_batch(const Batch& batch) override {
     // The caller may be a reader thread, whose current device is its own.
     HPCML_CHECK_CUDA(cudaSetDevice(device_));
-    const int s = 1 - current_;  // the slot the current step is not reading
+    const int s = free_slot();
     Slot& slot = slots_[s];
     // The pinned buffer may still feed this slot's previous copy.
-    if (slot.copy_pending) HPCML_CHECK_CUDA(cudaEventSynchronize(slot.ready.get()));
+    wait_copy(slot);
     stage(slot, batch);
     if (!batch.x.empty())
       std::memcpy(slot.host_x.get(), batch.x.data(), batch.x.size() * sizeof(float));
@@ -498,7 +505,8 @@ class CudaBackend final : public Backend {
                                      batch.y.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                      copy_.get()));
     HPCML_CHECK_CUDA(cudaEventRecord(slot.ready.get(), copy_.get()));
-    slot.copy_pending = true;
+    slot.copy_recorded = true;
+    slot.prefetched = ++prefetch_seq_;
     slot.batch = &batch;
     slot.x_data = batch.x.data();
     slot.x_size = batch.x.size();
@@ -506,19 +514,22 @@ class CudaBackend final : public Backend {
   }
 
   BatchView upload_batch(const Batch& batch) override {
-    // Work queued so far is all that reads the current slot's batch.
-    HPCML_CHECK_CUDA(cudaEventRecord(slots_[current_].consumed.get(), compute_.get()));
-    const int s = 1 - current_;
-    Slot& slot = slots_[s];
-    const bool prefetched = slot.copy_pending && slot.batch == &batch &&
-                            slot.x_data == batch.x.data() && slot.x_size == batch.x.size() &&
-                            slot.y_size == batch.y.size();
-    if (prefetched) {
-      HPCML_CHECK_CUDA(cudaStreamWaitEvent(compute_.get(), slot.ready.get(), 0));
+    int s = -1;
+    for (int i = 0; i < kSlots; ++i) {
+      const Slot& slot = slots_[i];
+      if (i != current_ && slot.prefetched != 0 && slot.batch == &batch &&
+          slot.x_data == batch.x.data() && slot.x_size == batch.x.size() &&
+          slot.y_size == batch.y.size())
+        s = i;
+    }
+    if (s >= 0) {
+      HPCML_CHECK_CUDA(cudaStreamWaitEvent(compute_.get(), slots_[s].ready.get(), 0));
       ++prefetch_hits_;
     } else {
       // Nothing (or another batch) was prefetched: copy on the compute stream.
-      if (slot.copy_pending) HPCML_CHECK_CUDA(cudaEventSynchronize(slot.ready.get()));
+      s = free_slot();
+      Slot& slot = slots_[s];
+      wait_copy(slot);  // a prefetch into this slot's device buffer may be in flight
       stage(slot, batch);
       HPCML_CHECK_CUDA(cudaMemcpyAsync(slot.dev_x.get(), batch.x.data(),
                                        batch.x.size() * sizeof(float), cudaMemcpyHostToDevice,
@@ -529,11 +540,14 @@ class CudaBackend final : public Backend {
       // A copy from pageable memory returns once the source is staged: the
       // caller may change the batch afterwards.
     }
-    slot.copy_pending = false;
-    slot.batch = nullptr;
+    // Work queued so far is all that reads the previous current slot's batch.
+    if (current_ >= 0)
+      HPCML_CHECK_CUDA(cudaEventRecord(slots_[current_].consumed.get(), compute_.get()));
+    slots_[s].prefetched = 0;
+    slots_[s].batch = nullptr;
     current_ = s;
-    return {static_cast<const float*>(slot.dev_x.get()),
-            static_cast<const std::int32_t*>(slot.dev_y.get())};
+    return {static_cast<const float*>(slots_[s].dev_x.get()),
+            static_cast<const std::int32_t*>(slots_[s].dev_y.get())};
   }
 
   std::size_t prefetch_hits() const { return prefetch_hits_; }
@@ -784,13 +798,33 @@ class CudaBackend final : public Backend {
     PinnedMemory host_x, host_y;
     DeviceMemory dev_x, dev_y;
     std::size_t cap_x = 0, cap_y = 0;  // elements
-    Event ready;                       // the slot's H2D copy is done (copy stream)
-    Event consumed;  // the kernels that read the slot's batch are queued before this
-    bool copy_pending = false;
+    Event ready;                       // the slot's last H2D copy is done (copy stream)
+    Event consumed;                // the kernels that read the slot's batch are queued before this
+    bool copy_recorded = false;    // `ready` was recorded at least once
+    std::uint64_t prefetched = 0;  // prefetch order of a batch not yet uploaded (0: none)
     const Batch* batch = nullptr;
     const float* x_data = nullptr;
     std::size_t x_size = 0, y_size = 0;
   };
+  static constexpr int kSlots = 3;
+
+  // A slot that is not current_: one without a waiting prefetch, else the
+  // oldest waiting prefetch (which is then dropped).
+  int free_slot() const {
+    int oldest = -1;
+    for (int i = 0; i < kSlots; ++i) {
+      if (i == current_) continue;
+      if (slots_[i].prefetched == 0) return i;
+      if (oldest < 0 || slots_[i].prefetched < slots_[oldest].prefetched) oldest = i;
+    }
+    return oldest;
+  }
+
+  // The host waits until the slot's last copy from its pinned buffer (and
+  // into its device buffer) is done; before the host rewrites either.
+  void wait_copy(Slot& slot) {
+    if (slot.copy_recorded) HPCML_CHECK_CUDA(cudaEventSynchronize(slot.ready.get()));
+  }
 
   // Grows a slot's buffers to hold `batch` (reallocation waits for the device).
   void stage(Slot& slot, const Batch& batch) {
@@ -829,8 +863,9 @@ class CudaBackend final : public Backend {
   PinnedMemory result_host_;
   DeviceMemory result_dev_, partial_dev_;
   Scratch row_loss_, row_hit_, scratch_a_, scratch_b_, column_partial_;
-  Slot slots_[2];
-  int current_ = 0;
+  Slot slots_[kSlots];
+  int current_ = -1;  // the slot the last upload_batch() returned
+  std::uint64_t prefetch_seq_ = 0;
   std::size_t prefetch_hits_ = 0;
   bool timing_ = false;
   std::vector<std::pair<Event, Event>> timers_;

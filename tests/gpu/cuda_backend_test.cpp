@@ -354,6 +354,36 @@ TEST_F(CudaBackendTest, PrefetchedBatchesArriveIntactAndInOrder) {
   EXPECT_TRUE(bit_identical(x, batches[2].x));
 }
 
+// core's trainer prefetches the next batch before it uploads the current one,
+// into two Batch objects it takes turns with (trainer.cpp, train_step).
+TEST_F(CudaBackendTest, BatchesPrefetchedBeforeTheCurrentUploadAreUsed) {
+  std::vector<Batch> src(5);
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    src[i].x = random_floats(256 * 784, static_cast<std::uint32_t>(70 + i));
+    src[i].y = random_labels(256, 10, static_cast<std::uint32_t>(80 + i));
+  }
+  const std::size_t hits0 = cuda_prefetch_hits(*cuda_);
+  Batch buf[2];
+  int cur = 0;
+  buf[cur] = src[0];
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    if (i + 1 < src.size()) {
+      buf[cur ^ 1] = src[i + 1];
+      cuda_->prefetch_batch(buf[cur ^ 1]);
+    }
+    const BatchView v = cuda_->upload_batch(buf[cur]);
+    std::vector<float> x(src[i].x.size());
+    std::vector<std::int32_t> y(src[i].y.size());
+    cuda_->copy_to_host(x.data(), v.x, x.size() * sizeof(float));
+    cuda_->copy_to_host(y.data(), v.y, y.size() * sizeof(std::int32_t));
+    EXPECT_TRUE(bit_identical(x, src[i].x)) << "batch " << i;
+    EXPECT_EQ(y, src[i].y) << "batch " << i;
+    cur ^= 1;
+  }
+  // Every batch but the first was prefetched and found.
+  EXPECT_EQ(cuda_prefetch_hits(*cuda_) - hits0, src.size() - 1);
+}
+
 std::vector<float> train(Backend& be, GemmPrecision p, int steps, std::vector<double>* losses) {
   be.set_gemm_precision(p);
   tools::MlpStep mlp(be, {64, 128, 64, 10}, 256, 7);
