@@ -113,11 +113,15 @@ __global__ void column_chunk_sums_kernel(const float* x, std::size_t rows, std::
                                          float* partial) {
   const std::size_t j = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (j >= cols) return;
-  const std::size_t begin = blockIdx.y * kColumnChunk;
-  const std::size_t end = begin + kColumnChunk < rows ? begin + kColumnChunk : rows;
-  float sum = 0.0f;
-  for (std::size_t i = begin; i < end; ++i) sum += x[i * cols + j];
-  partial[blockIdx.y * cols + j] = sum;
+  // gridDim.y is at most 65535: a block strides over the chunks beyond.
+  const std::size_t chunks = (rows + kColumnChunk - 1) / kColumnChunk;
+  for (std::size_t c = blockIdx.y; c < chunks; c += gridDim.y) {
+    const std::size_t begin = c * kColumnChunk;
+    const std::size_t end = begin + kColumnChunk < rows ? begin + kColumnChunk : rows;
+    float sum = 0.0f;
+    for (std::size_t i = begin; i < end; ++i) sum += x[i * cols + j];
+    partial[c * cols + j] = sum;
+  }
 }
 
 __global__ void sgd_momentum_kernel(float* w, const float* g, float* v, std::size_t n, float lr,
@@ -655,7 +659,7 @@ class CudaBackend final : public Backend {
       const std::size_t chunks = (rows + kColumnChunk - 1) / kColumnChunk;
       auto* partial = static_cast<float*>(column_partial_.get(chunks * cols * sizeof(float)));
       const dim3 grid(static_cast<unsigned>((cols + kBlock - 1) / kBlock),
-                      static_cast<unsigned>(chunks));
+                      static_cast<unsigned>(chunks < 65535 ? chunks : 65535));
       column_chunk_sums_kernel<<<grid, kBlock, 0, compute_.get()>>>(x, rows, cols, partial);
       column_sums_kernel<<<grid_for(cols), kBlock, 0, compute_.get()>>>(partial, chunks, cols, out);
     }

@@ -230,6 +230,24 @@ TEST_F(CudaBackendTest, ColumnSumsOfTallMatrices) {
   }
 }
 
+// More row chunks than gridDim.y allows (65535): blocks stride over the rest.
+// Small integers: every partial sum is exact, so the result is exact too.
+TEST_F(CudaBackendTest, ColumnSumsOfMoreRowChunksThanAGridDimension) {
+  const std::size_t rows = 65537 * 256 + 3, cols = 2;
+  std::vector<float> x(rows * cols);
+  std::vector<long long> want(cols, 0);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) {
+      const long long v = static_cast<long long>((i * 7 + j * 3) % 9) - 4 + (i % 1000 == 0);
+      x[i * cols + j] = static_cast<float>(v);
+      want[j] += v;
+    }
+  Dev<float> dx(*cuda_, x), out(*cuda_, cols);
+  cuda_->column_sums(dx.get(), rows, cols, out.get());
+  const auto got = out.host();
+  for (std::size_t j = 0; j < cols; ++j) EXPECT_EQ(got[j], static_cast<float>(want[j])) << j;
+}
+
 TEST_F(CudaBackendTest, OptimizerKernelsMatchReference) {
   const std::size_t n = 10007;
   const auto w0 = random_floats(n, 20), g0 = random_floats(n, 21), v0 = random_floats(n, 22, 0, 1),
