@@ -422,7 +422,10 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
-    // Nothing may still be reading or writing memory that is about to be freed.
+    // The destroying thread may not be the constructing one: the frees below
+    // belong to this device. Nothing may still be reading or writing memory
+    // that is about to be freed.
+    (void)cudaSetDevice(device_);
     (void)cudaStreamSynchronize(copy_.get());
     (void)cudaStreamSynchronize(compute_.get());
   }
@@ -435,22 +438,35 @@ class CudaBackend final : public Backend {
 
   // ---- memory ---------------------------------------------------------------
   void* allocate(std::size_t bytes) override {
+    HPCML_CHECK_CUDA(cudaSetDevice(device_));
     void* p = nullptr;
     HPCML_CHECK_CUDA(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
     HPCML_CHECK_CUDA(cudaMemsetAsync(p, 0, bytes == 0 ? 256 : bytes, compute_.get()));
     return p;
   }
+  // cudaFree and cudaFreeHost "may" synchronize (CUDA docs), so not surely:
+  // kernels or copies queued on either stream may still use the memory
+  // (a buffer that grows frees its old storage right after queuing work on it).
   void deallocate(void* p) noexcept override {
-    if (p) (void)cudaFree(p);
+    if (!p) return;
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(copy_.get());
+    (void)cudaStreamSynchronize(compute_.get());
+    (void)cudaFree(p);
   }
   void* allocate_host(std::size_t bytes) override {
+    HPCML_CHECK_CUDA(cudaSetDevice(device_));
     void* p = nullptr;
     HPCML_CHECK_CUDA(cudaMallocHost(&p, bytes == 0 ? 64 : bytes));
     std::memset(p, 0, bytes == 0 ? 64 : bytes);
     return p;
   }
   void deallocate_host(void* p) noexcept override {
-    if (p) (void)cudaFreeHost(p);
+    if (!p) return;
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(copy_.get());
+    (void)cudaStreamSynchronize(compute_.get());
+    (void)cudaFreeHost(p);
   }
   void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
     if (bytes == 0) return;

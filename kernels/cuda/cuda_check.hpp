@@ -94,10 +94,16 @@ DeviceMemory make_device_memory(std::size_t bytes);
 PinnedMemory make_pinned_memory(std::size_t bytes);
 
 /// Device memory that only grows; the contents are not kept when it does.
+/// Growing waits for the device first: queued kernels may still use the old
+/// memory, and cudaFree only "may" synchronize.
 class Scratch {
  public:
   void* get(std::size_t bytes) {
     if (bytes > size_ || !mem_) {
+      if (mem_) {
+        HPCML_CHECK_CUDA(cudaDeviceSynchronize());
+        mem_.reset();  // before the new allocation: the peak stays one buffer
+      }
       mem_ = make_device_memory(bytes);
       size_ = bytes;
     }
