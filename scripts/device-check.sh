@@ -220,7 +220,7 @@ run_checks() {
     say ""
     if ((left < 10)); then
       say "== $name: not run, the ${budget}s budget is spent"
-      summary+=("$(printf '%-40s %8s %6s' "$name" "skipped" "-")")
+      summary+=("$(printf '%-46s %8s %6s' "$name" "skipped" "-")")
       failed=1
       return
     fi
@@ -239,7 +239,7 @@ run_checks() {
     fi
     rm -f "$section"
     say "== $name: exit $rc$why after $((SECONDS - t0)) s"
-    summary+=("$(printf '%-40s %8s %5ss' "$name" "exit $rc" "$((SECONDS - t0))")")
+    summary+=("$(printf '%-46s %8s %5ss' "$name" "exit $rc" "$((SECONDS - t0))")")
     [[ $rc == 0 ]] || failed=1
   }
   local linebuf=()
@@ -255,6 +255,22 @@ run_checks() {
   else
     say ""
     say "== device all-reduce: not in this bundle or no libnccl here"
+  fi
+  # Last, with whatever budget is left: the kernel tests under compute-sanitizer
+  # (out-of-bounds and misaligned accesses; shared-memory races in the fixed
+  # reduction trees), when the toolkit has it. The large and training tests
+  # are left out: the sanitizer slows kernels 10-100x.
+  local sanitizer
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  local kernel_tests='CudaBackendTest.*-*MoreRowChunks*:*Training*:*SameSeed*:*Timing*'
+  if [[ -n $sanitizer ]]; then
+    step "memcheck (compute-sanitizer, kernel tests)" 90 fail "$sanitizer" --tool memcheck --error-exitcode 1 \
+      "$dir/bin/gpu_cuda_backend_test" --gtest_filter="$kernel_tests"
+    step "racecheck (compute-sanitizer, reductions)" 60 fail "$sanitizer" --tool racecheck --error-exitcode 1 \
+      "$dir/bin/gpu_cuda_backend_test" --gtest_filter='*ElementwiseKernels*:*SoftmaxXent*:*OptimizerKernels*:*ColumnSumsOfTall*'
+  else
+    say ""
+    say "== compute-sanitizer: not found (PATH, /usr/local/cuda*/bin): memcheck and racecheck not run"
   fi
   say ""
   say "== sections (name, exit, seconds):"
