@@ -60,7 +60,7 @@ bundle() {
   mkdir -p "$out"
   stage=$(mktemp -d)  # global: the EXIT trap runs after this function returned
   trap 'rm -rf "$stage"' EXIT
-  mkdir -p "$stage/bin" "$stage/lib"
+  mkdir -p "$stage/bin" "$stage/lib" "$stage/fallback"
   local b found=()
   for b in "${BINARIES[@]}"; do
     [[ -x $build/$b ]] || { echo "device-check: $build/$b is not built (cmake --build $build --target $(basename "$b"))" >&2; exit 2; }
@@ -76,22 +76,31 @@ bundle() {
       exit 3
     fi
     ldd "$b" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+      # The C++ runtime, for a GPU machine whose own is older than this build's.
+      if [[ $name =~ ^(libstdc\+\+\.|libgcc_s\.) ]]; then
+        [[ -e $stage/fallback/$name ]] || cp -L "$path" "$stage/fallback/$name"
+      fi
       [[ $name =~ $SYSTEM_LIBS ]] && continue
       [[ -e $stage/lib/$name ]] || cp -L "$path" "$stage/lib/$name"
     done
   done
   # Debug sections are dead weight on the GPU machine.
-  strip --strip-debug "$stage"/lib/* 2>/dev/null
+  strip --strip-debug "$stage"/lib/* "$stage"/fallback/* 2>/dev/null
+  # The newest glibc and libstdc++ symbol versions anything in the bundle uses.
+  local need_glibc need_cxx
+  need_glibc=$(objdump -T "$stage"/bin/* "$stage"/lib/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+  need_cxx=$(objdump -T "$stage"/bin/* "$stage"/lib/* 2>/dev/null | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
   {
     echo "bundled $(date -u +%FT%TZ) from $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "host: $(uname -srm), $(ldd --version | head -1)"
     echo "expects from the GPU machine: the NVIDIA driver (libcuda.so.1), libcublas.so.13 and"
     echo "libcublasLt.so.13 (CUDA toolkit or pip nvidia-cublas), libnccl.so.2 for comm_nccl_test"
-    echo "(toolkit or pip nvidia-nccl-cu13; the test is skipped without it), glibc >= 2.36"
-    ls -l "$stage/bin" "$stage/lib"
+    echo "(toolkit or pip nvidia-nccl-cu13; the test is skipped without it), glibc with ${need_glibc:-?}"
+    echo "(glibc >= ${need_glibc#GLIBC_}), and libstdc++ with ${need_cxx:-?}, else fallback/ has this build's"
+    ls -l "$stage/bin" "$stage/lib" "$stage/fallback"
   } >"$stage/MANIFEST"
   cp "$stage/MANIFEST" "$out/MANIFEST"
-  tar czf "$out/bundle.tgz" -C "$stage" bin lib MANIFEST
+  tar czf "$out/bundle.tgz" -C "$stage" bin lib fallback MANIFEST
   local mb=$(( ($(stat -c %s "$out/bundle.tgz") + (1 << 20) - 1) >> 20 ))
   if (( mb > MAX_BUNDLE_MB )); then
     echo "device-check: $out/bundle.tgz is $mb MiB, over the $MAX_BUNDLE_MB MiB that leaves room in the device tool's 64 MiB carry" >&2
@@ -192,6 +201,12 @@ run_checks() {
   say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
   local b missing=0
+  # A system libstdc++/libgcc_s older than this build's: the bundle's instead.
+  if [[ -d $dir/fallback ]] && ldd "$dir"/bin/* 2>&1 | grep -qE "(GLIBCXX|CXXABI|GCC)_[0-9.]+' not found"; then
+    export LD_LIBRARY_PATH=$dir/fallback:$LD_LIBRARY_PATH
+    say "the system's libstdc++/libgcc_s are older than this build's: using the bundle's fallback/"
+    say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  fi
   # The NCCL test is optional: without a libnccl on this machine it is left out.
   if [[ -x $dir/bin/comm_nccl_test ]] && ldd "$dir/bin/comm_nccl_test" | grep -q "libnccl.*not found"; then
     say "device-check: no libnccl on this machine (toolkit or nvidia-nccl wheel): the NCCL test is skipped"
