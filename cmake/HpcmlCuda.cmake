@@ -9,27 +9,10 @@
 #   CUDA::cudart, CUDA::cublas   imported targets (from FindCUDAToolkit)
 # CMAKE_CUDA_ARCHITECTURES defaults to Hopper machine code plus its PTX
 # ("90-real;90-virtual"), so newer GPUs JIT the PTX; set it to add others.
-if(DEFINED CACHE{HPCML_ENABLE_CUDA})
-  # A build directory configured before the backend existed cached OFF from
-  # the old placeholder option: start it at AUTO like a fresh one.
-  get_property(_hpcml_cuda_help CACHE HPCML_ENABLE_CUDA PROPERTY HELPSTRING)
-  if(_hpcml_cuda_help MATCHES "not implemented yet")
-    unset(HPCML_ENABLE_CUDA CACHE)
-  endif()
-endif()
-set(HPCML_ENABLE_CUDA AUTO CACHE STRING "CUDA backend (kernels/cuda): AUTO, ON or OFF")
-set_property(CACHE HPCML_ENABLE_CUDA PROPERTY STRINGS AUTO ON OFF)
-string(TOUPPER "${HPCML_ENABLE_CUDA}" _hpcml_cuda_mode)
-if(_hpcml_cuda_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
-  set(_hpcml_cuda_mode ON)
-elseif(_hpcml_cuda_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
-  set(_hpcml_cuda_mode OFF)
-elseif(NOT _hpcml_cuda_mode STREQUAL "AUTO")
-  message(FATAL_ERROR "HPCML_ENABLE_CUDA='${HPCML_ENABLE_CUDA}': expected AUTO, ON or OFF")
-endif()
+hpcml_tristate_option(HPCML_ENABLE_CUDA "CUDA backend (kernels/cuda)")
 
 set(HPCML_HAS_CUDA "")
-if(NOT _hpcml_cuda_mode STREQUAL "OFF")
+if(NOT HPCML_ENABLE_CUDA_MODE STREQUAL "OFF")
   # nvcc is often not on PATH (Debian, CI images): look where the toolkit installs.
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
     find_program(_hpcml_nvcc nvcc HINTS ENV CUDA_HOME ENV CUDA_PATH PATH_SUFFIXES bin
@@ -51,16 +34,31 @@ if(NOT _hpcml_cuda_mode STREQUAL "OFF")
     enable_language(CUDA)
     find_package(CUDAToolkit)
   endif()
+  set(_hpcml_cuda_found FALSE)
   if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND TARGET CUDA::cublas)
+    set(_hpcml_cuda_found TRUE)
     set(HPCML_HAS_CUDA 1)
     set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 for nvcc
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-    message(STATUS "CUDA backend: nvcc ${CMAKE_CUDA_COMPILER_VERSION} (${CMAKE_CUDA_COMPILER}), "
-                   "architectures ${CMAKE_CUDA_ARCHITECTURES}, toolkit ${CUDAToolkit_VERSION}")
-  elseif(_hpcml_cuda_mode STREQUAL "ON")
-    message(FATAL_ERROR "HPCML_ENABLE_CUDA=ON but no working nvcc with cuBLAS was found: set "
-                        "CMAKE_CUDA_COMPILER (or CUDACXX) to the toolkit's nvcc")
-  else()
-    message(STATUS "CUDA backend: not built (nvcc not found; set CMAKE_CUDA_COMPILER)")
   endif()
+  hpcml_tristate_result(HPCML_ENABLE_CUDA FOUND ${_hpcml_cuda_found} LABEL "CUDA backend"
+    SUMMARY "nvcc ${CMAKE_CUDA_COMPILER_VERSION} (${CMAKE_CUDA_COMPILER}), architectures ${CMAKE_CUDA_ARCHITECTURES}, toolkit ${CUDAToolkit_VERSION}"
+    MISSING "no working nvcc with cuBLAS was found"
+    HINT "set CMAKE_CUDA_COMPILER (or CUDACXX) to the toolkit's nvcc")
 endif()
+
+# hpcml_cuda_options(TARGET): hpcml's nvcc flags for TARGET's CUDA sources.
+# --fmad=false: no fused multiply-adds, so elementwise kernels round as the host
+# does (the same bits as the host code); the host compiler's warnings, errors
+# with HPCML_WERROR (like hpcml_warnings for C++).
+function(hpcml_cuda_options target)
+  set(_werror "")
+  if(HPCML_WERROR)
+    set(_werror ",-Werror")
+  endif()
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:--fmad=false -Xcompiler=-Wall,-Wextra,-Wshadow${_werror}>)
+  if(HPCML_WERROR)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
+  endif()
+endfunction()

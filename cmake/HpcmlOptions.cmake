@@ -2,6 +2,48 @@
 # that cannot be satisfied is an error, never a silent fallback.
 include(CheckLanguage)
 
+# hpcml_tristate_option(NAME DOC): the cache string NAME = AUTO (default), ON or
+# OFF (also YES/NO, TRUE/FALSE, Y/N, 1/0, any case), for an optional part that
+# needs something found on this machine. Sets ${NAME}_MODE to AUTO, ON or OFF
+# in the caller; any other value is a configure error naming NAME. A build
+# directory configured when NAME was still a placeholder BOOL ("... not
+# implemented yet", cached OFF) starts again at AUTO like a fresh one.
+function(hpcml_tristate_option NAME DOC)
+  if(DEFINED CACHE{${NAME}})
+    get_property(_help CACHE ${NAME} PROPERTY HELPSTRING)
+    if(_help MATCHES "not implemented yet")
+      unset(${NAME} CACHE)
+    endif()
+  endif()
+  set(${NAME} AUTO CACHE STRING "${DOC}: AUTO, ON or OFF")
+  set_property(CACHE ${NAME} PROPERTY STRINGS AUTO ON OFF)
+  string(TOUPPER "${${NAME}}" _mode)
+  if(_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
+    set(_mode ON)
+  elseif(_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
+    set(_mode OFF)
+  elseif(NOT _mode STREQUAL "AUTO")
+    message(FATAL_ERROR "${NAME}='${${NAME}}': expected AUTO, ON or OFF")
+  endif()
+  set(${NAME}_MODE ${_mode} PARENT_SCOPE)
+endfunction()
+
+# hpcml_tristate_result(NAME FOUND <bool> LABEL <text> SUMMARY <text>
+#                       MISSING <text> HINT <text>)
+# After looking (NAME not OFF): found prints "LABEL: SUMMARY"; not found is a
+# configure error "NAME=ON but MISSING: HINT" when NAME is ON, and prints
+# "LABEL: not built (MISSING; HINT)" when it is AUTO.
+function(hpcml_tristate_result NAME)
+  cmake_parse_arguments(PARSE_ARGV 1 _a "" "FOUND;LABEL;SUMMARY;MISSING;HINT" "")
+  if(_a_FOUND)
+    message(STATUS "${_a_LABEL}: ${_a_SUMMARY}")
+  elseif(${NAME}_MODE STREQUAL "ON")
+    message(FATAL_ERROR "${NAME}=ON but ${_a_MISSING}: ${_a_HINT}")
+  else()
+    message(STATUS "${_a_LABEL}: not built (${_a_MISSING}; ${_a_HINT})")
+  endif()
+endfunction()
+
 macro(hpcml_feature NAME DESCRIPTION DETECTED)
   if(DEFINED ${NAME})
     set(_hpcml_explicit_${NAME} TRUE)
@@ -24,57 +66,27 @@ include(HpcmlCuda)
 # NCCL transport (parallel.transport = "nccl", docs/communication.md).
 # AUTO: built when nccl.h, libnccl and the CUDA runtime are found (no GPU needed
 # to build); ON: required; OFF: not looked for. NCCL_ROOT points at a site's NCCL.
-if(DEFINED CACHE{HPCML_ENABLE_NCCL})
-  # A build directory configured before the transport existed cached OFF from
-  # the old placeholder option: start it at AUTO like a fresh one.
-  get_property(_hpcml_nccl_help CACHE HPCML_ENABLE_NCCL PROPERTY HELPSTRING)
-  if(_hpcml_nccl_help MATCHES "not implemented yet")
-    unset(HPCML_ENABLE_NCCL CACHE)
-  endif()
-endif()
-set(HPCML_ENABLE_NCCL AUTO CACHE STRING "NCCL transport: AUTO, ON or OFF")
-set_property(CACHE HPCML_ENABLE_NCCL PROPERTY STRINGS AUTO ON OFF)
-string(TOUPPER "${HPCML_ENABLE_NCCL}" _hpcml_nccl_mode)
-if(_hpcml_nccl_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
-  set(_hpcml_nccl_mode ON)
-elseif(_hpcml_nccl_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
-  set(_hpcml_nccl_mode OFF)
-elseif(NOT _hpcml_nccl_mode STREQUAL "AUTO")
-  message(FATAL_ERROR "HPCML_ENABLE_NCCL='${HPCML_ENABLE_NCCL}': expected AUTO, ON or OFF")
-endif()
+hpcml_tristate_option(HPCML_ENABLE_NCCL "NCCL transport")
 set(HPCML_HAS_NCCL "")
-if(NOT _hpcml_nccl_mode STREQUAL "OFF")
+if(NOT HPCML_ENABLE_NCCL_MODE STREQUAL "OFF")
   find_package(HpcmlNccl QUIET)
   if(HpcmlNccl_FOUND)
     set(HPCML_HAS_NCCL 1)
-    message(STATUS "NCCL transport: NCCL ${HpcmlNccl_VERSION} (${HpcmlNccl_LIBRARY}), "
-                   "CUDA runtime ${CUDAToolkit_VERSION}")
-  elseif(_hpcml_nccl_mode STREQUAL "ON")
-    message(FATAL_ERROR "HPCML_ENABLE_NCCL=ON but NCCL was not found: nccl.h, libnccl and the "
-                        "CUDA runtime (find_package(CUDAToolkit)) are needed; set NCCL_ROOT")
-  else()
-    message(STATUS "NCCL transport: not built (nccl.h, libnccl or the CUDA runtime not found; "
-                   "set NCCL_ROOT)")
   endif()
+  hpcml_tristate_result(HPCML_ENABLE_NCCL FOUND "${HpcmlNccl_FOUND}" LABEL "NCCL transport"
+    SUMMARY "NCCL ${HpcmlNccl_VERSION} (${HpcmlNccl_LIBRARY}), CUDA runtime ${CUDAToolkit_VERSION}"
+    MISSING "NCCL was not found (nccl.h, libnccl and the CUDA runtime are needed)"
+    HINT "set NCCL_ROOT")
 endif()
 
 # Kokkos kernel backend (parallel.backend = "kokkos", docs/kernels.md).
 # AUTO: built when Kokkos is found; ON: Kokkos required; OFF: not looked for.
 # A site's own Kokkos wins: -DKokkos_ROOT=<its prefix> (cmake/FindHpcmlKokkos.cmake).
-set(HPCML_ENABLE_KOKKOS AUTO CACHE STRING "Kokkos kernel backend: AUTO, ON or OFF")
-set_property(CACHE HPCML_ENABLE_KOKKOS PROPERTY STRINGS AUTO ON OFF)
-string(TOUPPER "${HPCML_ENABLE_KOKKOS}" _hpcml_kokkos_mode)
-if(_hpcml_kokkos_mode MATCHES "^(ON|YES|TRUE|Y|1)$")
-  set(_hpcml_kokkos_mode ON)
-elseif(_hpcml_kokkos_mode MATCHES "^(OFF|NO|FALSE|N|0)$")
-  set(_hpcml_kokkos_mode OFF)
-elseif(NOT _hpcml_kokkos_mode STREQUAL "AUTO")
-  message(FATAL_ERROR "HPCML_ENABLE_KOKKOS='${HPCML_ENABLE_KOKKOS}': expected AUTO, ON or OFF")
-endif()
+hpcml_tristate_option(HPCML_ENABLE_KOKKOS "Kokkos kernel backend")
 option(HPCML_KOKKOS_KERNELS "kokkos backend: GEMM through Kokkos Kernels when found (OFF: CBLAS)" ON)
 set(HPCML_HAS_KOKKOS "")
 set(HPCML_HAS_KOKKOS_KERNELS "")
-if(NOT _hpcml_kokkos_mode STREQUAL "OFF")
+if(NOT HPCML_ENABLE_KOKKOS_MODE STREQUAL "OFF")
   find_package(HpcmlKokkos QUIET)
   if(HpcmlKokkos_FOUND)
     set(HPCML_HAS_KOKKOS 1)
@@ -84,14 +96,11 @@ if(NOT _hpcml_kokkos_mode STREQUAL "OFF")
     else()
       set(_hpcml_kokkos_gemm "CBLAS (Kokkos Kernels not found or HPCML_KOKKOS_KERNELS=OFF)")
     endif()
-    message(STATUS "Kokkos backend: Kokkos ${HpcmlKokkos_VERSION} (${HpcmlKokkos_SOURCE}), "
-                   "GEMM through ${_hpcml_kokkos_gemm}")
-  elseif(_hpcml_kokkos_mode STREQUAL "ON")
-    message(FATAL_ERROR "HPCML_ENABLE_KOKKOS=ON but Kokkos was not found: set Kokkos_ROOT to a "
-                        "Kokkos installation, or install libtrilinos-kokkos-dev")
-  else()
-    message(STATUS "Kokkos backend: not built (Kokkos not found; set Kokkos_ROOT)")
   endif()
+  hpcml_tristate_result(HPCML_ENABLE_KOKKOS FOUND "${HpcmlKokkos_FOUND}" LABEL "Kokkos backend"
+    SUMMARY "Kokkos ${HpcmlKokkos_VERSION} (${HpcmlKokkos_SOURCE}), GEMM through ${_hpcml_kokkos_gemm}"
+    MISSING "Kokkos was not found"
+    HINT "set Kokkos_ROOT to a Kokkos installation, or install libtrilinos-kokkos-dev")
 endif()
 
 find_path(HPCML_SLURM_INCLUDE_DIR slurm/slurm.h)

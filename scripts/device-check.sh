@@ -43,7 +43,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # Binaries that go to the GPU machine (relative to the build directory).
 BINARIES=(tests/gpu/gpu_cuda_backend_test tests/gpu/gpu_cuda_trainer_test tests/gpu/gpu_cuda_unit_test kernels/kernels_gpu_bench)
 # Optional: the device all-reduce test of the NCCL transport, when built.
-OPTIONAL_BINARIES=(tests/comm/comm_nccl_test)
+OPTIONAL_BINARIES=(tests/comm/comm_nccl_test tests/comm/comm_device_codec_test)
 # Libraries the GPU machine has in its base system (the C/C++ runtime) or in
 # its CUDA driver (libcuda, libnvidia-*) and toolkit (cuBLAS, NCCL).
 SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas\.|libcublasLt\.|libnccl\.|libnvidia-)'
@@ -265,6 +265,9 @@ run_checks() {
   step "gpu tests (cuda against reference)" 100 fail "$dir/bin/gpu_cuda_backend_test"
   step "gpu tests (core's trainer on cuda)" 60 fail "$dir/bin/gpu_cuda_trainer_test"
   step "training benchmark (cuda vs omp)" 150 fail "$dir/bin/kernels_gpu_bench" --omp-threads "$OMP_NUM_THREADS"
+  if [[ -x $dir/bin/comm_device_codec_test ]]; then
+    step "device fp16/bf16 codecs against the host codec" 30 fail "$dir/bin/comm_device_codec_test"
+  fi
   if [[ -x $dir/bin/comm_nccl_test ]]; then
     step "device all-reduce (NCCL, 1 rank)" 45 fail "$dir/bin/comm_nccl_test"
   else

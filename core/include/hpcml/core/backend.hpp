@@ -174,21 +174,26 @@ class Backend {
   GemmPrecision gemm_precision_ = GemmPrecision::kFp32;
 };
 
-/// An array of T in a backend's memory (RAII; move-only). Empty when default
-/// constructed. data() is a backend pointer: only kernels and the backend's
-/// copies may touch it. The backend must outlive the array (it frees it).
-template <class T>
-class BackendArray {
+/// Which of a backend's allocators a BufferArray uses: allocate() (the backend's
+/// own memory, device memory for a device backend) or allocate_host() (host
+/// memory to stage transfers through, pinned for a device backend).
+enum class ArrayPlacement { kBackend, kHost };
+
+/// An array of T from one of a backend's allocators (RAII; move-only). Empty
+/// when default constructed. The backend must outlive the array (it frees it).
+/// Use the two names below.
+template <class T, ArrayPlacement P>
+class BufferArray {
  public:
-  BackendArray() = default;
-  BackendArray(Backend& be, std::size_t n)
-      : be_(&be), p_(static_cast<T*>(be.allocate(n * sizeof(T)))), n_(n) {}
-  ~BackendArray() { reset(); }
-  BackendArray(BackendArray&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) {
+  BufferArray() = default;
+  BufferArray(Backend& be, std::size_t n)
+      : be_(&be), p_(static_cast<T*>(allocate(be, n * sizeof(T)))), n_(n) {}
+  ~BufferArray() { reset(); }
+  BufferArray(BufferArray&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) {
     o.p_ = nullptr;
     o.n_ = 0;
   }
-  BackendArray& operator=(BackendArray&& o) noexcept {
+  BufferArray& operator=(BufferArray&& o) noexcept {
     if (this != &o) {
       reset();
       be_ = o.be_;
@@ -199,73 +204,56 @@ class BackendArray {
     }
     return *this;
   }
-  BackendArray(const BackendArray&) = delete;
-  BackendArray& operator=(const BackendArray&) = delete;
+  BufferArray(const BufferArray&) = delete;
+  BufferArray& operator=(const BufferArray&) = delete;
 
   T* data() { return p_; }
   const T* data() const { return p_; }
   std::size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
+#if __cplusplus >= 202002L
+  /// Host memory only: host code may read and write it directly.
+  std::span<T> span() requires(P == ArrayPlacement::kHost) { return {p_, n_}; }
+#endif
   /// Grows (never shrinks) to at least n elements; contents are not kept.
   void reserve_discard(Backend& be, std::size_t n) {
-    if (n > n_ || be_ != &be) *this = BackendArray(be, n);
+    if (n > n_ || be_ != &be) *this = BufferArray(be, n);
   }
   void reset() noexcept {
-    if (p_ && be_) be_->deallocate(p_);
+    if (p_ && be_) {
+      if constexpr (P == ArrayPlacement::kHost) {
+        be_->deallocate_host(p_);
+      } else {
+        be_->deallocate(p_);
+      }
+    }
     p_ = nullptr;
     n_ = 0;
   }
 
  private:
+  static void* allocate(Backend& be, std::size_t bytes) {
+    if constexpr (P == ArrayPlacement::kHost) {
+      return be.allocate_host(bytes);
+    } else {
+      return be.allocate(bytes);
+    }
+  }
+
   Backend* be_ = nullptr;
   T* p_ = nullptr;
   std::size_t n_ = 0;
 };
 
-/// An array of T in host memory to stage transfers through (RAII; move-only):
+/// An array of T in a backend's memory. data() is a backend pointer: only
+/// kernels and the backend's copies may touch it.
+template <class T>
+using BackendArray = BufferArray<T, ArrayPlacement::kBackend>;
+
+/// An array of T in host memory to stage transfers through:
 /// Backend::allocate_host(), pinned for a device backend.
 template <class T>
-class HostArray {
- public:
-  HostArray() = default;
-  HostArray(Backend& be, std::size_t n)
-      : be_(&be), p_(static_cast<T*>(be.allocate_host(n * sizeof(T)))), n_(n) {}
-  ~HostArray() { reset(); }
-  HostArray(HostArray&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) {
-    o.p_ = nullptr;
-    o.n_ = 0;
-  }
-  HostArray& operator=(HostArray&& o) noexcept {
-    if (this != &o) {
-      reset();
-      be_ = o.be_;
-      p_ = o.p_;
-      n_ = o.n_;
-      o.p_ = nullptr;
-      o.n_ = 0;
-    }
-    return *this;
-  }
-  HostArray(const HostArray&) = delete;
-  HostArray& operator=(const HostArray&) = delete;
-
-  T* data() { return p_; }
-  const T* data() const { return p_; }
-  std::size_t size() const { return n_; }
-#if __cplusplus >= 202002L
-  std::span<T> span() { return {p_, n_}; }
-#endif
-  void reset() noexcept {
-    if (p_ && be_) be_->deallocate_host(p_);
-    p_ = nullptr;
-    n_ = 0;
-  }
-
- private:
-  Backend* be_ = nullptr;
-  T* p_ = nullptr;
-  std::size_t n_ = 0;
-};
+using HostArray = BufferArray<T, ArrayPlacement::kHost>;
 
 /// The memory of a model or optimizer that no backend has been bound to yet
 /// (Model::bind): the host defaults above. Its kernels throw Error; use it
