@@ -523,6 +523,10 @@ void PsWorker::finish_gradients() {
   HPCML_THROW(Error, "parameter server: finish_gradients() is not used in ps mode");
 }
 
+void PsWorker::finish_gradients_each(const BuffersReady& /*ready*/) {
+  HPCML_THROW(Error, "parameter server: finish_gradients_each() is not used in ps mode");
+}
+
 void PsWorker::fetch_optimizer_state(std::span<float> state, std::size_t slots) {
   MPI_Comm comm = group_.messages().get();
   const std::size_t total = bounds_.back();

@@ -351,9 +351,16 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   // between reducing and exchanging; that time counts as compute.
   // Not with a device backend (its buffers are not node-shared memory) nor
   // with loss scaling (which checks all gradients): the full update.
+  // Otherwise, without loss scaling and with parallel.overlap_update, the
+  // update of each fusion bucket's tensors as soon as its means are final
+  // (finish_gradients_each), while later buckets are still being reduced:
+  // waiting counts as communication, the updates as compute. Loss scaling
+  // must see every gradient before any update: the whole update at the end.
   owned_ranges_.clear();
   const bool try_sharded = !device_ && !loss_scaling_;
-  const bool sharded = timer_.measure(Phase::kComm, [&] {
+  const bool per_bucket = !loss_scaling_ && config_.parallel.overlap_update;
+  enum class Finish { kSharded, kUpdated, kAveraged };
+  const Finish finish = timer_.measure(Phase::kComm, [&] {
     const bool done =
         try_sharded &&
         comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
@@ -365,15 +372,31 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
             optimizer_->step_range(backend_, lr, state_.global_step + 1, lo, hi, mean);
           });
         });
-    if (!done) comm_.finish_gradients();
+    if (done) return Finish::kSharded;
+    if (per_bucket) {
+      comm_.finish_gradients_each([&](std::span<const std::size_t> tensors) {
+        if (stage_) {  // these averages back into the device buffers
+          for (const std::size_t i : tensors)
+            backend_.copy_from_host(grads_[i].data(), comm_grads_[i].data(),
+                                    grads_[i].size_bytes());
+        }
+        timer_.measure(Phase::kCompute, [&] {
+          optimizer_->step_tensors(backend_, lr, state_.global_step + 1, tensors);
+        });
+      });
+      return Finish::kUpdated;
+    }
+    comm_.finish_gradients();
     if (stage_) {  // the averages back into the device buffers
       const auto g = model_.gradients();
       backend_.copy_from_host(g.data(), host_grads_.data(), g.size_bytes());
     }
-    return done;
+    return Finish::kAveraged;
   });
-  if (sharded) {
+  if (finish == Finish::kSharded) {
     state_.momentum_ranges.swap(owned_ranges_);
+  } else if (finish == Finish::kUpdated) {
+    state_.momentum_ranges.clear();
   } else {
     state_.momentum_ranges.clear();
     if (loss_scaling_) scale_records_.emplace_back(loss_scale, 0);

@@ -173,6 +173,8 @@ class PsWorker final : public Collectives {
   bool finish_gradients_sharded(const RangeUpdate& update) override;
   /// Not used in ps mode (finish_gradients_sharded always succeeds): throws.
   void finish_gradients() override;
+  /// Not used in ps mode either (the servers update, per shard): throws.
+  void finish_gradients_each(const BuffersReady& ready) override;
 
   /// Tells every server this worker has finished (orderly end). Call once,
   /// after training, on every worker.

@@ -75,7 +75,14 @@ class GradientReducer final : public Collectives {
 
   void begin_gradients(const std::vector<std::span<float>>& buffers) override;
   void gradient_ready(std::size_t index) override;
+  /// finish_gradients_each() with a no-op `ready`.
   void finish_gradients() override;
+  /// Launches what backprop left unlaunched, then waits for the buckets in the
+  /// order they were launched (the same on every rank) and calls `ready` with
+  /// each bucket's buffer indices as soon as its means are final (decoded and
+  /// error feedback applied with a codec). last_wait_s() counts the waiting
+  /// only, not the time spent in `ready`.
+  void finish_gradients_each(const BuffersReady& ready) override;
   /// Node-shared memory (Communicator::allocate_shared) with more than one
   /// rank and no codec, else empty. On a single node the trainer's flat
   /// gradient buffer then goes through the zero-copy hierarchical path.
@@ -94,7 +101,8 @@ class GradientReducer final : public Collectives {
   /// True once parameter_storage() has enabled sharded updates.
   bool sharded() const { return !params_.empty(); }
 
-  /// Seconds the last finish_gradients() waited for reductions still in flight.
+  /// Seconds the last finish_gradients() (or finish_gradients_each(), outside
+  /// its `ready` calls) waited for reductions still in flight.
   double last_wait_s() const { return last_wait_s_; }
   /// Number of buckets of the current plan.
   std::size_t bucket_count() const { return buckets_.size(); }

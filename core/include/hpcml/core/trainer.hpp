@@ -22,10 +22,16 @@
 // - device backends: no node-shared storage and no sharded update (the full
 //   update on every rank). A comm layer that does not accept_device_memory()
 //   gets the gradients staged through pinned host buffers (each tensor copied
-//   out in its ready() callback, the averages copied back in one copy after
-//   finish_gradients()); the initial broadcast goes through a host copy too.
+//   out in its ready() callback, the averages copied back per fusion bucket
+//   before its update, or in one copy after finish_gradients()); the initial
+//   broadcast goes through a host copy too.
 //   TrainState's spans are host mirrors filled at hook boundaries only (see
 //   train_state.hpp), and the digest at the end of run() reads them.
+// The update (not sharded, no loss scaling, parallel.overlap_update = true):
+// Collectives::finish_gradients_each() names each fusion bucket's tensors as
+// soon as their means are final and the trainer updates those tensors
+// (Optimizer::step_tensors) while later buckets are still reduced; same bits
+// as the whole update after finish_gradients() (overlap_update = false).
 // Mixed precision: with train.precision = "fp16" the trainer does dynamic
 // loss scaling (docs/config-reference.md, train.loss_scale): the loss gradient is multiplied by the
 // scale; after the reduction, inf/NaN gradients (sum_squares not finite) skip the update and halve
