@@ -253,6 +253,25 @@ void Trainer::sync_state_to_host() {
   optimizer_->copy_state_to_host(host_momentum_);
 }
 
+void Trainer::copy_back(std::span<const std::size_t> tensors) {
+  // One copy per run of tensors adjacent in the flat buffer (a fusion bucket's
+  // tensors are): as few copies as the whole-buffer copy-back when one group
+  // names every tensor.
+  std::vector<std::pair<std::size_t, std::size_t>> runs;  // [offset, end) in floats
+  for (const std::size_t i : tensors) {
+    const TensorView& t = model_.tensors()[i];
+    runs.emplace_back(t.offset, t.offset + t.size());
+  }
+  std::sort(runs.begin(), runs.end());
+  const auto g = model_.gradients();
+  for (std::size_t k = 0; k < runs.size();) {
+    const std::size_t lo = runs[k].first;
+    std::size_t hi = runs[k].second;
+    while (++k < runs.size() && runs[k].first == hi) hi = runs[k].second;
+    backend_.copy_from_host(g.data() + lo, host_grads_.data() + lo, (hi - lo) * sizeof(float));
+  }
+}
+
 void Trainer::apply_update(double lr) {
   if (!loss_scaling_) {
     optimizer_->step(backend_, lr, state_.global_step + 1);
@@ -375,11 +394,7 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
     if (done) return Finish::kSharded;
     if (per_bucket) {
       comm_.finish_gradients_each([&](std::span<const std::size_t> tensors) {
-        if (stage_) {  // these averages back into the device buffers
-          for (const std::size_t i : tensors)
-            backend_.copy_from_host(grads_[i].data(), comm_grads_[i].data(),
-                                    grads_[i].size_bytes());
-        }
+        if (stage_) copy_back(tensors);
         timer_.measure(Phase::kCompute, [&] {
           optimizer_->step_tensors(backend_, lr, state_.global_step + 1, tensors);
         });

@@ -44,6 +44,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,9 @@ class Trainer {
   // The optimizer update of a step whose gradients are averaged; with fp16
   // loss scaling the finiteness check, unscaling and scale update.
   void apply_update(double lr);
+  // stage_: the averaged host gradients of these tensors back into the device
+  // buffers.
+  void copy_back(std::span<const std::size_t> tensors);
   // Device backends: fills TrainState's host mirrors (host backends: nothing).
   void sync_state_to_host();
   void finish_epoch(const EpochOutcome& outcome, const EpochTotals& totals,
