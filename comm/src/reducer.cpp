@@ -86,7 +86,7 @@ struct GradientReducer::Bucket {
 };
 
 GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& options)
-    : comm_(comm), options_(options) {
+    : CommunicatorCollectives(comm), options_(options) {
   // Precedence: defaults < config < environment (expert override, read once).
   CommOptions co = comm.options();
   Thresholds t;

@@ -24,6 +24,7 @@
 
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/comm/codec.hpp"
+#include "hpcml/comm/communicator_collectives.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
 
@@ -56,7 +57,7 @@ ReducerOptions read_reducer_options(ConfigDoc& doc);
 /// One line for the start-of-run log: "algo=auto fusion_mb=1 compression=none ...".
 std::string describe(const ReducerOptions& options, const Communicator& comm);
 
-class GradientReducer final : public Collectives {
+class GradientReducer final : public CommunicatorCollectives {
  public:
   /// `comm` must outlive the reducer. Applies the stall timeout and thresholds
   /// to `comm`'s options. Collective (all ranks, same options).
@@ -64,14 +65,6 @@ class GradientReducer final : public Collectives {
   ~GradientReducer() override;
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
-
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void average(const std::vector<std::span<float>>& buffers) override { comm_.average(buffers); }
-  void sum(std::span<double> values) override { comm_.sum(values); }
-  void max(std::span<double> values) override { comm_.max(values); }
-  void broadcast(std::span<float> values, int root) override { comm_.broadcast(values, root); }
-  std::vector<double> gather(std::span<const double> local) override { return comm_.gather(local); }
 
   void begin_gradients(const std::vector<std::span<float>>& buffers) override;
   void gradient_ready(std::size_t index) override;
@@ -113,7 +106,6 @@ class GradientReducer final : public Collectives {
   void plan(const std::vector<std::span<float>>& buffers);
   void launch(std::size_t b);
 
-  Communicator& comm_;
   ReducerOptions options_;
   std::vector<std::span<float>> buffers_;
   std::vector<std::unique_ptr<Bucket>> buckets_;
