@@ -408,7 +408,7 @@ std::vector<std::vector<PsStepRecord>> collect_server_records(PsGroup& group) {
 // ---- worker ----------------------------------------------------------------
 
 PsWorker::PsWorker(PsGroup& group, std::vector<std::size_t> bounds)
-    : group_(group), comm_(group.worker_comm()), bounds_(std::move(bounds)) {
+    : CommunicatorCollectives(group.worker_comm()), group_(group), bounds_(std::move(bounds)) {
   HPCML_REQUIRE(!group.is_server(), Error, "PsWorker made on a server rank");
   const std::size_t s = bounds_.size() - 1;
   missing_.assign(s, 0);
@@ -521,6 +521,10 @@ bool PsWorker::finish_gradients_sharded(const RangeUpdate& /*update*/) {
 
 void PsWorker::finish_gradients() {
   HPCML_THROW(Error, "parameter server: finish_gradients() is not used in ps mode");
+}
+
+void PsWorker::finish_gradients_each(const BuffersReady& /*ready*/) {
+  HPCML_THROW(Error, "parameter server: finish_gradients_each() is not used in ps mode");
 }
 
 void PsWorker::fetch_optimizer_state(std::span<float> state, std::size_t slots) {

@@ -86,7 +86,7 @@ struct GradientReducer::Bucket {
 };
 
 GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& options)
-    : comm_(comm), options_(options) {
+    : CommunicatorCollectives(comm), options_(options) {
   // Precedence: defaults < config < environment (expert override, read once).
   CommOptions co = comm.options();
   Thresholds t;
@@ -230,6 +230,7 @@ void GradientReducer::launch(std::size_t b) {
     // progress thread. (With a codec the round trip still runs, so a 1-rank run
     // trains with the same lossy gradients as a multi-rank one.)
     bucket.start = bucket.end = detail::Clock::now();
+    inflight_.emplace_back();  // nothing to wait for; inflight_[b] stays bucket b's
     return;
   }
   std::vector<std::span<float>> spans;
@@ -295,6 +296,10 @@ void GradientReducer::launch(std::size_t b) {
 }
 
 void GradientReducer::finish_gradients() {
+  finish_gradients_each([](std::span<const std::size_t>) {});
+}
+
+void GradientReducer::finish_gradients_each(const BuffersReady& ready) {
   HPCML_REQUIRE(active_, Error, "finish_gradients without begin_gradients");
   const auto t_finish = detail::Clock::now();
   // A step prepared for the sharded update but finished plainly: launch now.
@@ -304,8 +309,26 @@ void GradientReducer::finish_gradients() {
     if (!ready_[i]) gradient_ready(i);
   while (next_launch_ < buckets_.size() && missing_[next_launch_] == 0) launch(next_launch_++);
   active_ = false;
-  wait_all(inflight_);
-  last_wait_s_ = detail::seconds_since(t_finish);
+  // Every bucket is launched, in bucket order, with inflight_[b] its request:
+  // wait for them in that order (the progress thread completes them in it),
+  // handing each bucket's buffers on as soon as their means are final. The
+  // time spent in `ready` is the caller's, not waiting.
+  double waited = detail::seconds_since(t_finish);
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    const auto t0 = detail::Clock::now();
+    try {
+      inflight_[b].wait();
+    } catch (...) {  // the others complete too before the first error is rethrown
+      try {
+        wait_all(inflight_);
+      } catch (...) {
+      }
+      throw;
+    }
+    waited += detail::seconds_since(t0);
+    ready(buckets_[b]->members);
+  }
+  last_wait_s_ = waited;
 
   last_stats_ = {};
   const auto n = static_cast<std::size_t>(comm_.size());

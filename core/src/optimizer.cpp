@@ -64,6 +64,29 @@ void Optimizer::step_range(Backend& be, double lr, std::size_t t, std::size_t lo
   });
 }
 
+void Optimizer::update_tensor(Backend& be, const TensorView& tv, double lr, std::size_t t) {
+  update_elementwise(be, tv, tv.offset, tv.offset + tv.size(),
+                     model_.gradients().data() + tv.offset, lr, t);
+}
+
+void Optimizer::step(Backend& be, double lr, std::size_t t) {
+  std::vector<std::size_t> all(model_.tensors().size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  step_tensors(be, lr, t, all);
+}
+
+void Optimizer::step_tensors(Backend& be, double lr, std::size_t t,
+                             std::span<const std::size_t> tensors) {
+  check_memory();
+  const auto& all = model_.tensors();
+  for (const std::size_t i : tensors) {
+    HPCML_REQUIRE(i < all.size(), Error,
+                  "optimizer " + name() + ": tensor " + std::to_string(i) + " of " +
+                      std::to_string(all.size()));
+    update_tensor(be, all[i], lr, t);
+  }
+}
+
 double trust_ratio(double w_norm, double d_norm) {
   return w_norm > 0 && d_norm > 0 ? w_norm / d_norm : 1.0;
 }
@@ -85,13 +108,6 @@ void SgdMomentum::update_elementwise(Backend& be, const TensorView& t, std::size
     be.sgd_nesterov(w, g, v, b - a, static_cast<float>(lr), momentum_, wd);
   else
     be.sgd_momentum(w, g, v, b - a, static_cast<float>(lr), momentum_, wd);
-}
-
-void SgdMomentum::step(Backend& be, double lr, std::size_t t) {
-  check_memory();
-  const float* g = model_.gradients().data();
-  for (const auto& tv : model_.tensors())
-    update_elementwise(be, tv, tv.offset, tv.offset + tv.size(), g + tv.offset, lr, t);
 }
 
 // ---- Adam / AdamW ----------------------------------------------------------
@@ -125,13 +141,6 @@ void Adam::update_elementwise(Backend& be, const TensorView& tv, std::size_t a, 
   be.axpy(w, dir_.data() + a, b - a, -static_cast<float>(lr));
 }
 
-void Adam::step(Backend& be, double lr, std::size_t t) {
-  check_memory();
-  const float* g = model_.gradients().data();
-  for (const auto& tv : model_.tensors())
-    update_elementwise(be, tv, tv.offset, tv.offset + tv.size(), g + tv.offset, lr, t);
-}
-
 // ---- LARS ------------------------------------------------------------------
 
 Lars::Lars(Model& model, const TrainConfig::Optimizer& o)
@@ -141,22 +150,19 @@ Lars::Lars(Model& model, const TrainConfig::Optimizer& o)
       eta_(static_cast<float>(o.lars_eta)),
       exclude_bias_(o.exclude_bias) {}
 
-void Lars::step(Backend& be, double lr, std::size_t) {
-  check_memory();
+void Lars::update_tensor(Backend& be, const TensorView& tv, double lr, std::size_t) {
   float* w = model_.parameters().data();
   const float* g = model_.gradients().data();
-  for (const auto& tv : model_.tensors()) {
-    const std::size_t a = tv.offset, n = tv.size();
-    const float wd = tv.is_bias ? 0.0f : weight_decay_;
-    double local = 1.0;
-    if (!(tv.is_bias && exclude_bias_)) {
-      const double wn = std::sqrt(be.sum_squares(w + a, n));
-      const double gn = std::sqrt(be.sum_squares(g + a, n));
-      const double d = gn + wd * wn;
-      if (wn > 0 && d > 0) local = eta_ * wn / d;
-    }
-    be.lars_momentum(w + a, g + a, slot(0) + a, n, static_cast<float>(lr * local), momentum_, wd);
+  const std::size_t a = tv.offset, n = tv.size();
+  const float wd = tv.is_bias ? 0.0f : weight_decay_;
+  double local = 1.0;
+  if (!(tv.is_bias && exclude_bias_)) {
+    const double wn = std::sqrt(be.sum_squares(w + a, n));
+    const double gn = std::sqrt(be.sum_squares(g + a, n));
+    const double d = gn + wd * wn;
+    if (wn > 0 && d > 0) local = eta_ * wn / d;
   }
+  be.lars_momentum(w + a, g + a, slot(0) + a, n, static_cast<float>(lr * local), momentum_, wd);
 }
 
 // ---- LAMB ------------------------------------------------------------------
@@ -170,22 +176,19 @@ Lamb::Lamb(Model& model, const TrainConfig::Optimizer& o)
       exclude_bias_(o.exclude_bias),
       dir_(model.memory(), model.parameters().size()) {}
 
-void Lamb::step(Backend& be, double lr, std::size_t t) {
-  check_memory();
+void Lamb::update_tensor(Backend& be, const TensorView& tv, double lr, std::size_t t) {
   HPCML_REQUIRE(t >= 1, Error, "lamb: update numbers start at 1");
   float* w = model_.parameters().data();
   const float* g = model_.gradients().data();
-  for (const auto& tv : model_.tensors()) {
-    const std::size_t a = tv.offset, n = tv.size();
-    const float wd = tv.is_bias ? 0.0f : weight_decay_;
-    float* u = dir_.data() + a;
-    be.adam_direction(w + a, g + a, slot(0) + a, slot(1) + a, u, n, b1_, b2_, eps_,
-                      correction(b1_, t), correction(b2_, t), 0.0f, wd);
-    double trust = 1.0;
-    if (!(tv.is_bias && exclude_bias_))
-      trust = trust_ratio(std::sqrt(be.sum_squares(w + a, n)), std::sqrt(be.sum_squares(u, n)));
-    be.axpy(w + a, u, n, -static_cast<float>(lr * trust));
-  }
+  const std::size_t a = tv.offset, n = tv.size();
+  const float wd = tv.is_bias ? 0.0f : weight_decay_;
+  float* u = dir_.data() + a;
+  be.adam_direction(w + a, g + a, slot(0) + a, slot(1) + a, u, n, b1_, b2_, eps_,
+                    correction(b1_, t), correction(b2_, t), 0.0f, wd);
+  double trust = 1.0;
+  if (!(tv.is_bias && exclude_bias_))
+    trust = trust_ratio(std::sqrt(be.sum_squares(w + a, n)), std::sqrt(be.sum_squares(u, n)));
+  be.axpy(w + a, u, n, -static_cast<float>(lr * trust));
 }
 
 // ---- factory ---------------------------------------------------------------

@@ -132,6 +132,7 @@ TrainConfig read_train_config(ConfigDoc& doc) {
   c.parallel.threads =
       static_cast<int>(doc.get_int("parallel.threads", c.parallel.threads, 0, 4096));
   c.parallel.gpu_sharing = doc.get_bool("parallel.gpu_sharing", c.parallel.gpu_sharing);
+  c.parallel.overlap_update = doc.get_bool("parallel.overlap_update", c.parallel.overlap_update);
 
   c.checkpoint.every_steps = doc.get_int("checkpoint.every_steps", c.checkpoint.every_steps, 0);
   c.checkpoint.every_minutes =

@@ -253,6 +253,25 @@ void Trainer::sync_state_to_host() {
   optimizer_->copy_state_to_host(host_momentum_);
 }
 
+void Trainer::copy_back(std::span<const std::size_t> tensors) {
+  // One copy per run of tensors adjacent in the flat buffer (a fusion bucket's
+  // tensors are): as few copies as the whole-buffer copy-back when one group
+  // names every tensor.
+  std::vector<std::pair<std::size_t, std::size_t>> runs;  // [offset, end) in floats
+  for (const std::size_t i : tensors) {
+    const TensorView& t = model_.tensors()[i];
+    runs.emplace_back(t.offset, t.offset + t.size());
+  }
+  std::sort(runs.begin(), runs.end());
+  const auto g = model_.gradients();
+  for (std::size_t k = 0; k < runs.size();) {
+    const std::size_t lo = runs[k].first;
+    std::size_t hi = runs[k].second;
+    while (++k < runs.size() && runs[k].first == hi) hi = runs[k].second;
+    backend_.copy_from_host(g.data() + lo, host_grads_.data() + lo, (hi - lo) * sizeof(float));
+  }
+}
+
 void Trainer::apply_update(double lr) {
   if (!loss_scaling_) {
     optimizer_->step(backend_, lr, state_.global_step + 1);
@@ -351,9 +370,16 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
   // between reducing and exchanging; that time counts as compute.
   // Not with a device backend (its buffers are not node-shared memory) nor
   // with loss scaling (which checks all gradients): the full update.
+  // Otherwise, without loss scaling and with parallel.overlap_update, the
+  // update of each fusion bucket's tensors as soon as its means are final
+  // (finish_gradients_each), while later buckets are still being reduced:
+  // waiting counts as communication, the updates as compute. Loss scaling
+  // must see every gradient before any update: the whole update at the end.
   owned_ranges_.clear();
   const bool try_sharded = !device_ && !loss_scaling_;
-  const bool sharded = timer_.measure(Phase::kComm, [&] {
+  const bool per_bucket = !loss_scaling_ && config_.parallel.overlap_update;
+  enum class Finish { kSharded, kUpdated, kAveraged };
+  const Finish finish = timer_.measure(Phase::kComm, [&] {
     const bool done =
         try_sharded &&
         comm_.finish_gradients_sharded([&](std::size_t lo, std::size_t hi, const float* mean) {
@@ -365,15 +391,27 @@ StepRecord Trainer::train_step(BatchReader& reader, Batch& batch, BatchResult& r
             optimizer_->step_range(backend_, lr, state_.global_step + 1, lo, hi, mean);
           });
         });
-    if (!done) comm_.finish_gradients();
+    if (done) return Finish::kSharded;
+    if (per_bucket) {
+      comm_.finish_gradients_each([&](std::span<const std::size_t> tensors) {
+        if (stage_) copy_back(tensors);
+        timer_.measure(Phase::kCompute, [&] {
+          optimizer_->step_tensors(backend_, lr, state_.global_step + 1, tensors);
+        });
+      });
+      return Finish::kUpdated;
+    }
+    comm_.finish_gradients();
     if (stage_) {  // the averages back into the device buffers
       const auto g = model_.gradients();
       backend_.copy_from_host(g.data(), host_grads_.data(), g.size_bytes());
     }
-    return done;
+    return Finish::kAveraged;
   });
-  if (sharded) {
+  if (finish == Finish::kSharded) {
     state_.momentum_ranges.swap(owned_ranges_);
+  } else if (finish == Finish::kUpdated) {
+    state_.momentum_ranges.clear();
   } else {
     state_.momentum_ranges.clear();
     if (loss_scaling_) scale_records_.emplace_back(loss_scale, 0);

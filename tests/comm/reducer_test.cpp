@@ -339,6 +339,71 @@ TEST(Reducer, TopkSparsityAndExactAtRatioOne) {
   }
 }
 
+// finish_gradients_each(): every buffer named exactly once, one group per
+// bucket, the groups in the same order on every rank, and each group's
+// buffers already hold their final means when it is named (the bits
+// finish_gradients() gives), with and without codecs (top-k's error feedback
+// carried over three steps), in private buffers and in the node-shared
+// gradient storage; the statistics are those of finish_gradients().
+TEST(Reducer, FinishEachNamesEveryBufferOnceWithItsFinalMean) {
+  Communicator comm = dup_world();
+  struct Setup {
+    Codec codec;
+    bool storage;
+  };
+  for (const Setup s : {Setup{Codec::kNone, false}, Setup{Codec::kNone, true},
+                        Setup{Codec::kFp16, false}, Setup{Codec::kTopk, false}}) {
+    const std::string what = std::string(to_string(s.codec)) + (s.storage ? " storage" : "");
+    ReducerOptions o;
+    o.compression = s.codec;
+    o.topk_ratio = 0.05;
+    o.fusion_mb = 0.02;
+    GradientReducer each(comm, o), whole(comm, o);
+    std::span<float> storage;
+    if (s.storage) storage = each.gradient_storage(total_size(make_grads(comm.rank(), 1)));
+    for (unsigned step = 1; step <= 3; ++step) {
+      Grads g = make_grads(comm.rank(), step), ref = g;
+      const std::vector<std::span<float>> spans = storage.empty() ? g.spans() : lay_out(g, storage);
+      each.begin_gradients(spans);
+      for (std::size_t i = spans.size(); i-- > 0;) each.gradient_ready(i);
+      std::vector<int> named(spans.size(), 0);
+      std::vector<std::vector<float>> at_ready(spans.size());
+      std::vector<unsigned long long> sequence;  // indices as named, ~0 after each group
+      std::size_t groups = 0;
+      each.finish_gradients_each([&](std::span<const std::size_t> indices) {
+        ++groups;
+        for (std::size_t i : indices) {
+          ASSERT_LT(i, spans.size());
+          ++named[i];
+          at_ready[i].assign(spans[i].begin(), spans[i].end());
+          sequence.push_back(i);
+        }
+        sequence.push_back(~0ULL);
+      });
+      reduce_step(whole, ref, false);
+      EXPECT_EQ(groups, each.bucket_count()) << what;
+      EXPECT_GE(groups, 3u) << what;
+      for (std::size_t k = 0; k < spans.size(); ++k) {
+        EXPECT_EQ(named[k], 1) << what << " buffer " << k;
+        ASSERT_EQ(at_ready[k].size(), ref.data[k].size()) << what;
+        EXPECT_EQ(
+            std::memcmp(at_ready[k].data(), ref.data[k].data(), ref.data[k].size() * sizeof(float)),
+            0)
+            << what << " step " << step << ": buffer " << k << " not final when named";
+      }
+      std::vector<unsigned long long> root = sequence;
+      MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_UNSIGNED_LONG_LONG, 0,
+                MPI_COMM_WORLD);
+      EXPECT_EQ(root, sequence) << what << ": groups in another order than on rank 0";
+      const auto a = each.last_gradient_stats(), b = whole.last_gradient_stats();
+      EXPECT_EQ(a.raw_bytes, b.raw_bytes) << what;
+      EXPECT_EQ(a.wire_bytes, b.wire_bytes) << what;
+      EXPECT_GE(a.overlapped_s, 0.0) << what;
+      EXPECT_GE(each.last_wait_s(), 0.0) << what;
+    }
+  }
+}
+
 TEST(Reducer, ReadsConfigKeys) {
   auto doc = hpcml::ConfigDoc::parse(
       "[parallel]\nalgo = \"ring\"\nfusion_mb = 0\ncompression = \"int8\"\nstall_timeout_s = 5\n"

@@ -175,6 +175,54 @@ TEST(Optimizer, RangeUpdatesEqualTheFullStep) {
   }
 }
 
+// step_tensors over groups of tensors (as the trainer's fusion buckets name
+// them: last tensors first, in uneven groups) gives the whole step's bits for
+// every optimizer, LARS and LAMB included (their norms are per tensor); a
+// tensor left out is not touched, an index beyond the tensors is an Error.
+TEST(Optimizer, TensorGroupUpdatesEqualTheFullStep) {
+  for (const char* name : kNames) {
+    for (bool nesterov : {false, true}) {
+      if (nesterov && std::string(name) != "sgd") continue;
+      auto o = options(name);
+      o.nesterov = nesterov;
+      Model full(6, {5, 3}, 4), parts(6, {5, 3}, 4);
+      auto be = kernels::make_backend("reference", 1);
+      auto a = make_optimizer(o, full), b = make_optimizer(o, parts);
+      const std::size_t tensors = parts.tensors().size();
+      ASSERT_EQ(tensors, 6u);
+      const std::vector<std::vector<std::size_t>> groups = {{5, 4, 3}, {2}, {1, 0}};
+      for (int t = 1; t <= 3; ++t) {
+        fill(full, t - 1);
+        fill(parts, t - 1);
+        a->step(*be, 0.1, static_cast<std::size_t>(t));
+        for (const auto& g : groups) b->step_tensors(*be, 0.1, static_cast<std::size_t>(t), g);
+      }
+      const std::string what = std::string(name) + (nesterov ? " nesterov" : "");
+      EXPECT_TRUE(std::equal(full.parameters().begin(), full.parameters().end(),
+                             parts.parameters().begin()))
+          << what;
+      EXPECT_TRUE(std::equal(a->state().begin(), a->state().end(), b->state().begin())) << what;
+      // Only the named tensors move.
+      const std::vector<float> before(parts.parameters().begin(), parts.parameters().end());
+      const std::size_t one[] = {2};
+      b->step_tensors(*be, 0.1, 4, one);
+      const TensorView& tv = parts.tensors()[2];
+      for (std::size_t i = 0; i < before.size(); ++i) {
+        const bool inside = i >= tv.offset && i < tv.offset + tv.size();
+        if (!inside) {
+          ASSERT_EQ(before[i], parts.parameters()[i]) << what << " element " << i;
+        }
+      }
+      EXPECT_FALSE(std::equal(before.begin() + static_cast<std::ptrdiff_t>(tv.offset),
+                              before.begin() + static_cast<std::ptrdiff_t>(tv.offset + tv.size()),
+                              parts.parameters().begin() + static_cast<std::ptrdiff_t>(tv.offset)))
+          << what << ": tensor 2 was not updated";
+      const std::size_t bad[] = {tensors};
+      EXPECT_THROW(b->step_tensors(*be, 0.1, 4, bad), Error) << what;
+    }
+  }
+}
+
 TEST(Optimizer, TrustRatioIsOneForZeroNorms) {
   EXPECT_DOUBLE_EQ(trust_ratio(0, 3), 1.0);
   EXPECT_DOUBLE_EQ(trust_ratio(2, 0), 1.0);

@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/comm/communicator_collectives.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
 #include "hpcml/core/train_state.hpp"
@@ -146,21 +147,13 @@ std::vector<PsStepRecord> run_server(PsGroup& group, const std::vector<std::size
 std::vector<std::vector<PsStepRecord>> collect_server_records(PsGroup& group);
 
 /// Worker side of PS mode (see the top of this file).
-class PsWorker final : public Collectives {
+class PsWorker final : public CommunicatorCollectives {
  public:
   /// `group` must outlive the worker. `bounds` as plan_shards() gives them.
   PsWorker(PsGroup& group, std::vector<std::size_t> bounds);
   ~PsWorker() override;
   PsWorker(const PsWorker&) = delete;
   PsWorker& operator=(const PsWorker&) = delete;
-
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void average(const std::vector<std::span<float>>& buffers) override { comm_.average(buffers); }
-  void sum(std::span<double> values) override { comm_.sum(values); }
-  void max(std::span<double> values) override { comm_.max(values); }
-  void broadcast(std::span<float> values, int root) override { comm_.broadcast(values, root); }
-  std::vector<double> gather(std::span<const double> local) override { return comm_.gather(local); }
 
   /// Flat storage this worker owns: the gradients go to the servers from it,
   /// the parameters come back into it.
@@ -173,6 +166,8 @@ class PsWorker final : public Collectives {
   bool finish_gradients_sharded(const RangeUpdate& update) override;
   /// Not used in ps mode (finish_gradients_sharded always succeeds): throws.
   void finish_gradients() override;
+  /// Not used in ps mode either (the servers update, per shard): throws.
+  void finish_gradients_each(const BuffersReady& ready) override;
 
   /// Tells every server this worker has finished (orderly end). Call once,
   /// after training, on every worker.
@@ -192,7 +187,6 @@ class PsWorker final : public Collectives {
   void send_shard(std::size_t k);
 
   PsGroup& group_;
-  Communicator& comm_;
   std::vector<std::size_t> bounds_;
   std::vector<float> grads_, params_;
   std::vector<std::size_t> shard_of_;  // buffer index -> shard

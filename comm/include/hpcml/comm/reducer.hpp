@@ -24,6 +24,7 @@
 
 #include "hpcml/comm/allreduce.hpp"
 #include "hpcml/comm/codec.hpp"
+#include "hpcml/comm/communicator_collectives.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
 
@@ -56,7 +57,7 @@ ReducerOptions read_reducer_options(ConfigDoc& doc);
 /// One line for the start-of-run log: "algo=auto fusion_mb=1 compression=none ...".
 std::string describe(const ReducerOptions& options, const Communicator& comm);
 
-class GradientReducer final : public Collectives {
+class GradientReducer final : public CommunicatorCollectives {
  public:
   /// `comm` must outlive the reducer. Applies the stall timeout and thresholds
   /// to `comm`'s options. Collective (all ranks, same options).
@@ -65,17 +66,16 @@ class GradientReducer final : public Collectives {
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
 
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void average(const std::vector<std::span<float>>& buffers) override { comm_.average(buffers); }
-  void sum(std::span<double> values) override { comm_.sum(values); }
-  void max(std::span<double> values) override { comm_.max(values); }
-  void broadcast(std::span<float> values, int root) override { comm_.broadcast(values, root); }
-  std::vector<double> gather(std::span<const double> local) override { return comm_.gather(local); }
-
   void begin_gradients(const std::vector<std::span<float>>& buffers) override;
   void gradient_ready(std::size_t index) override;
+  /// finish_gradients_each() with a no-op `ready`.
   void finish_gradients() override;
+  /// Launches what backprop left unlaunched, then waits for the buckets in the
+  /// order they were launched (the same on every rank) and calls `ready` with
+  /// each bucket's buffer indices as soon as its means are final (decoded and
+  /// error feedback applied with a codec). last_wait_s() counts the waiting
+  /// only, not the time spent in `ready`.
+  void finish_gradients_each(const BuffersReady& ready) override;
   /// Node-shared memory (Communicator::allocate_shared) with more than one
   /// rank and no codec, else empty. On a single node the trainer's flat
   /// gradient buffer then goes through the zero-copy hierarchical path.
@@ -94,7 +94,8 @@ class GradientReducer final : public Collectives {
   /// True once parameter_storage() has enabled sharded updates.
   bool sharded() const { return !params_.empty(); }
 
-  /// Seconds the last finish_gradients() waited for reductions still in flight.
+  /// Seconds the last finish_gradients() (or finish_gradients_each(), outside
+  /// its `ready` calls) waited for reductions still in flight.
   double last_wait_s() const { return last_wait_s_; }
   /// Number of buckets of the current plan.
   std::size_t bucket_count() const { return buckets_.size(); }
@@ -105,7 +106,6 @@ class GradientReducer final : public Collectives {
   void plan(const std::vector<std::span<float>>& buffers);
   void launch(std::size_t b);
 
-  Communicator& comm_;
   ReducerOptions options_;
   std::vector<std::span<float>> buffers_;
   std::vector<std::unique_ptr<Bucket>> buckets_;

@@ -45,8 +45,14 @@ class Optimizer {
   void load_state(std::span<const float> in);
 
   /// The update number `t` (1-based: Adam's bias correction) with rate `lr`,
-  /// on the model's own (averaged) gradients.
-  virtual void step(Backend& be, double lr, std::size_t t) = 0;
+  /// on the model's own (averaged) gradients: step_tensors() of every tensor.
+  void step(Backend& be, double lr, std::size_t t = 1);
+  /// The update of the tensors with these indices into Model::tensors() only
+  /// (any order; each at most once), on their (averaged) gradients: what the
+  /// trainer runs for one fusion bucket as soon as its means are final. Same
+  /// bits per element as step(), for every optimizer: the layer-wise norms of
+  /// LARS and LAMB are per tensor, so a tensor's update needs nothing else.
+  void step_tensors(Backend& be, double lr, std::size_t t, std::span<const std::size_t> tensors);
   /// The update of parameters [lo, hi) only, mean_grad[0, hi - lo) their
   /// averaged gradients (the sharded update). Same bits per element as
   /// step(). Throws for layer-wise optimizers.
@@ -58,6 +64,9 @@ class Optimizer {
   /// cut, in tensor order.
   template <class F>
   void for_each_cut(std::size_t lo, std::size_t hi, F&& f) const;
+  /// The update of one whole tensor on the model's gradients. Default: the
+  /// elementwise update of all its parameters. Layer-wise optimizers override.
+  virtual void update_tensor(Backend& be, const TensorView& t, double lr, std::size_t step);
   /// An elementwise update of parameters [a, b) with gradients g (g[0] is
   /// parameter a's), for tensor t.
   virtual void update_elementwise(Backend& be, const TensorView& t, std::size_t a, std::size_t b,
@@ -79,7 +88,6 @@ class SgdMomentum : public Optimizer {
  public:
   SgdMomentum(Model& model, double momentum, double weight_decay, bool nesterov = false);
   std::string name() const override { return nesterov_ ? "sgd (nesterov)" : "sgd"; }
-  void step(Backend& be, double lr, std::size_t t = 1) override;
   /// The momentum buffer (the state's one slot).
   std::span<float> velocity() { return state(); }
 
@@ -98,7 +106,6 @@ class Adam : public Optimizer {
  public:
   Adam(Model& model, const TrainConfig::Optimizer& o, bool decoupled);
   std::string name() const override { return decoupled_ ? "adamw" : "adam"; }
-  void step(Backend& be, double lr, std::size_t t) override;
 
  protected:
   void update_elementwise(Backend& be, const TensorView& t, std::size_t a, std::size_t b,
@@ -118,7 +125,9 @@ class Lars : public Optimizer {
   Lars(Model& model, const TrainConfig::Optimizer& o);
   std::string name() const override { return "lars"; }
   bool layer_wise() const override { return true; }
-  void step(Backend& be, double lr, std::size_t t) override;
+
+ protected:
+  void update_tensor(Backend& be, const TensorView& t, double lr, std::size_t step) override;
 
  private:
   float momentum_, weight_decay_, eta_;
@@ -133,7 +142,9 @@ class Lamb : public Optimizer {
   Lamb(Model& model, const TrainConfig::Optimizer& o);
   std::string name() const override { return "lamb"; }
   bool layer_wise() const override { return true; }
-  void step(Backend& be, double lr, std::size_t t) override;
+
+ protected:
+  void update_tensor(Backend& be, const TensorView& t, double lr, std::size_t step) override;
 
  private:
   float b1_, b2_, eps_, weight_decay_;

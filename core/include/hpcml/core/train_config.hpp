@@ -86,6 +86,10 @@ struct TrainConfig {
     std::string backend = "omp";  // reference | omp
     int threads = 0;              // per rank; 0 = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, 1
     bool gpu_sharing = false;     // cuda: allow more ranks than GPUs on a node
+    // Update each fusion bucket's tensors as soon as its means are final
+    // (Collectives::finish_gradients_each); false = wait for all, then one
+    // optimizer step. Same bits either way.
+    bool overlap_update = true;
   } parallel;
   struct Checkpoint {
     std::int64_t every_steps = 0;  // write every N optimizer steps; 0 = off

@@ -22,10 +22,16 @@
 // - device backends: no node-shared storage and no sharded update (the full
 //   update on every rank). A comm layer that does not accept_device_memory()
 //   gets the gradients staged through pinned host buffers (each tensor copied
-//   out in its ready() callback, the averages copied back in one copy after
-//   finish_gradients()); the initial broadcast goes through a host copy too.
+//   out in its ready() callback, the averages copied back per fusion bucket
+//   before its update, or in one copy after finish_gradients()); the initial
+//   broadcast goes through a host copy too.
 //   TrainState's spans are host mirrors filled at hook boundaries only (see
 //   train_state.hpp), and the digest at the end of run() reads them.
+// The update (not sharded, no loss scaling, parallel.overlap_update = true):
+// Collectives::finish_gradients_each() names each fusion bucket's tensors as
+// soon as their means are final and the trainer updates those tensors
+// (Optimizer::step_tensors) while later buckets are still reduced; same bits
+// as the whole update after finish_gradients() (overlap_update = false).
 // Mixed precision: with train.precision = "fp16" the trainer does dynamic
 // loss scaling (docs/config-reference.md, train.loss_scale): the loss gradient is multiplied by the
 // scale; after the reduction, inf/NaN gradients (sum_squares not finite) skip the update and halve
@@ -38,6 +44,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -146,6 +153,9 @@ class Trainer {
   // The optimizer update of a step whose gradients are averaged; with fp16
   // loss scaling the finiteness check, unscaling and scale update.
   void apply_update(double lr);
+  // stage_: the averaged host gradients of these tensors back into the device
+  // buffers.
+  void copy_back(std::span<const std::size_t> tensors);
   // Device backends: fills TrainState's host mirrors (host backends: nothing).
   void sync_state_to_host();
   void finish_epoch(const EpochOutcome& outcome, const EpochTotals& totals,
