@@ -361,8 +361,15 @@ TEST(Reducer, FinishEachNamesEveryBufferOnceWithItsFinalMean) {
     GradientReducer each(comm, o), whole(comm, o);
     std::span<float> storage;
     if (s.storage) storage = each.gradient_storage(total_size(make_grads(comm.rank(), 1)));
+    // The same buffers every step: the reducers keep their plan (and top-k's
+    // residuals) only while the buffers stay where they are.
+    Grads g = make_grads(comm.rank(), 1), ref = g;
     for (unsigned step = 1; step <= 3; ++step) {
-      Grads g = make_grads(comm.rank(), step), ref = g;
+      const Grads fresh = make_grads(comm.rank(), step);
+      for (std::size_t k = 0; k < fresh.data.size(); ++k) {
+        std::copy(fresh.data[k].begin(), fresh.data[k].end(), g.data[k].begin());
+        std::copy(fresh.data[k].begin(), fresh.data[k].end(), ref.data[k].begin());
+      }
       const std::vector<std::span<float>> spans = storage.empty() ? g.spans() : lay_out(g, storage);
       each.begin_gradients(spans);
       for (std::size_t i = spans.size(); i-- > 0;) each.gradient_ready(i);
