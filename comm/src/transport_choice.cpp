@@ -77,7 +77,7 @@ std::string nccl_codec_refusal(Codec codec) {
 }
 
 bool nccl_device_codecs_built() {
-#if defined(HPCML_HAS_NCCL) && defined(HPCML_HAS_CUDA) && __has_include("nccl/device_codec.hpp")
+#if defined(HPCML_HAS_NCCL) && defined(HPCML_NCCL_DEVICE_CODECS)
   return true;
 #else
   return false;

@@ -34,10 +34,10 @@
 #include "hpcml/config.hpp"
 #include "nccl_comm.hpp"
 
-// The CUDA device codecs (device_codec.cu) where this build has them.
-#if defined(HPCML_HAS_CUDA) && __has_include("device_codec.hpp")
+// The CUDA device codecs (device_codec.cu) where hpcml_comm compiles them
+// (comm/CMakeLists.txt defines HPCML_NCCL_DEVICE_CODECS then).
+#ifdef HPCML_NCCL_DEVICE_CODECS
 #include "device_codec.hpp"
-#define HPCML_NCCL_DEVICE_CODECS 1
 #endif
 
 namespace hpcml::comm {

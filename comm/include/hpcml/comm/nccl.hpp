@@ -88,7 +88,8 @@ std::string describe_nccl_by_size(const Thresholds& thresholds, int nodes, Codec
 /// line, for the key parallel.compression), or "" when it can: kNone always;
 /// kFp16 and kBf16 when the device codecs are built (nccl_device_codecs_built).
 std::string nccl_codec_refusal(Codec codec);
-/// True when this build has the NCCL transport and the CUDA device codecs.
+/// True when this build has the NCCL transport and the CUDA device codecs
+/// (comm/src/nccl/device_codec.cu among hpcml_comm's sources).
 bool nccl_device_codecs_built();
 
 /// Where a rank sits for the hierarchical NCCL path: its node's index (nodes
