@@ -9,7 +9,10 @@
 // travels over MPI (rank 0 ncclGetUniqueId, MPI_Bcast). The communicator is
 // non-blocking: every wait polls ncclCommGetAsyncError and gives up after
 // parallel.stall_timeout_s, aborting the communicator (ncclCommAbort), so a
-// failed or stalled peer ends the job instead of hanging it.
+// failed or stalled peer ends the job instead of hanging it. When the threshold
+// table can choose the hierarchical path (several nodes), a second NCCL
+// communicator per node (unique id over the node's MPI communicator) shares the
+// first one's stream, and the node leaders reduce between nodes over MPI.
 #pragma once
 
 #include <cstddef>
@@ -112,7 +115,12 @@ NodeSplit emulated_node_split(int rank, int size, int emulate_node_size);
 /// host scalars (losses, timings) and go through MPI on `world`.
 /// Collective over `world`; `local` is this node's communicator
 /// (world.split_shared()), which picks the GPU. Throws NotAvailableError
-/// (require_nccl) when NCCL cannot run here.
+/// (require_nccl) when NCCL cannot run here, ConfigError naming
+/// parallel.compression for a codec nccl_codec_refusal() refuses.
+/// finish_gradients_each() hands each bucket on as soon as the compute stream
+/// waits for it (device buffers) or the host has waited for it and copied it
+/// back (host buffers); a final polling host wait for the communication stream
+/// follows, so a failed peer still ends the job.
 std::unique_ptr<Collectives> make_nccl_collectives(Communicator& world, const Communicator& local,
                                                    const NcclOptions& options);
 
