@@ -2,6 +2,7 @@
 // data-parallel training, with checkpoints and resume (docs/checkpoints.md).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -287,11 +288,27 @@ int run_train(const TrainArgs& args) {
   const comm::Transport transport = comm::resolve_transport(
       reducer_options.transport, cfg.parallel.backend, comm::is_built(comm::Transport::kNccl));
   // "auto" picks nccl only for the cuda backend, whose own start-up check
-  // (below) names the missing GPU first.
+  // (below) names the missing GPU first. A codec the NCCL path does not run is
+  // refused before either (read_reducer_options refuses it for an explicit
+  // "nccl"; this covers "auto").
+  comm::NcclOptions nccl_options;
   comm::agree(world, [&] {
-    if (transport == comm::Transport::kNccl &&
-        reducer_options.transport == comm::TransportChoice::kNccl)
+    if (transport != comm::Transport::kNccl) return;
+    if (const std::string why = comm::nccl_codec_refusal(reducer_options.compression); !why.empty())
+      doc.fail("parallel.compression", why);
+    if (reducer_options.transport == comm::TransportChoice::kNccl)
       comm::require_nccl("parallel.transport = \"nccl\": ");
+    // The table as GradientReducer reads it: defaults < config < environment.
+    comm::Thresholds t;
+    if (!reducer_options.thresholds.empty())
+      t = comm::Thresholds::parse(reducer_options.thresholds, t, "parallel.allreduce_thresholds");
+    if (const char* text = std::getenv("HPCML_ALLREDUCE_THRESHOLDS"))
+      t = comm::Thresholds::parse(text, t, "HPCML_ALLREDUCE_THRESHOLDS");
+    nccl_options.thresholds = t;
+    nccl_options.codec = reducer_options.compression;
+    nccl_options.fusion_mb = reducer_options.fusion_mb;
+    nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
+    nccl_options.emulate_node_size = world.options().emulate_node_size;
   });
 
   auto local = world.split_shared();
@@ -419,7 +436,8 @@ int run_train(const TrainArgs& args) {
     LayoutReportOptions lo;
     lo.indent = "  ";
     lo.with_gpu = transport == comm::Transport::kNccl || cfg.parallel.backend == "cuda";
-    lo.transport = comm::describe_transport_by_size(world, transport, reducer_options.algo);
+    lo.transport =
+        comm::describe_transport_by_size(world, transport, reducer_options.algo, &nccl_options);
     const std::string report = layout_report(world, layout, lo);
     if (out) *out << report << std::flush;
   }
@@ -463,9 +481,6 @@ int run_train(const TrainArgs& args) {
       *out << os.str() << std::flush;
     }
   } else if (transport == comm::Transport::kNccl) {
-    comm::NcclOptions nccl_options;
-    nccl_options.fusion_mb = reducer_options.fusion_mb;
-    nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;
     // Buckets wait for the cuda backend's compute stream (events recorded
     // there); a host backend's buffers are staged (docs/communication.md).
     if (cfg.parallel.backend == "cuda")
@@ -475,7 +490,11 @@ int run_train(const TrainArgs& args) {
     collectives = nccl_reducer.get();
     if (out)
       *out << "  comm: transport=nccl fusion_mb=" << nccl_options.fusion_mb
-           << " stall_timeout_s=" << nccl_options.stall_timeout_s << "\n"
+           << " compression=" << comm::to_string(nccl_options.codec)
+           << " stall_timeout_s=" << nccl_options.stall_timeout_s << " nccl_multinode_algo="
+           << comm::to_string(nccl_options.thresholds.nccl_multinode_algo)
+           << " nccl_hierarchical_max_bytes=" << nccl_options.thresholds.nccl_hierarchical_max_bytes
+           << "\n"
            << std::flush;
   } else {
     mpi_reducer = std::make_unique<comm::GradientReducer>(world, reducer_options);

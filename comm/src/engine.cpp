@@ -65,11 +65,23 @@ Thresholds Thresholds::parse(const std::string& text, const Thresholds& base,
        : key == "large_algo"       ? t.large_algo
        : key == "single_node_algo" ? t.single_node_algo
                                    : t.large_multinode_algo) = a;
+    } else if (key == "nccl_multinode_algo") {
+      if (value == "flat") {
+        t.nccl_multinode_algo = NcclPath::kFlat;
+      } else if (value == "hierarchical") {
+        t.nccl_multinode_algo = NcclPath::kHierarchical;
+      } else {
+        HPCML_THROW(ConfigError,
+                    origin + ": '" + key + "' must be flat or hierarchical, got '" + value + "'");
+      }
+    } else if (key == "nccl_hierarchical_max_bytes") {
+      t.nccl_hierarchical_max_bytes = parse_byte_count(value, origin + ": '" + key + "'");
     } else {
       HPCML_THROW(ConfigError, origin + ": unknown threshold key '" + key +
                                    "' (expected single_node_algo, small_max_bytes, small_algo, "
                                    "medium_max_bytes, medium_algo, large_algo, "
-                                   "large_multinode_algo)");
+                                   "large_multinode_algo, nccl_multinode_algo, "
+                                   "nccl_hierarchical_max_bytes)");
     }
   }
   return t;
@@ -82,7 +94,20 @@ std::string Thresholds::to_string() const {
          ",medium_max_bytes=" + std::to_string(medium_max_bytes) +
          ",medium_algo=" + comm::to_string(medium_algo) +
          ",large_algo=" + comm::to_string(large_algo) +
-         ",large_multinode_algo=" + comm::to_string(large_multinode_algo);
+         ",large_multinode_algo=" + comm::to_string(large_multinode_algo) +
+         ",nccl_multinode_algo=" + comm::to_string(nccl_multinode_algo) +
+         ",nccl_hierarchical_max_bytes=" + std::to_string(nccl_hierarchical_max_bytes);
+}
+
+std::string to_string(NcclPath path) {
+  return path == NcclPath::kHierarchical ? "hierarchical" : "flat";
+}
+
+NcclPath choose_nccl_path(const Thresholds& t, std::size_t bytes, int nodes) {
+  if (nodes <= 1 || t.nccl_multinode_algo == NcclPath::kFlat) return NcclPath::kFlat;
+  if (t.nccl_hierarchical_max_bytes == 0 || bytes <= t.nccl_hierarchical_max_bytes)
+    return t.nccl_multinode_algo;
+  return NcclPath::kFlat;
 }
 
 const CommOptions& CommOptions::from_environment() {

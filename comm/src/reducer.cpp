@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "detail.hpp"
+#include "hpcml/comm/nccl.hpp"
 #include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
 
@@ -45,13 +46,10 @@ ReducerOptions read_reducer_options(ConfigDoc& doc) {
       doc.fail("parallel.algo",
                "'" + to_string(o.algo) +
                    "' is an MPI algorithm; with parallel.transport = \"nccl\" use \"auto\" or "
-                   "\"nccl\" (NCCL inside the node with MPI between node leaders is not built "
-                   "yet)");
-    if (o.compression != Codec::kNone)
-      doc.fail("parallel.compression",
-               "'" + to_string(o.compression) +
-                   "' is not available with parallel.transport = \"nccl\" (the GPU codecs are "
-                   "not built yet): use \"none\"");
+                   "\"nccl\" (NCCL inside the node with MPI between node leaders: "
+                   "nccl_multinode_algo in parallel.allreduce_thresholds)");
+    if (const std::string why = nccl_codec_refusal(o.compression); !why.empty())
+      doc.fail("parallel.compression", why);
   }
   o.sharded_update = doc.get_bool("parallel.sharded_update", o.sharded_update);
   try {

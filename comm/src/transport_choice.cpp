@@ -51,9 +51,59 @@ std::string human_bytes(std::size_t bytes) {
 }
 }  // namespace
 
-std::string describe_transport_by_size(Communicator& comm, Transport transport, Algo algo) {
-  if (transport == Transport::kNccl)
-    return "nccl: every size (ncclAllReduce on GPU buffers; NCCL picks ring or tree)";
+std::string describe_nccl_by_size(const Thresholds& t, int nodes, Codec codec) {
+  if (codec != Codec::kNone)
+    return "nccl: every size " + to_string(codec) +
+           " ncclAllReduce (parallel.compression; NCCL picks ring or tree)";
+  const std::string flat = "ncclAllReduce (NCCL picks ring or tree)";
+  const std::string hier =
+      "hierarchical (NCCL in the node, MPI between " + std::to_string(nodes) + " node leaders)";
+  if (nodes <= 1) return "nccl: every size " + flat + ", one node";
+  if (choose_nccl_path(t, 0, nodes) == NcclPath::kFlat) return "nccl: every size " + flat;
+  if (t.nccl_hierarchical_max_bytes == 0) return "nccl: every size " + hier;
+  return "nccl: <= " + human_bytes(t.nccl_hierarchical_max_bytes) + " " + hier + ", larger " + flat;
+}
+
+std::string nccl_codec_refusal(Codec codec) {
+  if (codec == Codec::kNone) return "";
+  if (codec == Codec::kFp16 || codec == Codec::kBf16) {
+    if (nccl_device_codecs_built()) return "";
+    return "\"" + to_string(codec) +
+           "\" is not built for parallel.transport = \"nccl\" (this build has no CUDA device "
+           "codecs); use none";
+  }
+  return "\"" + to_string(codec) +
+         "\" is not built for parallel.transport = \"nccl\"; use none, fp16 or bf16";
+}
+
+bool nccl_device_codecs_built() {
+#if defined(HPCML_HAS_NCCL) && defined(HPCML_NCCL_DEVICE_CODECS)
+  return true;
+#else
+  return false;
+#endif
+}
+
+NodeSplit emulated_node_split(int rank, int size, int k) {
+  NodeSplit s;
+  if (k <= 0 || size <= 0) return s;
+  s.node = rank / k;
+  s.local_rank = rank % k;
+  s.local_size = std::min(k, size - s.node * k);
+  s.nodes = (size + k - 1) / k;
+  return s;
+}
+
+std::string describe_transport_by_size(Communicator& comm, Transport transport, Algo algo,
+                                       const NcclOptions* nccl) {
+  if (transport == Transport::kNccl) {
+    const NcclOptions defaults;
+    const NcclOptions& o = nccl ? *nccl : defaults;
+    const int nodes = o.emulate_node_size > 0
+                          ? emulated_node_split(comm.rank(), comm.size(), o.emulate_node_size).nodes
+                          : comm.node_count();
+    return describe_nccl_by_size(o.thresholds, nodes, o.codec);
+  }
   if (comm.size() == 1) return "mpi: one rank, nothing to exchange";
   if (algo != Algo::kAuto) return "mpi: every size " + to_string(algo) + " (parallel.algo)";
   const Thresholds& t = comm.options().thresholds;

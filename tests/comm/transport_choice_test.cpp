@@ -63,6 +63,114 @@ TEST(TransportChoice, DefaultIsAutoAndMpiStaysValid) {
             std::string::npos);
 }
 
+TEST(NcclCodec, RefusalNamesTheCodecAndWhatRuns) {
+  using hpcml::comm::Codec;
+  using hpcml::comm::nccl_codec_refusal;
+  EXPECT_EQ(nccl_codec_refusal(Codec::kNone), "");
+  EXPECT_EQ(nccl_codec_refusal(Codec::kInt8),
+            "\"int8\" is not built for parallel.transport = \"nccl\"; use none, fp16 or bf16");
+  EXPECT_EQ(nccl_codec_refusal(Codec::kTopk),
+            "\"topk\" is not built for parallel.transport = \"nccl\"; use none, fp16 or bf16");
+  for (Codec c : {Codec::kFp16, Codec::kBf16})
+    EXPECT_EQ(nccl_codec_refusal(c).empty(), hpcml::comm::nccl_device_codecs_built());
+#ifndef HPCML_HAS_NCCL
+  EXPECT_FALSE(hpcml::comm::nccl_device_codecs_built());
+#endif
+}
+
+TEST(NcclThresholds, ParsesTheNcclEntries) {
+  using hpcml::comm::NcclPath;
+  using hpcml::comm::Thresholds;
+  const Thresholds d;
+  EXPECT_EQ(d.nccl_multinode_algo, NcclPath::kFlat);  // the unmeasured default
+  EXPECT_EQ(d.nccl_hierarchical_max_bytes, 0u);
+  const Thresholds t =
+      Thresholds::parse("nccl_multinode_algo=hierarchical,nccl_hierarchical_max_bytes=4M", d, "T");
+  EXPECT_EQ(t.nccl_multinode_algo, NcclPath::kHierarchical);
+  EXPECT_EQ(t.nccl_hierarchical_max_bytes, 4u << 20);
+  EXPECT_EQ(t.small_algo, d.small_algo);  // the MPI entries stay
+  // to_string() round-trips.
+  const Thresholds back = Thresholds::parse(t.to_string(), Thresholds{}, "T");
+  EXPECT_EQ(back.nccl_multinode_algo, NcclPath::kHierarchical);
+  EXPECT_EQ(back.nccl_hierarchical_max_bytes, 4u << 20);
+  EXPECT_EQ(Thresholds::parse("nccl_multinode_algo=flat", t, "T").nccl_multinode_algo,
+            NcclPath::kFlat);
+  try {
+    (void)Thresholds::parse("nccl_multinode_algo=tree", d, "HPCML_ALLREDUCE_THRESHOLDS");
+    ADD_FAILURE() << "tree accepted";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "HPCML_ALLREDUCE_THRESHOLDS: 'nccl_multinode_algo' must be flat or hierarchical, got "
+              "'tree'");
+  }
+  EXPECT_THROW((void)Thresholds::parse("nccl_hierarchical_max_bytes=lots", d, "T"),
+               hpcml::ConfigError);
+}
+
+TEST(NcclThresholds, ChoosesFlatOnOneNodeAndByTheTableAcross) {
+  using hpcml::comm::choose_nccl_path;
+  using hpcml::comm::NcclPath;
+  hpcml::comm::Thresholds t;
+  for (int nodes : {1, 2, 8}) EXPECT_EQ(choose_nccl_path(t, 1024, nodes), NcclPath::kFlat);
+  t.nccl_multinode_algo = NcclPath::kHierarchical;
+  EXPECT_EQ(choose_nccl_path(t, 1024, 1), NcclPath::kFlat);  // one node: always flat
+  EXPECT_EQ(choose_nccl_path(t, std::size_t{1} << 40, 2), NcclPath::kHierarchical);  // no limit
+  t.nccl_hierarchical_max_bytes = 1 << 20;
+  EXPECT_EQ(choose_nccl_path(t, 1 << 20, 2), NcclPath::kHierarchical);
+  EXPECT_EQ(choose_nccl_path(t, (1 << 20) + 4, 2), NcclPath::kFlat);
+  EXPECT_EQ(choose_nccl_path(t, 4, 3), NcclPath::kHierarchical);
+  EXPECT_EQ(choose_nccl_path(t, 4, 1), NcclPath::kFlat);
+}
+
+TEST(NcclThresholds, LayoutLineShowsTheChoicePerSize) {
+  using hpcml::comm::Codec;
+  using hpcml::comm::describe_nccl_by_size;
+  using hpcml::comm::NcclPath;
+  hpcml::comm::Thresholds t;
+  EXPECT_EQ(describe_nccl_by_size(t, 1, Codec::kNone),
+            "nccl: every size ncclAllReduce (NCCL picks ring or tree), one node");
+  EXPECT_EQ(describe_nccl_by_size(t, 2, Codec::kNone),
+            "nccl: every size ncclAllReduce (NCCL picks ring or tree)");
+  t.nccl_multinode_algo = NcclPath::kHierarchical;
+  EXPECT_EQ(describe_nccl_by_size(t, 1, Codec::kNone),
+            "nccl: every size ncclAllReduce (NCCL picks ring or tree), one node");
+  EXPECT_EQ(describe_nccl_by_size(t, 3, Codec::kNone),
+            "nccl: every size hierarchical (NCCL in the node, MPI between 3 node leaders)");
+  t.nccl_hierarchical_max_bytes = 4 << 20;
+  EXPECT_EQ(describe_nccl_by_size(t, 2, Codec::kNone),
+            "nccl: <= 4M hierarchical (NCCL in the node, MPI between 2 node leaders), larger "
+            "ncclAllReduce (NCCL picks ring or tree)");
+  EXPECT_EQ(describe_nccl_by_size(t, 2, Codec::kBf16),
+            "nccl: every size bf16 ncclAllReduce (parallel.compression; NCCL picks ring or tree)");
+}
+
+TEST(NcclNodes, EmulatedSplitNamesNodeLeaderAndSizes) {
+  using hpcml::comm::emulated_node_split;
+  // 5 ranks in blocks of 2: nodes {0,1} {2,3} {4}.
+  const int node[] = {0, 0, 1, 1, 2}, local[] = {0, 1, 0, 1, 0}, lsize[] = {2, 2, 2, 2, 1};
+  for (int r = 0; r < 5; ++r) {
+    const auto s = emulated_node_split(r, 5, 2);
+    EXPECT_EQ(s.node, node[r]) << r;
+    EXPECT_EQ(s.local_rank, local[r]) << r;
+    EXPECT_EQ(s.local_size, lsize[r]) << r;
+    EXPECT_EQ(s.nodes, 3) << r;
+    EXPECT_EQ(s.leader(), r % 2 == 0) << r;
+  }
+  // Blocks of 1: every rank its own node and leader.
+  for (int r = 0; r < 4; ++r) {
+    const auto s = emulated_node_split(r, 4, 1);
+    EXPECT_EQ(s.node, r);
+    EXPECT_TRUE(s.leader());
+    EXPECT_EQ(s.local_size, 1);
+    EXPECT_EQ(s.nodes, 4);
+  }
+  // A block larger than the job: one node.
+  const auto one = emulated_node_split(2, 3, 8);
+  EXPECT_EQ(one.nodes, 1);
+  EXPECT_EQ(one.local_rank, 2);
+  EXPECT_EQ(one.local_size, 3);
+}
+
 #ifndef HPCML_HAS_NCCL
 TEST(TransportChoice, NcclIsNotCompiledIn) {
   EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\n"),
@@ -93,10 +201,25 @@ TEST(TransportChoice, NcclCombinationsItCannotRunAreRefused) {
   EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\nalgo = \"hierarchical\"\n"),
             "t.toml: key 'parallel.algo': 'hierarchical' is an MPI algorithm; with "
             "parallel.transport = \"nccl\" use \"auto\" or \"nccl\" (NCCL inside the node with MPI "
-            "between node leaders is not built yet)");
-  EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\ncompression = \"fp16\"\n"),
-            "t.toml: key 'parallel.compression': 'fp16' is not available with parallel.transport "
-            "= \"nccl\" (the GPU codecs are not built yet): use \"none\"");
+            "between node leaders: nccl_multinode_algo in parallel.allreduce_thresholds)");
+  // int8 and topk have no NCCL form; fp16 and bf16 run where the device codecs are built.
+  EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\ncompression = \"int8\"\n"),
+            "t.toml: key 'parallel.compression': \"int8\" is not built for parallel.transport = "
+            "\"nccl\"; use none, fp16 or bf16");
+  EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\ncompression = \"topk\"\n"),
+            "t.toml: key 'parallel.compression': \"topk\" is not built for parallel.transport = "
+            "\"nccl\"; use none, fp16 or bf16");
+  for (const char* codec : {"fp16", "bf16"}) {
+    const std::string error = config_error(
+        std::string("[parallel]\ntransport = \"nccl\"\ncompression = \"") + codec + "\"\n");
+    if (hpcml::comm::nccl_device_codecs_built()) {
+      EXPECT_EQ(error, "") << codec;
+    } else {
+      EXPECT_EQ(error, std::string("t.toml: key 'parallel.compression': \"") + codec +
+                           "\" is not built for parallel.transport = \"nccl\" (this build has "
+                           "no CUDA device codecs); use none");
+    }
+  }
   // The host communicator never runs the NCCL algorithm.
   for (Algo a : hpcml::comm::concrete_algos()) EXPECT_NE(a, Algo::kNccl);
 }

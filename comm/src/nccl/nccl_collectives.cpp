@@ -4,18 +4,41 @@
 // (the order backprop finishes them), as GradientReducer does. When bucket b's
 // buffers are all ready and every earlier bucket has started, an event is
 // recorded on the compute stream, the communication stream waits for it and
-// the bucket is averaged there (ncclAllReduce with ncclAvg; in place when the
-// members tile one contiguous device range, else packed into a device bucket
-// buffer). Backprop continues on the compute stream meanwhile.
-// finish_gradients() waits for the communication stream (polling NCCL's
-// asynchronous error and the stall timeout) and copies host buffers back.
+// the bucket is reduced there (in place when the members tile one contiguous
+// device range, else packed into a device bucket buffer), by one of three
+// paths, all queued on the one communication stream in the same order on
+// every rank:
+//   flat          ncclAllReduce with ncclAvg over every rank;
+//   codec         (parallel.compression fp16 / bf16) device encode with
+//                 prescale 1/world into a 16-bit buffer, ncclAllReduce sum in
+//                 ncclHalf / ncclBfloat16, device decode into the bucket;
+//   hierarchical  (threshold table, several nodes) ncclReduce sum to the node
+//                 leader on a per-node communicator, copied to pinned host
+//                 memory; at finish the leader waits for it, MPI all-reduces
+//                 it among the node leaders, divides by the world size once,
+//                 copies it back, and ncclBroadcast sends it through the node.
+// Backprop continues on the compute stream meanwhile. finish_gradients() and
+// finish_gradients_each() share one loop over the buckets in launch order
+// (finish_buckets); the latter hands each bucket to the caller as soon as the
+// compute stream is made to wait for its end event (device buffers) or the
+// host has waited for it (host buffers). Both end with a polling host wait for
+// the communication stream, so a failed peer still ends the job.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "hpcml/comm/nccl.hpp"
+#include "hpcml/config.hpp"
 #include "nccl_comm.hpp"
+
+// The CUDA device codecs (device_codec.cu) where hpcml_comm compiles them
+// (comm/CMakeLists.txt defines HPCML_NCCL_DEVICE_CODECS then).
+#ifdef HPCML_NCCL_DEVICE_CODECS
+#include "device_codec.hpp"
+#endif
 
 namespace hpcml::comm {
 
@@ -27,12 +50,23 @@ class NcclCollectives final : public Collectives {
  public:
   NcclCollectives(Communicator& world, const Communicator& local, const NcclOptions& options)
       : world_(world), options_(options), nccl_(world, local, options.stall_timeout_s) {
+    const std::string refusal = nccl_codec_refusal(options.codec);
+    HPCML_REQUIRE(refusal.empty(), ConfigError, "parallel.compression: " + refusal);
     compute_ = options.compute_stream ? static_cast<cudaStream_t>(options.compute_stream)
                                       : cudaStreamLegacy;
     HPCML_NCCL_CUDA(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming));
+    split_ = options.emulate_node_size > 0
+                 ? emulated_node_split(world.rank(), world.size(), options.emulate_node_size)
+                 : NodeSplit{0, local.rank(), local.size(), world.node_count()};
+    // The hierarchical path's communicators, when the table can choose it.
+    if (options.codec == Codec::kNone &&
+        (options.force_hierarchical ||
+         (split_.nodes > 1 && options.thresholds.nccl_multinode_algo == NcclPath::kHierarchical)))
+      make_node_communicators(local);
   }
   ~NcclCollectives() override {
-    for (auto& b : buckets_) destroy_events(b);
+    nccl_.watch(nullptr);
+    for (auto& b : buckets_) destroy_bucket(b);
     if (compute_done_) (void)cudaEventDestroy(compute_done_);
   }
   NcclCollectives(const NcclCollectives&) = delete;
@@ -119,39 +153,8 @@ class NcclCollectives final : public Collectives {
     while (next_launch_ < buckets_.size() && missing_[next_launch_] == 0) launch(next_launch_++);
   }
 
-  void finish_gradients() override {
-    HPCML_REQUIRE(active_, Error, "finish_gradients without begin_gradients");
-    const auto t_finish = Clock::now();
-    for (std::size_t i = 0; i < buffers_.size(); ++i)
-      if (!ready_[i]) gradient_ready(i);
-    active_ = false;
-    nccl_.wait("gradient all-reduce");
-    // Host buffers come back only now: an asynchronous copy to pageable
-    // memory would block inside gradient_ready() until the reduction ends.
-    for (Bucket& b : buckets_) {
-      if (!b.host) continue;
-      for (std::size_t m = 0; m < b.members.size(); ++m) {
-        const auto& span = buffers_[b.members[m]];
-        HPCML_NCCL_CUDA(cudaMemcpy(span.data(), b.packed.data() + b.offsets[m], span.size_bytes(),
-                                   cudaMemcpyDeviceToHost));
-      }
-    }
-    last_stats_ = {};
-    const auto n = static_cast<std::size_t>(size());
-    for (Bucket& b : buckets_) {
-      const std::size_t raw = b.elems * sizeof(float);
-      last_stats_.raw_bytes += raw;
-      if (n > 1) last_stats_.wire_bytes += 2 * (n - 1) * raw / n;
-      float ms = 0;
-      if (cudaEventElapsedTime(&ms, b.start, b.end) != cudaSuccess) {
-        (void)cudaGetLastError();
-        ms = 0;
-      }
-      // The part of the bucket's reduction that ran before finish_gradients().
-      const double before = std::chrono::duration<double>(t_finish - b.launched_at).count();
-      last_stats_.overlapped_s += std::clamp(before, 0.0, static_cast<double>(ms) * 1e-3);
-    }
-  }
+  void finish_gradients() override { finish_buckets(nullptr); }
+  void finish_gradients_each(const BuffersReady& ready) override { finish_buckets(&ready); }
 
  private:
   struct Bucket {
@@ -160,16 +163,51 @@ class NcclCollectives final : public Collectives {
     std::size_t elems = 0;
     float* in_place = nullptr;  // device range the members tile, or null
     bool host = false;          // some member is host memory
+    NcclPath path = NcclPath::kFlat;
     nccl::DeviceArray<float> packed;
+    nccl::DeviceArray<std::uint16_t> coded;  // the 16-bit encoding (codec buckets)
+    float* host_sum = nullptr;               // pinned node sum (hierarchical, node leader)
     cudaEvent_t ready = nullptr, start = nullptr, end = nullptr;
+    cudaEvent_t reduced = nullptr;  // node sum in host_sum (hierarchical, node leader)
     bool launched = false;
     Clock::time_point launched_at;
+    float* data() const { return in_place ? in_place : packed.data(); }
   };
 
-  static void destroy_events(Bucket& b) {
-    for (cudaEvent_t e : {b.ready, b.start, b.end})
+  static void destroy_bucket(Bucket& b) {
+    for (cudaEvent_t e : {b.ready, b.start, b.end, b.reduced})
       if (e) (void)cudaEventDestroy(e);
-    b.ready = b.start = b.end = nullptr;
+    b.ready = b.start = b.end = b.reduced = nullptr;
+    if (b.host_sum) (void)cudaFreeHost(b.host_sum);
+    b.host_sum = nullptr;
+  }
+
+  // The per-node MPI and NCCL communicators and the MPI communicator of the
+  // node leaders (rank 0 of each node), as the MPI hierarchical algorithm
+  // builds them (comm/src/mpi/shm.cpp). Collective over the world.
+  void make_node_communicators(const Communicator& local) {
+    MPI_Comm node = MPI_COMM_NULL, leaders = MPI_COMM_NULL;
+    if (options_.emulate_node_size > 0) {
+      HPCML_CHECK_MPI(MPI_Comm_split(world_.get(), split_.node, world_.rank(), &node));
+    } else {
+      HPCML_CHECK_MPI(MPI_Comm_dup(local.get(), &node));
+    }
+    node_mpi_ = std::make_unique<Communicator>(Communicator::adopt(node));
+    HPCML_CHECK_MPI(
+        MPI_Comm_split(world_.get(), split_.leader() ? 0 : MPI_UNDEFINED, world_.rank(), &leaders));
+    if (leaders != MPI_COMM_NULL) {
+      leaders_ = std::make_unique<Communicator>(Communicator::adopt(leaders));
+      CommOptions o = world_.options();
+      o.emulate_node_size = 0;  // one leader per node: its own nodes are the real ones
+      o.stall_timeout_s = options_.stall_timeout_s;
+      o.thresholds = options_.thresholds;
+      leaders_->set_options(o);
+      if (options_.emulate_node_size <= 0) split_.node = leaders_->rank();
+    }
+    if (options_.emulate_node_size <= 0)
+      HPCML_CHECK_MPI(MPI_Bcast(&split_.node, 1, MPI_INT, 0, node));
+    node_ = std::make_unique<nccl::NcclComm>(*node_mpi_, nccl_);
+    nccl_.watch(node_.get());
   }
 
   // The communication stream waits for everything queued on the compute stream.
@@ -186,8 +224,14 @@ class NcclCollectives final : public Collectives {
     return scratch_.data();
   }
 
+  NcclPath path_for(std::size_t elems) const {
+    if (options_.codec != Codec::kNone) return NcclPath::kFlat;
+    if (options_.force_hierarchical) return NcclPath::kHierarchical;
+    return choose_nccl_path(options_.thresholds, elems * sizeof(float), split_.nodes);
+  }
+
   void plan() {
-    for (auto& b : buckets_) destroy_events(b);
+    for (auto& b : buckets_) destroy_bucket(b);
     buckets_.clear();
     bucket_of_.assign(buffers_.size(), 0);
     const double limit = options_.fusion_mb * 1024.0 * 1024.0;
@@ -223,9 +267,37 @@ class NcclCollectives final : public Collectives {
       } else {
         b.packed = nccl::DeviceArray<float>(b.elems);
       }
+      b.path = path_for(b.elems);
+      HPCML_REQUIRE(b.path == NcclPath::kFlat || node_, Error,
+                    "NCCL transport: a hierarchical bucket without node communicators");
+      if (options_.codec != Codec::kNone) b.coded = nccl::DeviceArray<std::uint16_t>(b.elems);
+      if (b.path == NcclPath::kHierarchical && split_.leader() && b.elems > 0) {
+        HPCML_NCCL_CUDA(
+            cudaMallocHost(reinterpret_cast<void**>(&b.host_sum), b.elems * sizeof(float)));
+        HPCML_NCCL_CUDA(cudaEventCreateWithFlags(&b.reduced, cudaEventDisableTiming));
+      }
       HPCML_NCCL_CUDA(cudaEventCreateWithFlags(&b.ready, cudaEventDisableTiming));
       HPCML_NCCL_CUDA(cudaEventCreate(&b.start));
       HPCML_NCCL_CUDA(cudaEventCreate(&b.end));
+    }
+  }
+
+  // Device members get the reduced packed bucket back (host ones at the end).
+  void unpack_device(const Bucket& b) {
+    if (b.in_place || b.host) return;
+    for (std::size_t m = 0; m < b.members.size(); ++m) {
+      const auto& span = buffers_[b.members[m]];
+      HPCML_NCCL_CUDA(cudaMemcpyAsync(span.data(), b.packed.data() + b.offsets[m],
+                                      span.size_bytes(), cudaMemcpyDeviceToDevice, nccl_.stream()));
+    }
+  }
+
+  void copy_back_host(const Bucket& b) {
+    if (!b.host) return;
+    for (std::size_t m = 0; m < b.members.size(); ++m) {
+      const auto& span = buffers_[b.members[m]];
+      HPCML_NCCL_CUDA(cudaMemcpy(span.data(), b.packed.data() + b.offsets[m], span.size_bytes(),
+                                 cudaMemcpyDeviceToHost));
     }
   }
 
@@ -237,31 +309,138 @@ class NcclCollectives final : public Collectives {
     HPCML_NCCL_CUDA(cudaEventRecord(b.ready, compute_));
     HPCML_NCCL_CUDA(cudaStreamWaitEvent(s, b.ready, 0));
     HPCML_NCCL_CUDA(cudaEventRecord(b.start, s));
-    if (b.in_place) {
-      HPCML_CHECK_NCCL(nccl_, ncclAllReduce(b.in_place, b.in_place, b.elems, ncclFloat, ncclAvg,
-                                            nccl_.get(), s));
-    } else {
+    if (!b.in_place) {
       float* d = b.packed.data();
       for (std::size_t m = 0; m < b.members.size(); ++m) {
         const auto& span = buffers_[b.members[m]];
         HPCML_NCCL_CUDA(cudaMemcpyAsync(d + b.offsets[m], span.data(), span.size_bytes(),
                                         cudaMemcpyDefault, s));
       }
-      HPCML_CHECK_NCCL(nccl_, ncclAllReduce(d, d, b.elems, ncclFloat, ncclAvg, nccl_.get(), s));
-      if (!b.host) {
-        for (std::size_t m = 0; m < b.members.size(); ++m) {
-          const auto& span = buffers_[b.members[m]];
-          HPCML_NCCL_CUDA(cudaMemcpyAsync(span.data(), d + b.offsets[m], span.size_bytes(),
-                                          cudaMemcpyDeviceToDevice, s));
-        }
-      }
     }
+    float* d = b.data();
+    if (b.path == NcclPath::kHierarchical) {
+      // Node sum at the leader; the rest of the path runs in finish_buckets().
+      HPCML_CHECK_NCCL(*node_, ncclReduce(d, d, b.elems, ncclFloat, ncclSum, 0, node_->get(), s));
+      if (b.host_sum) {
+        HPCML_NCCL_CUDA(
+            cudaMemcpyAsync(b.host_sum, d, b.elems * sizeof(float), cudaMemcpyDeviceToHost, s));
+        HPCML_NCCL_CUDA(cudaEventRecord(b.reduced, s));
+      }
+      return;
+    }
+    if (options_.codec != Codec::kNone) {
+      reduce_coded(b, d);
+    } else {
+      HPCML_CHECK_NCCL(nccl_, ncclAllReduce(d, d, b.elems, ncclFloat, ncclAvg, nccl_.get(), s));
+    }
+    unpack_device(b);
     HPCML_NCCL_CUDA(cudaEventRecord(b.end, s));
+  }
+
+  // fp16 / bf16: encode(x / world), sum of the encodings in 16 bits, decode.
+  void reduce_coded([[maybe_unused]] Bucket& b, [[maybe_unused]] float* d) {
+#ifdef HPCML_NCCL_DEVICE_CODECS
+    cudaStream_t s = nccl_.stream();
+    const float prescale = 1.0f / static_cast<float>(size());
+    nccl::device_encode(options_.codec, d, b.elems, prescale, b.coded.data(), s);
+    const ncclDataType_t type = options_.codec == Codec::kBf16 ? ncclBfloat16 : ncclHalf;
+    HPCML_CHECK_NCCL(nccl_, ncclAllReduce(b.coded.data(), b.coded.data(), b.elems, type, ncclSum,
+                                          nccl_.get(), s));
+    nccl::device_decode(options_.codec, b.coded.data(), b.elems, d, s);
+#else
+    // The constructor refused the codec (nccl_codec_refusal): unreachable.
+    HPCML_THROW(Error, "NCCL transport: parallel.compression = \"" + to_string(options_.codec) +
+                           "\" without the device codecs");
+#endif
+  }
+
+  // The second half of a hierarchical bucket: MPI among the node leaders, the
+  // one division by the world size, and the broadcast inside the node.
+  void complete_hierarchical(Bucket& b) {
+    cudaStream_t s = nccl_.stream();
+    float* d = b.data();
+    if (b.host_sum) {
+      nccl_.wait("hierarchical gradient all-reduce (node sum)", b.reduced);
+      leaders_->allreduce<float>(b.host_sum, b.host_sum, b.elems, ReduceOp::kSum, Algo::kAuto);
+      const auto n = static_cast<float>(size());
+      for (std::size_t i = 0; i < b.elems; ++i) b.host_sum[i] /= n;
+      HPCML_NCCL_CUDA(
+          cudaMemcpyAsync(d, b.host_sum, b.elems * sizeof(float), cudaMemcpyHostToDevice, s));
+    }
+    HPCML_CHECK_NCCL(*node_, ncclBroadcast(d, d, b.elems, ncclFloat, 0, node_->get(), s));
+    unpack_device(b);
+    HPCML_NCCL_CUDA(cudaEventRecord(b.end, s));
+  }
+
+  // finish_gradients() (ready == nullptr) and finish_gradients_each(): the
+  // buckets in launch order, the same on every rank.
+  void finish_buckets(const BuffersReady* ready) {
+    HPCML_REQUIRE(active_, Error, "finish_gradients without begin_gradients");
+    const auto t_finish = Clock::now();
+    for (std::size_t i = 0; i < buffers_.size(); ++i)
+      if (!ready_[i]) gradient_ready(i);
+    active_ = false;
+    for (Bucket& b : buckets_) {
+      if (b.path == NcclPath::kHierarchical) complete_hierarchical(b);
+      if (!ready) continue;
+      if (b.host) {
+        // Staged buffers: the host waits for this bucket (polling NCCL's
+        // errors and the stall timeout) and copies it back before handing it on.
+        nccl_.wait("gradient all-reduce", b.end);
+        copy_back_host(b);
+      } else {
+        // Device buffers: no host wait; work the caller queues on the compute
+        // stream runs after the bucket's reduction.
+        HPCML_NCCL_CUDA(cudaStreamWaitEvent(compute_, b.end, 0));
+      }
+      (*ready)(b.members);
+    }
+    // The final host wait for the communication stream stays even when every
+    // bucket was handed on: it is where NCCL's asynchronous errors and the
+    // stall timeout are polled, so a failed peer ends the job instead of
+    // hanging the compute stream behind a reduction that never completes.
+    nccl_.wait("gradient all-reduce");
+    // Host buffers come back only now: an asynchronous copy to pageable
+    // memory would block inside gradient_ready() until the reduction ends.
+    if (!ready)
+      for (const Bucket& b : buckets_) copy_back_host(b);
+    record_stats(t_finish);
+  }
+
+  void record_stats(Clock::time_point t_finish) {
+    last_stats_ = {};
+    const auto n = static_cast<std::size_t>(size());
+    const auto l = static_cast<std::size_t>(split_.local_size);
+    const auto nodes = static_cast<std::size_t>(split_.nodes);
+    for (Bucket& b : buckets_) {
+      const std::size_t raw = b.elems * sizeof(float);
+      last_stats_.raw_bytes += raw;
+      if (b.path == NcclPath::kHierarchical) {
+        // Estimate: reduce and broadcast inside the node, a ring among leaders.
+        if (l > 1) last_stats_.wire_bytes += 2 * (l - 1) * raw / l;
+        if (split_.leader() && nodes > 1) last_stats_.wire_bytes += 2 * (nodes - 1) * raw / nodes;
+      } else if (n > 1) {
+        const std::size_t wire = options_.codec != Codec::kNone ? b.elems * 2 : raw;
+        last_stats_.wire_bytes += 2 * (n - 1) * wire / n;
+      }
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, b.start, b.end) != cudaSuccess) {
+        (void)cudaGetLastError();
+        ms = 0;
+      }
+      // The part of the bucket's reduction that ran before finish_gradients().
+      const double before = std::chrono::duration<double>(t_finish - b.launched_at).count();
+      last_stats_.overlapped_s += std::clamp(before, 0.0, static_cast<double>(ms) * 1e-3);
+    }
   }
 
   Communicator& world_;
   NcclOptions options_;
   nccl::NcclComm nccl_;
+  NodeSplit split_;
+  std::unique_ptr<Communicator> node_mpi_;  // this node's ranks (hierarchical path)
+  std::unique_ptr<Communicator> leaders_;   // the node leaders; null on other ranks
+  std::unique_ptr<nccl::NcclComm> node_;    // NCCL over node_mpi_, on nccl_'s stream
   cudaStream_t compute_ = nullptr;
   cudaEvent_t compute_done_ = nullptr;
   nccl::DeviceArray<float> scratch_;

@@ -116,7 +116,22 @@ NcclComm::NcclComm(const Communicator& world, const Communicator& local, double 
 
   device_ = local.rank();
   HPCML_NCCL_CUDA(cudaSetDevice(device_));
+  init(world.get());
+  HPCML_NCCL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
 
+NcclComm::NcclComm(const Communicator& group, const NcclComm& parent)
+    : stream_(parent.stream_),
+      device_(parent.device_),
+      rank_(group.rank()),
+      size_(group.size()),
+      stall_timeout_s_(parent.stall_timeout_s_),
+      owns_stream_(false) {
+  HPCML_NCCL_CUDA(cudaSetDevice(device_));
+  init(group.get());
+}
+
+void NcclComm::init(MPI_Comm group) {
   // Rank 0's unique id over MPI, with its success: a failure is every rank's.
   struct {
     int ok;
@@ -128,14 +143,13 @@ NcclComm::NcclComm(const Communicator& world, const Communicator& local, double 
     msg.ok = r == ncclSuccess;
     if (!msg.ok) std::snprintf(error, sizeof error, "ncclGetUniqueId: %s", ncclGetErrorString(r));
   }
-  HPCML_CHECK_MPI(MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, world.get()));
-  HPCML_CHECK_MPI(MPI_Bcast(error, sizeof error, MPI_CHAR, 0, world.get()));
+  HPCML_CHECK_MPI(MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, group));
+  HPCML_CHECK_MPI(MPI_Bcast(error, sizeof error, MPI_CHAR, 0, group));
   if (!msg.ok) HPCML_THROW(Error, std::string("NCCL transport: ") + error);
 
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // calls return ncclInProgress; wait() polls, so a dead peer cannot hang us
   HPCML_CHECK_NCCL(*this, ncclCommInitRankConfig(&comm_, size_, msg.id, rank_, &config));
-  HPCML_NCCL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 
 NcclComm::~NcclComm() {
@@ -175,17 +189,40 @@ NcclComm::~NcclComm() {
     }
     comm_ = nullptr;
   }
-  if (stream_) (void)cudaStreamDestroy(stream_);
+  if (stream_ && owns_stream_) (void)cudaStreamDestroy(stream_);
   (void)cudaGetLastError();
+}
+
+void NcclComm::abort_all() noexcept {
+  for (NcclComm* c : {this, watched_}) {
+    if (c && c->comm_ && !c->aborted_) {
+      c->aborted_ = true;
+      (void)ncclCommAbort(c->comm_);
+    }
+  }
+}
+
+ncclResult_t NcclComm::async_state(std::string& message) {
+  for (NcclComm* c : {this, watched_}) {
+    if (!c || !c->comm_) continue;
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(c->comm_, &state);
+    if (r != ncclSuccess) state = r;
+    if (state != ncclSuccess && state != ncclInProgress) {
+      const char* last = ncclGetLastError(c->comm_);
+      message = std::string(ncclGetErrorString(state)) +
+                (last && *last ? std::string(" (") + last + ")" : std::string()) +
+                (c == this ? "" : " [node communicator]");
+      return state;
+    }
+  }
+  return ncclSuccess;
 }
 
 void NcclComm::stalled(const char* what, double waited_s) {
   // The stall inspector's outcome for NCCL: the communicator is aborted and the
   // job ends with the stall exit status, as for an MPI collective.
-  if (comm_ && !aborted_) {
-    aborted_ = true;
-    (void)ncclCommAbort(comm_);
-  }
+  abort_all();
   char line[512];
   std::snprintf(line, sizeof line,
                 "hpcml: stall: NCCL %s waited %.1f s (parallel.stall_timeout_s) on rank %d: a peer "
@@ -200,10 +237,7 @@ void NcclComm::ensure_alive() const {
 }
 
 void NcclComm::abort_with(const std::string& message) {
-  if (comm_ && !aborted_) {
-    aborted_ = true;
-    (void)ncclCommAbort(comm_);
-  }
+  abort_all();
   throw Error(message);
 }
 
@@ -239,26 +273,21 @@ void NcclComm::settle(const char* what) {
   }
 }
 
-void NcclComm::wait(const char* what) {
+void NcclComm::wait(const char* what, cudaEvent_t until) {
   ensure_alive();
   const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
-    const cudaError_t q = cudaStreamQuery(stream_);
+    const cudaError_t q = until ? cudaEventQuery(until) : cudaStreamQuery(stream_);
     if (q == cudaSuccess) return;
     if (q != cudaErrorNotReady) {
       (void)cudaGetLastError();
       abort_with(std::string("CUDA error while waiting for ") + what + ": " + cuda_error_text(q) +
                  "; communicator aborted");
     }
-    ncclResult_t state = ncclSuccess;
-    const ncclResult_t r = ncclCommGetAsyncError(comm_, &state);
-    if (r != ncclSuccess) state = r;
-    if (state != ncclSuccess && state != ncclInProgress) {
-      const char* last = ncclGetLastError(comm_);
-      abort_with(std::string("NCCL error during ") + what + ": " + ncclGetErrorString(state) +
-                 (last && *last ? std::string(" (") + last + ")" : std::string()) +
+    std::string message;
+    if (async_state(message) != ncclSuccess)
+      abort_with(std::string("NCCL error during ") + what + ": " + message +
                  "; a peer may have failed; communicator aborted");
-    }
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (timed_out(waited)) stalled(what, waited);

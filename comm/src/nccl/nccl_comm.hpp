@@ -54,6 +54,13 @@ class NcclComm {
   /// sends rank 0's unique id and creates a non-blocking communicator.
   /// `stall_timeout_s` bounds every wait (0 = wait forever, still polling).
   NcclComm(const Communicator& world, const Communicator& local, double stall_timeout_s);
+  /// A second communicator over `group` (a subset of `parent`'s ranks, e.g.
+  /// one node's ranks for the hierarchical path), on `parent`'s device and
+  /// stream (so its work is ordered with the parent's on one stream, and
+  /// parent.wait() covers it), with the group's rank 0's unique id sent over
+  /// `group`. Collective over `group`. `parent` must outlive it; call
+  /// parent.watch(*this) so the parent's waits poll its errors too.
+  NcclComm(const Communicator& group, const NcclComm& parent);
   ~NcclComm();
   NcclComm(const NcclComm&) = delete;
   NcclComm& operator=(const NcclComm&) = delete;
@@ -65,17 +72,29 @@ class NcclComm {
   int size() const { return size_; }
 
   void check(ncclResult_t result, const char* call, const char* file, int line);
-  /// Waits for everything queued on stream(), polling the stream and
-  /// ncclCommGetAsyncError (an error aborts the communicator and throws);
-  /// after stall_timeout_s the communicator and the job are aborted (stalled()).
-  void wait(const char* what);
+  /// Waits for everything queued on stream() (or, given `until`, for that
+  /// event), polling the stream and ncclCommGetAsyncError of this and every
+  /// watched communicator (an error aborts them and throws); after
+  /// stall_timeout_s the communicators and the job are aborted (stalled()).
+  void wait(const char* what, cudaEvent_t until = nullptr);
+  /// Polls `other`'s asynchronous errors in wait() too (it shares the
+  /// stream); nullptr stops that.
+  void watch(NcclComm* other) { watched_ = other; }
   /// Throws (and aborts the communicator first) with `message`.
   [[noreturn]] void abort_with(const std::string& message);
   /// Throws if an earlier error aborted the communicator.
   void ensure_alive() const;
 
  private:
+  /// Rank 0 of `group`'s unique id over `group`, then the non-blocking
+  /// communicator of rank_ among size_ (set by the caller).
+  void init(MPI_Comm group);
   void settle(const char* what);
+  /// The asynchronous error state of this communicator, or of the watched one
+  /// when that has failed (its message in `message`): ncclSuccess,
+  /// ncclInProgress, or the error.
+  ncclResult_t async_state(std::string& message);
+  void abort_all() noexcept;
   /// After stall_timeout_s: aborts the communicator and the job (exit status
   /// kStalled, one "hpcml: stall: NCCL ..." line).
   [[noreturn]] void stalled(const char* what, double waited_s);
@@ -90,6 +109,8 @@ class NcclComm {
   int size_ = 1;
   double stall_timeout_s_ = 0;
   bool aborted_ = false;
+  bool owns_stream_ = true;
+  NcclComm* watched_ = nullptr;
 };
 
 /// cudaMalloc'ed array, freed on destruction. Move-only.

@@ -60,6 +60,13 @@ std::string to_string(ReduceOp op);
 /// Parses "sum", "average", "max", "min". Throws ConfigError naming `what`.
 ReduceOp parse_reduce_op(const std::string& name, const std::string& what = "op");
 
+/// How the NCCL transport reduces a gradient bucket across nodes: one
+/// ncclAllReduce over every rank (kFlat), or NCCL inside each node (ncclReduce
+/// to the node leader), MPI all-reduce among the node leaders from pinned host
+/// memory, and ncclBroadcast inside the node (kHierarchical).
+enum class NcclPath { kFlat, kHierarchical };
+std::string to_string(NcclPath path);
+
 /// Automatic selection. All ranks on one node (and more than one): every
 /// size uses `single_node_algo`. Several nodes: messages of at most
 /// `small_max_bytes` use `small_algo`; larger ones, when more than one rank
@@ -75,15 +82,26 @@ struct Thresholds {
   Algo medium_algo = Algo::kHierarchical;
   Algo large_algo = Algo::kRing;
   Algo large_multinode_algo = Algo::kRing;
+  /// The NCCL transport (parallel.transport = "nccl") on more than one node:
+  /// buckets of at most `nccl_hierarchical_max_bytes` (0: every size) take
+  /// `nccl_multinode_algo`, larger ones kFlat. One node: always kFlat.
+  /// Unmeasured defaults (no multi-node GPU machine yet): flat everywhere.
+  NcclPath nccl_multinode_algo = NcclPath::kFlat;
+  std::size_t nccl_hierarchical_max_bytes = 0;
 
   /// Parses "single_node_algo=hierarchical,small_max_bytes=65536,small_algo=mpi,
-  /// medium_max_bytes=1M,medium_algo=hierarchical,large_algo=ring,large_multinode_algo=ring"
+  /// medium_max_bytes=1M,medium_algo=hierarchical,large_algo=ring,large_multinode_algo=ring,
+  /// nccl_multinode_algo=hierarchical,nccl_hierarchical_max_bytes=4M"
   /// (any subset, sizes accept K/M suffixes) on
   /// top of `base`. Throws ConfigError naming `origin` for unknown keys or values.
   static Thresholds parse(const std::string& text, const Thresholds& base,
                           const std::string& origin);
   std::string to_string() const;
 };
+
+/// The path the NCCL transport takes for a bucket of `bytes` when the job's
+/// ranks span `nodes` nodes (Thresholds' NCCL entries). Pure.
+NcclPath choose_nccl_path(const Thresholds& thresholds, std::size_t bytes, int nodes);
 
 /// Tuning of the own algorithms and the stall inspector. Must be identical on
 /// all ranks of a communicator (they decide message segmentation).

@@ -9,7 +9,10 @@
 // travels over MPI (rank 0 ncclGetUniqueId, MPI_Bcast). The communicator is
 // non-blocking: every wait polls ncclCommGetAsyncError and gives up after
 // parallel.stall_timeout_s, aborting the communicator (ncclCommAbort), so a
-// failed or stalled peer ends the job instead of hanging it.
+// failed or stalled peer ends the job instead of hanging it. When the threshold
+// table can choose the hierarchical path (several nodes), a second NCCL
+// communicator per node (unique id over the node's MPI communicator) shares the
+// first one's stream, and the node leaders reduce between nodes over MPI.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "hpcml/comm/allreduce.hpp"
 #include "hpcml/comm/bench.hpp"
+#include "hpcml/comm/codec.hpp"
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
 
@@ -48,12 +53,6 @@ struct GpuPlacement {
 };
 GpuPlacement gpu_for_local_rank(int local_rank);
 
-/// The algorithm each message size gets, one line for the layout report:
-/// "mpi: <= 64K recursive_doubling, <= 1M hierarchical, larger ring",
-/// "mpi: every size ring (parallel.algo)", "nccl: every size (ncclAllReduce ...)".
-/// For kMpi with algo kAuto it asks comm.choose(): collective on first use.
-std::string describe_transport_by_size(Communicator& comm, Transport transport, Algo algo);
-
 /// Options of the NCCL gradient path (from ReducerOptions and the job).
 struct NcclOptions {
   double fusion_mb = 1;        // bucket size, as parallel.fusion_mb
@@ -63,7 +62,52 @@ struct NcclOptions {
   /// waits for that event. nullptr: the legacy default stream
   /// (cudaStreamLegacy), which orders after every blocking stream's work.
   void* compute_stream = nullptr;
+  /// parallel.compression: kNone, or kFp16 / kBf16 (device codecs: encode with
+  /// prescale 1/world, ncclAllReduce sum in ncclHalf / ncclBfloat16, decode).
+  /// Others are refused (nccl_codec_refusal). A codec bucket always goes flat.
+  Codec codec = Codec::kNone;
+  /// The threshold table; its NCCL entries pick flat or hierarchical per bucket.
+  Thresholds thresholds{};
+  /// As CommOptions::emulate_node_size: blocks of this many consecutive ranks
+  /// count as one node for the hierarchical path (0: real nodes).
+  int emulate_node_size = 0;
+  /// Testing aid: every uncompressed bucket takes the hierarchical path, one
+  /// node included (the table's "one node: flat" rule is skipped).
+  bool force_hierarchical = false;
 };
+
+/// The algorithm each message size gets, one line for the layout report:
+/// "mpi: <= 64K recursive_doubling, <= 1M hierarchical, larger ring",
+/// "mpi: every size ring (parallel.algo)", "nccl: every size ncclAllReduce ...".
+/// For kMpi with algo kAuto it asks comm.choose(): collective on first use.
+/// For kNccl the table and codec of `nccl` (defaults when null) are used and
+/// the node count is asked of `comm` (collective).
+std::string describe_transport_by_size(Communicator& comm, Transport transport, Algo algo,
+                                       const NcclOptions* nccl = nullptr);
+/// The kNccl line of describe_transport_by_size for `nodes` nodes. Pure.
+std::string describe_nccl_by_size(const Thresholds& thresholds, int nodes, Codec codec);
+
+/// Why parallel.compression = `codec` cannot run on the NCCL transport (one
+/// line, for the key parallel.compression), or "" when it can: kNone always;
+/// kFp16 and kBf16 when the device codecs are built (nccl_device_codecs_built).
+std::string nccl_codec_refusal(Codec codec);
+/// True when this build has the NCCL transport and the CUDA device codecs
+/// (comm/src/nccl/device_codec.cu among hpcml_comm's sources).
+bool nccl_device_codecs_built();
+
+/// Where a rank sits for the hierarchical NCCL path: its node's index (nodes
+/// numbered by their lowest rank), its rank within the node, the node's rank
+/// count and the number of nodes. The node leader is local_rank 0.
+struct NodeSplit {
+  int node = 0;
+  int local_rank = 0;
+  int local_size = 1;
+  int nodes = 1;
+  bool leader() const { return local_rank == 0; }
+};
+/// The split when blocks of `emulate_node_size` (> 0) consecutive ranks count
+/// as one node, as CommOptions::emulate_node_size. Pure.
+NodeSplit emulated_node_split(int rank, int size, int emulate_node_size);
 
 /// Core's Collectives over NCCL. accepts_device_memory() is true: average(),
 /// broadcast() and the gradient buffers may be device memory (host buffers are
@@ -71,7 +115,12 @@ struct NcclOptions {
 /// host scalars (losses, timings) and go through MPI on `world`.
 /// Collective over `world`; `local` is this node's communicator
 /// (world.split_shared()), which picks the GPU. Throws NotAvailableError
-/// (require_nccl) when NCCL cannot run here.
+/// (require_nccl) when NCCL cannot run here, ConfigError naming
+/// parallel.compression for a codec nccl_codec_refusal() refuses.
+/// finish_gradients_each() hands each bucket on as soon as the compute stream
+/// waits for it (device buffers) or the host has waited for it and copied it
+/// back (host buffers); a final polling host wait for the communication stream
+/// follows, so a failed peer still ends the job.
 std::unique_ptr<Collectives> make_nccl_collectives(Communicator& world, const Communicator& local,
                                                    const NcclOptions& options);
 
