@@ -15,6 +15,7 @@
 #include "hpcml/comm/nccl.hpp"
 #include "hpcml/core/error.hpp"
 #include "hpcml/core/strings.hpp"
+#include "layout.hpp"
 
 namespace hpcml::jobs {
 
@@ -93,9 +94,10 @@ int run(const BenchArgs& args) {
     comm::Communicator local = comm.split_shared();
     print(comm::nccl_bench_header(comm, nodes, args.dtype, spec,
                                   comm::gpu_for_local_rank(local.rank())));
+    const int device = nccl_device(local, nullptr);
     rows = args.dtype == "double"
-               ? comm::run_nccl_allreduce_bench<double>(comm, local, spec, on_row)
-               : comm::run_nccl_allreduce_bench<float>(comm, local, spec, on_row);
+               ? comm::run_nccl_allreduce_bench<double>(comm, local, spec, on_row, device)
+               : comm::run_nccl_allreduce_bench<float>(comm, local, spec, on_row, device);
   } else {
     print(comm::allreduce_bench_header(comm, nodes, args.dtype, spec));
     rows = args.dtype == "double" ? comm::run_allreduce_bench<double>(comm, spec, on_row)

@@ -5,10 +5,24 @@
 #include <vector>
 
 #include "hpcml/comm/nccl.hpp"
+#include "hpcml/core/error.hpp"
 #include "hpcml/core/strings.hpp"
+#include "hpcml/kernels/cuda.hpp"
 #include "hpcml/launch/placement.hpp"
 
 namespace hpcml::jobs {
+
+int nccl_device(const comm::Communicator& local, Backend* backend) {
+  if (backend != nullptr && backend->name() == "cuda") return kernels::cuda_device_of(*backend);
+  const kernels::CudaInfo info = kernels::cuda_info();
+  if (info.devices.empty()) return -1;
+  try {
+    return kernels::cuda_choose_device(kernels::DevicePlacement{local.rank(), local.size(), false},
+                                       static_cast<int>(info.devices.size()));
+  } catch (const ConfigError&) {
+    return -1;
+  }
+}
 
 std::string layout_report(const comm::Communicator& world, const launch::RuntimeLayout& layout,
                           const LayoutReportOptions& options) {

@@ -485,8 +485,10 @@ int run_train(const TrainArgs& args) {
     // there); a host backend's buffers are staged (docs/communication.md).
     if (cfg.parallel.backend == "cuda")
       nccl_options.compute_stream = kernels::cuda_compute_stream(*backend);
-    comm::agree(world,
-                [&] { nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options); });
+    comm::agree(world, [&] {
+      nccl_options.device = nccl_device(local, backend.get());
+      nccl_reducer = comm::make_nccl_collectives(world, local, nccl_options);
+    });
     collectives = nccl_reducer.get();
     if (out)
       *out << "  comm: transport=nccl fusion_mb=" << nccl_options.fusion_mb

@@ -152,16 +152,16 @@ std::unique_ptr<Collectives> make_nccl_collectives(Communicator& /*world*/,
 template <class T>
 std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
     Communicator& /*comm*/, const Communicator& /*local*/, const AllreduceBenchSpec& /*spec*/,
-    const std::function<void(const AllreduceBenchRow&)>& /*on_row*/) {
+    const std::function<void(const AllreduceBenchRow&)>& /*on_row*/, int /*device*/) {
   require_nccl("--transport nccl: ");
   return {};
 }
 template std::vector<AllreduceBenchRow> run_nccl_allreduce_bench<float>(
     Communicator&, const Communicator&, const AllreduceBenchSpec&,
-    const std::function<void(const AllreduceBenchRow&)>&);
+    const std::function<void(const AllreduceBenchRow&)>&, int);
 template std::vector<AllreduceBenchRow> run_nccl_allreduce_bench<double>(
     Communicator&, const Communicator&, const AllreduceBenchSpec&,
-    const std::function<void(const AllreduceBenchRow&)>&);
+    const std::function<void(const AllreduceBenchRow&)>&, int);
 
 std::string nccl_bench_header(const Communicator& comm, int nodes, const std::string& dtype,
                               const AllreduceBenchSpec& spec, const GpuPlacement& /*gpu*/) {

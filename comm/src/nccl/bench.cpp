@@ -146,7 +146,7 @@ class NcclBench {
 template <class T>
 std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
     Communicator& comm, const Communicator& local, const AllreduceBenchSpec& spec,
-    const std::function<void(const AllreduceBenchRow&)>& on_row) {
+    const std::function<void(const AllreduceBenchRow&)>& on_row, int device) {
   const std::size_t lo = spec.min_bytes, hi = spec.max_bytes;
   const auto factor = static_cast<std::size_t>(spec.factor);
   HPCML_REQUIRE(lo >= sizeof(T) && lo <= hi && spec.factor >= 2, ConfigError,
@@ -166,7 +166,7 @@ std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
   std::unique_ptr<nccl::NcclComm> nccl;
   std::unique_ptr<NcclBench<T>> owned;
   agree(comm, [&] {
-    nccl = std::make_unique<nccl::NcclComm>(comm, local, comm.options().stall_timeout_s);
+    nccl = std::make_unique<nccl::NcclComm>(comm, local, comm.options().stall_timeout_s, device);
     owned = std::make_unique<NcclBench<T>>(comm, *nccl, spec, max_count);
   });
   NcclBench<T>& bench = *owned;
@@ -206,10 +206,10 @@ std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
 
 template std::vector<AllreduceBenchRow> run_nccl_allreduce_bench<float>(
     Communicator&, const Communicator&, const AllreduceBenchSpec&,
-    const std::function<void(const AllreduceBenchRow&)>&);
+    const std::function<void(const AllreduceBenchRow&)>&, int);
 template std::vector<AllreduceBenchRow> run_nccl_allreduce_bench<double>(
     Communicator&, const Communicator&, const AllreduceBenchSpec&,
-    const std::function<void(const AllreduceBenchRow&)>&);
+    const std::function<void(const AllreduceBenchRow&)>&, int);
 
 std::string nccl_bench_header(const Communicator& comm, int nodes, const std::string& dtype,
                               const AllreduceBenchSpec& spec, const GpuPlacement& gpu) {

@@ -49,7 +49,9 @@ using Clock = std::chrono::steady_clock;
 class NcclCollectives final : public Collectives {
  public:
   NcclCollectives(Communicator& world, const Communicator& local, const NcclOptions& options)
-      : world_(world), options_(options), nccl_(world, local, options.stall_timeout_s) {
+      : world_(world),
+        options_(options),
+        nccl_(world, local, options.stall_timeout_s, options.device) {
     const std::string refusal = nccl_codec_refusal(options.codec);
     HPCML_REQUIRE(refusal.empty(), ConfigError, "parallel.compression: " + refusal);
     compute_ = options.compute_stream ? static_cast<cudaStream_t>(options.compute_stream)

@@ -93,7 +93,8 @@ bool is_device_pointer(const void* p) {
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-NcclComm::NcclComm(const Communicator& world, const Communicator& local, double stall_timeout_s)
+NcclComm::NcclComm(const Communicator& world, const Communicator& local, double stall_timeout_s,
+                   int device)
     : rank_(world.rank()), size_(world.size()), stall_timeout_s_(stall_timeout_s) {
   // Decide together whether every rank can run NCCL before any rank waits in
   // a collective the others would not reach.
@@ -101,11 +102,38 @@ NcclComm::NcclComm(const Communicator& world, const Communicator& local, double 
   int count = 0;
   if (reason.empty()) {
     HPCML_NCCL_CUDA(cudaGetDeviceCount(&count));
-    if (local.size() > count) {
+    if (device < 0 && local.size() > count) {
       reason = std::to_string(local.size()) + " ranks on this node but " + std::to_string(count) +
                " GPU(s): the NCCL transport needs one GPU per rank (start at most " +
                std::to_string(count) + " ranks per node)";
+    } else if (device >= count) {
+      reason = "device " + std::to_string(device) + " chosen but only " + std::to_string(count) +
+               " GPU(s) visible";
     }
+  }
+  device_ = device < 0 ? local.rank() : device;
+  // Two ranks of a node on one GPU (a launcher binding several tasks to the
+  // same device, or parallel.gpu_sharing): NCCL refuses that at init with a
+  // less helpful message. PCI bus ids, since bound tasks all call theirs 0.
+  constexpr int kBusIdLen = 32;
+  std::vector<char> ids(
+      static_cast<std::size_t>(kBusIdLen) * static_cast<std::size_t>(local.size()), '\0');
+  char* mine =
+      ids.data() + static_cast<std::size_t>(kBusIdLen) * static_cast<std::size_t>(local.rank());
+  if (reason.empty() && cudaDeviceGetPCIBusId(mine, kBusIdLen, device_) != cudaSuccess) {
+    (void)cudaGetLastError();
+    mine[0] = '\0';
+  }
+  HPCML_CHECK_MPI(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ids.data(), kBusIdLen, MPI_CHAR,
+                                local.get()));
+  for (int r = 0; reason.empty() && mine[0] != '\0' && r < local.rank(); ++r) {
+    const char* other =
+        ids.data() + static_cast<std::size_t>(kBusIdLen) * static_cast<std::size_t>(r);
+    if (std::strncmp(other, mine, kBusIdLen) == 0)
+      reason = "node-local ranks " + std::to_string(r) + " and " + std::to_string(local.rank()) +
+               " share GPU " + std::string(mine) +
+               ": the NCCL transport needs one GPU per rank (parallel.gpu_sharing works with "
+               "parallel.transport = \"mpi\" only)";
   }
   int ok = reason.empty() ? 1 : 0, all_ok = 0;
   HPCML_CHECK_MPI(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, world.get()));
@@ -114,7 +142,6 @@ NcclComm::NcclComm(const Communicator& world, const Communicator& local, double 
     HPCML_THROW(NotAvailableError,
                 "parallel.transport = \"nccl\": NCCL cannot run on another rank of the job");
 
-  device_ = local.rank();
   HPCML_NCCL_CUDA(cudaSetDevice(device_));
   init(world.get());
   HPCML_NCCL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -50,10 +50,14 @@ class NcclComm {
  public:
   /// Collective over `world`: checks on every rank that NCCL can run
   /// (require_nccl; agreed with MPI first so no rank is left in a collective),
-  /// selects device local.rank(), refuses more ranks on a node than GPUs,
-  /// sends rank 0's unique id and creates a non-blocking communicator.
+  /// uses `device` (the compute backend's GPU, chosen by the same rules:
+  /// kernels::cuda_choose_device) or, when it is -1, device local.rank(),
+  /// refusing more ranks on a node than GPUs; refuses two ranks of a node on
+  /// one GPU (same PCI bus id: NCCL cannot), sends rank 0's unique id and
+  /// creates a non-blocking communicator.
   /// `stall_timeout_s` bounds every wait (0 = wait forever, still polling).
-  NcclComm(const Communicator& world, const Communicator& local, double stall_timeout_s);
+  NcclComm(const Communicator& world, const Communicator& local, double stall_timeout_s,
+           int device = -1);
   /// A second communicator over `group` (a subset of `parent`'s ranks, e.g.
   /// one node's ranks for the hierarchical path), on `parent`'s device and
   /// stream (so its work is ordered with the parent's on one stream, and

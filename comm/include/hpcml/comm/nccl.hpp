@@ -57,6 +57,10 @@ GpuPlacement gpu_for_local_rank(int local_rank);
 struct NcclOptions {
   double fusion_mb = 1;        // bucket size, as parallel.fusion_mb
   double stall_timeout_s = 0;  // 0: wait forever (still polling async errors)
+  /// The GPU this rank uses: the cuda backend's (kernels::cuda_device_of), or
+  /// for a host backend the one kernels::cuda_choose_device picks (honours
+  /// Slurm's GPU binding). -1: device local.rank() (one GPU per rank, all visible).
+  int device = -1;
   /// The compute stream (a cudaStream_t) whose work produces the gradients:
   /// gradient_ready(i) records an event on it and the communication stream
   /// waits for that event. nullptr: the legacy default stream
@@ -134,7 +138,7 @@ std::unique_ptr<Collectives> make_nccl_collectives(Communicator& world, const Co
 template <class T>
 std::vector<AllreduceBenchRow> run_nccl_allreduce_bench(
     Communicator& comm, const Communicator& local, const AllreduceBenchSpec& spec,
-    const std::function<void(const AllreduceBenchRow&)>& on_row = {});
+    const std::function<void(const AllreduceBenchRow&)>& on_row = {}, int device = -1);
 
 /// The bench header for the NCCL sweep (as allreduce_bench_header, with the
 /// NCCL version, the GPU and the buffers line saying what each row measures).
