@@ -1,13 +1,22 @@
-# Runs `hpcml ARGS...` on 2 ranks where NCCL cannot run (no NCCL built in, or no
-# GPU) and passes only if every rank exited non-zero and the job printed exactly
-# one error line, naming why: "not compiled in" or cudaGetDeviceCount's answer.
-# On a machine where NCCL can run (a GPU, as `hpcml info` says) there is nothing
-# to refuse: skipped.
-# `hpcml info` says "NCCL ... , N GPU(s)" where NCCL can run.
-execute_process(COMMAND ${HPCML} info OUTPUT_VARIABLE info ERROR_VARIABLE info_err TIMEOUT 30)
-if("${info}" MATCHES "NCCL +[^\n]*, [0-9]+ GPU\\(s\\)")
-  message("SKIPPED: NCCL runs here (a GPU is visible): nothing to refuse")
-  return()
+# Runs `hpcml ARGS...` on 2 ranks and passes only if every rank exited non-zero
+# and the job printed exactly one error line, matching EXPECT.
+# Without CODEC: selecting NCCL where it cannot run (no NCCL built in, or no
+# GPU); the line must say why ("not compiled in" or cudaGetDeviceCount's
+# answer). On a machine where NCCL can run (a GPU, as `hpcml info` says) there
+# is nothing to refuse: skipped.
+# With CODEC: a parallel.compression the NCCL transport does not run; the line
+# names parallel.compression and the codec. That refusal comes before any GPU
+# is looked for, so it runs on any machine.
+if(DEFINED CODEC)
+  set(expect "parallel[.]compression'?: \"${CODEC}\" is not built for parallel.transport = \"nccl\", use none, fp16 or bf16")
+else()
+  set(expect "not compiled in|no GPU for the NCCL transport: cudaGetDeviceCount")
+  # `hpcml info` says "NCCL ... , N GPU(s)" where NCCL can run.
+  execute_process(COMMAND ${HPCML} info OUTPUT_VARIABLE info ERROR_VARIABLE info_err TIMEOUT 30)
+  if("${info}" MATCHES "NCCL +[^\n]*, [0-9]+ GPU\\(s\\)")
+    message("SKIPPED: NCCL runs here (a GPU is visible): nothing to refuse")
+    return()
+  endif()
 endif()
 execute_process(COMMAND ${MPIEXEC} -n 2 sh -c "\"$0\" \"$@\"; echo \"[rank-exit=$?]\"" ${HPCML}
                         ${ARGS}
@@ -25,6 +34,6 @@ endif()
 if(NOT nerrors EQUAL 1)
   message(FATAL_ERROR "${nerrors} error lines (expected exactly one)")
 endif()
-if(NOT "${errors}" MATCHES "not compiled in|no GPU for the NCCL transport: cudaGetDeviceCount")
-  message(FATAL_ERROR "the error line does not say why NCCL cannot run: ${errors}")
+if(NOT "${errors}" MATCHES "${expect}")
+  message(FATAL_ERROR "the error line does not match '${expect}': ${errors}")
 endif()
