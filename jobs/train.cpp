@@ -53,6 +53,9 @@ std::string default_run_name(const std::string& config_path) {
 struct OpenedData {
   std::unique_ptr<io::ShardDataset> train, test;  // test: null when not evaluated
   double open_s = 0;                              // opening and verification, seconds
+  // The model's tensor sizes, in order: from the one model start-up builds to
+  // check the layers against the data (the parameter-server shard plan).
+  std::vector<std::size_t> tensor_sizes;
 };
 
 // Every rank opens the splits (metadata only); shard verification is spread
@@ -93,7 +96,9 @@ OpenedData open_data(comm::Communicator& world, const TrainConfig& cfg, std::siz
   comm::agree(world, [&] {
     check_batch_layout(cfg, *d.train, readers);
     // The layers fit the data (an error names the layer), before any rank builds them.
-    build_model(cfg.model, d.train->features(), static_cast<std::size_t>(d.train->classes()));
+    const Model m =
+        build_model(cfg.model, d.train->features(), static_cast<std::size_t>(d.train->classes()));
+    for (const auto& t : m.tensors()) d.tensor_sizes.push_back(t.size());
   });
   d.open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
   return d;
@@ -446,13 +451,7 @@ int run_train(const TrainArgs& args) {
   // instead of the trainer.
   std::vector<std::size_t> bounds;
   if (ps_group) {
-    comm::agree(world, [&] {
-      const Model m =
-          build_model(cfg.model, train.features(), static_cast<std::size_t>(train.classes()));
-      std::vector<std::size_t> sizes;
-      for (const auto& t : m.tensors()) sizes.push_back(t.size());
-      bounds = comm::plan_shards(sizes, ps.servers);
-    });
+    comm::agree(world, [&] { bounds = comm::plan_shards(data.tensor_sizes, ps.servers); });
     if (server) {
       // The workers' setup agreements (making the trainer; the resume), then the loop.
       comm::agree(world, [] {});
