@@ -58,9 +58,10 @@ int run(const BenchArgs& args) {
     HPCML_REQUIRE(args.factor >= 2, ConfigError, "--factor: expected an integer >= 2");
     spec.factor = args.factor;
     spec.op = comm::parse_reduce_op(args.op, "--op");
-    if (args.transport == "nccl") {
+    if (comm::choose_transport(comm::parse_transport_choice(args.transport, "--transport"), "",
+                               comm::Codec::kNone, nullptr,
+                               "--transport nccl: ") == comm::Transport::kNccl) {
       // Device buffers: ncclAllReduce against MPI staged through host memory.
-      comm::require_nccl("--transport nccl: ");
       if (args.algo == "all")
         spec.algos = {comm::Algo::kNccl, comm::Algo::kMpi};
       else if (args.algo == "nccl" || args.algo == "mpi")

@@ -288,21 +288,14 @@ int run_train(const TrainArgs& args) {
     doc.check_unknown(tables_left_to_others(ConfigReader::kTrain, doc));
   });
 
-  // parallel.transport: refused here, before any data is opened, when NCCL is
-  // chosen but cannot run (one line, every rank exits non-zero).
-  const comm::Transport transport = comm::resolve_transport(
-      reducer_options.transport, cfg.parallel.backend, comm::is_built(comm::Transport::kNccl));
-  // "auto" picks nccl only for the cuda backend, whose own start-up check
-  // (below) names the missing GPU first. A codec the NCCL path does not run is
-  // refused before either (read_reducer_options refuses it for an explicit
-  // "nccl"; this covers "auto").
+  // parallel.transport: decided (or refused, one line, every rank exits
+  // non-zero) here, before any data is opened.
+  comm::Transport transport = comm::Transport::kMpi;
   comm::NcclOptions nccl_options;
   comm::agree(world, [&] {
+    transport = comm::choose_transport(reducer_options.transport, cfg.parallel.backend,
+                                       reducer_options.compression, &doc);
     if (transport != comm::Transport::kNccl) return;
-    if (const std::string why = comm::nccl_codec_refusal(reducer_options.compression); !why.empty())
-      doc.fail("parallel.compression", why);
-    if (reducer_options.transport == comm::TransportChoice::kNccl)
-      comm::require_nccl("parallel.transport = \"nccl\": ");
     // The table as GradientReducer reads it: defaults < config < environment.
     comm::Thresholds t;
     if (!reducer_options.thresholds.empty())

@@ -7,6 +7,7 @@
 
 #include "hpcml/comm/nccl.hpp"
 #include "hpcml/config.hpp"
+#include "hpcml/core/config_doc.hpp"
 #include "hpcml/core/error.hpp"
 
 namespace hpcml::comm {
@@ -126,6 +127,19 @@ std::string describe_transport_by_size(Communicator& comm, Transport transport, 
 void require_nccl(const std::string& what) {
   const std::string reason = nccl_unavailable_reason();
   if (!reason.empty()) HPCML_THROW(NotAvailableError, what + reason);
+}
+
+Transport choose_transport(TransportChoice choice, const std::string& backend, Codec codec,
+                           const ConfigDoc* doc, const std::string& what) {
+  const Transport transport = resolve_transport(choice, backend, is_built(Transport::kNccl));
+  if (transport != Transport::kNccl) return transport;
+  // read_reducer_options refuses the codec for an explicit "nccl"; this covers "auto".
+  if (const std::string why = nccl_codec_refusal(codec); !why.empty()) {
+    if (doc) doc->fail("parallel.compression", why);
+    HPCML_THROW(ConfigError, "parallel.compression: " + why);
+  }
+  if (choice == TransportChoice::kNccl) require_nccl(what);
+  return transport;
 }
 
 #ifndef HPCML_HAS_NCCL

@@ -171,6 +171,46 @@ TEST(NcclNodes, EmulatedSplitNamesNodeLeaderAndSizes) {
   EXPECT_EQ(one.local_size, 3);
 }
 
+TEST(TransportChoice, ChooseTransportDecidesOrGivesTheOneRefusal) {
+  using hpcml::comm::choose_transport;
+  using hpcml::comm::Codec;
+  auto doc = hpcml::ConfigDoc::parse("", "t.toml");
+  // mpi, and auto off the cuda backend: no NCCL check, whatever the codec.
+  for (Codec c : {Codec::kNone, Codec::kInt8, Codec::kTopk}) {
+    EXPECT_EQ(choose_transport(TransportChoice::kMpi, "cuda", c, &doc), Transport::kMpi);
+    EXPECT_EQ(choose_transport(TransportChoice::kAuto, "omp", c, &doc), Transport::kMpi);
+  }
+  // A codec NCCL does not run: the parallel.compression line, before require_nccl.
+  try {
+    choose_transport(TransportChoice::kNccl, "omp", Codec::kInt8, &doc);
+    ADD_FAILURE() << "int8 on nccl passed";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "t.toml: key 'parallel.compression': \"int8\" is not built for parallel.transport "
+              "= \"nccl\"; use none, fp16 or bf16");
+  }
+  try {
+    choose_transport(TransportChoice::kNccl, "", Codec::kTopk, nullptr);
+    ADD_FAILURE() << "topk on nccl passed";
+  } catch (const hpcml::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "parallel.compression: \"topk\" is not built for parallel.transport = \"nccl\"; "
+              "use none, fp16 or bf16");
+  }
+  // An explicit nccl: require_nccl's line with the caller's prefix, or nccl.
+  const std::string reason = hpcml::comm::nccl_unavailable_reason();
+  try {
+    EXPECT_EQ(choose_transport(TransportChoice::kNccl, "", Codec::kNone, nullptr, "--x nccl: "),
+              Transport::kNccl);
+    EXPECT_EQ(reason, "");
+  } catch (const hpcml::NotAvailableError& e) {
+    EXPECT_EQ(std::string(e.what()), "--x nccl: " + reason);
+  }
+  // auto on cuda: nccl exactly when built (a missing GPU is the backend's line).
+  EXPECT_EQ(choose_transport(TransportChoice::kAuto, "cuda", Codec::kNone, &doc),
+            hpcml::comm::is_built(Transport::kNccl) ? Transport::kNccl : Transport::kMpi);
+}
+
 #ifndef HPCML_HAS_NCCL
 TEST(TransportChoice, NcclIsNotCompiledIn) {
   EXPECT_EQ(config_error("[parallel]\ntransport = \"nccl\"\n"),

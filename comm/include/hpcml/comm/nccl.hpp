@@ -27,6 +27,10 @@
 #include "hpcml/comm/mpi.hpp"
 #include "hpcml/core/collectives.hpp"
 
+namespace hpcml {
+class ConfigDoc;
+}
+
 namespace hpcml::comm {
 
 /// Why NCCL cannot run in this process, in one line, or "" when it can:
@@ -98,6 +102,17 @@ std::string nccl_codec_refusal(Codec codec);
 /// True when this build has the NCCL transport and the CUDA device codecs
 /// (comm/src/nccl/device_codec.cu among hpcml_comm's sources).
 bool nccl_device_codecs_built();
+
+/// The one place a run's transport is decided: parallel.transport = `choice`
+/// for compute backend `backend` (resolve_transport), or the one line refusing
+/// NCCL, in this order: a codec the NCCL transport does not run
+/// (nccl_codec_refusal; ConfigError naming parallel.compression, through `doc`
+/// when given), then, for an explicit "nccl", NotAvailableError from
+/// require_nccl(`what`). "auto" picks nccl only for the cuda backend, whose own
+/// start-up check names a missing GPU. Not collective: call it in comm::agree.
+Transport choose_transport(TransportChoice choice, const std::string& backend, Codec codec,
+                           const ConfigDoc* doc,
+                           const std::string& what = "parallel.transport = \"nccl\": ");
 
 /// Where a rank sits for the hierarchical NCCL path: its node's index (nodes
 /// numbered by their lowest rank), its rank within the node, the node's rank
