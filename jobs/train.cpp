@@ -297,12 +297,7 @@ int run_train(const TrainArgs& args) {
                                        reducer_options.compression, &doc);
     if (transport != comm::Transport::kNccl) return;
     // The table as GradientReducer reads it: defaults < config < environment.
-    comm::Thresholds t;
-    if (!reducer_options.thresholds.empty())
-      t = comm::Thresholds::parse(reducer_options.thresholds, t, "parallel.allreduce_thresholds");
-    if (const char* text = std::getenv("HPCML_ALLREDUCE_THRESHOLDS"))
-      t = comm::Thresholds::parse(text, t, "HPCML_ALLREDUCE_THRESHOLDS");
-    nccl_options.thresholds = t;
+    nccl_options.thresholds = comm::effective_thresholds(reducer_options);
     nccl_options.codec = reducer_options.compression;
     nccl_options.fusion_mb = reducer_options.fusion_mb;
     nccl_options.stall_timeout_s = reducer_options.stall_timeout_s;

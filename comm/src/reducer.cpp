@@ -83,16 +83,20 @@ struct GradientReducer::Bucket {
   detail::Clock::time_point start, end;  // written by the progress thread
 };
 
-GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& options)
-    : CommunicatorCollectives(comm), options_(options) {
-  // Precedence: defaults < config < environment (expert override, read once).
-  CommOptions co = comm.options();
+Thresholds effective_thresholds(const ReducerOptions& options) {
   Thresholds t;
   if (!options.thresholds.empty())
     t = Thresholds::parse(options.thresholds, t, "parallel.allreduce_thresholds");
   if (const char* env = std::getenv("HPCML_ALLREDUCE_THRESHOLDS"))
     t = Thresholds::parse(env, t, "HPCML_ALLREDUCE_THRESHOLDS");
-  co.thresholds = t;
+  return t;
+}
+
+GradientReducer::GradientReducer(Communicator& comm, const ReducerOptions& options)
+    : CommunicatorCollectives(comm), options_(options) {
+  // Precedence: defaults < config < environment (expert override, read once).
+  CommOptions co = comm.options();
+  co.thresholds = effective_thresholds(options);
   co.stall_timeout_s = options.stall_timeout_s;
   if (std::getenv("HPCML_STALL_TIMEOUT_S"))
     co.stall_timeout_s = CommOptions::from_environment().stall_timeout_s;

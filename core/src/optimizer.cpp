@@ -11,7 +11,10 @@ Optimizer::Optimizer(Model& model, std::size_t slots)
     : model_(model),
       slots_(slots),
       memory_(&model.memory()),
-      state_(model.memory(), slots * model.parameters().size()) {}
+      state_(model.memory(), slots * model.parameters().size()),
+      all_tensors_(model.tensors().size()) {
+  for (std::size_t i = 0; i < all_tensors_.size(); ++i) all_tensors_[i] = i;
+}
 
 void Optimizer::check_memory() const {
   Backend& now = model_.memory();
@@ -70,9 +73,7 @@ void Optimizer::update_tensor(Backend& be, const TensorView& tv, double lr, std:
 }
 
 void Optimizer::step(Backend& be, double lr, std::size_t t) {
-  std::vector<std::size_t> all(model_.tensors().size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  step_tensors(be, lr, t, all);
+  step_tensors(be, lr, t, all_tensors_);
 }
 
 void Optimizer::step_tensors(Backend& be, double lr, std::size_t t,

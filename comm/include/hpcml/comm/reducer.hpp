@@ -54,6 +54,11 @@ struct ReducerOptions {
 /// transport "mpi", an MPI algorithm or a codec with transport "nccl".
 ReducerOptions read_reducer_options(ConfigDoc& doc);
 
+/// The all-reduce threshold table these options give: defaults <
+/// parallel.allreduce_thresholds < HPCML_ALLREDUCE_THRESHOLDS (an expert
+/// override). Throws ConfigError naming the source of a bad entry.
+Thresholds effective_thresholds(const ReducerOptions& options);
+
 /// One line for the start-of-run log: "algo=auto fusion_mb=1 compression=none ...".
 std::string describe(const ReducerOptions& options, const Communicator& comm);
 

@@ -80,6 +80,7 @@ class Optimizer {
   std::size_t slots_;
   Backend* memory_;  // Model::memory() when the state was allocated
   BackendArray<float> state_;
+  std::vector<std::size_t> all_tensors_;  // 0 .. tensors-1: step() is step_tensors of these
 };
 
 /// Plain SGD with momentum and L2 weight decay on weights:
